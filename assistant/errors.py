@@ -1,0 +1,41 @@
+"""Errors a user can act on: each message says what to do next.
+
+Core code raises these and never prints; each interface turns them into its own medium
+(the CLI into a message and an exit code).
+"""
+
+
+class AssistantError(Exception):
+    """Base class: anything the user can fix by following the message."""
+
+    exit_code = 1
+
+
+class ConfigurationError(AssistantError):
+    """A setting names something that cannot be used (unknown backend, missing package, ...)."""
+
+    exit_code = 2
+
+
+class CorpusError(AssistantError):
+    """The corpus directory is missing, empty, or holds nothing that can be indexed."""
+
+    exit_code = 3
+
+
+class IndexNotFoundError(AssistantError):
+    """There is no index yet where the settings point."""
+
+    exit_code = 4
+
+
+class IndexMismatchError(AssistantError):
+    """The index was built with another embedding model (or an incompatible version)."""
+
+    exit_code = 5
+
+
+class StoreUnavailableError(AssistantError):
+    """The Chroma server cannot be reached."""
+
+    exit_code = 6

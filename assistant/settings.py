@@ -1,0 +1,64 @@
+"""Settings: the one place that reads the environment (`ASSISTANT_*`); CLI flags override it.
+
+Defaults: the corpus is `./corpus` when it exists (else the project's own `corpus/`), the index
+lives in the user's data directory under a name derived from the corpus path, so switching corpora
+never mixes their chunks, and the embedded Chroma store is used unless a server URL is set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+PROJECT_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+ENV_PREFIX = "ASSISTANT_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    corpus: Path
+    index_dir: Path
+    chroma_url: str | None = None
+    collection: str = ""
+    embeddings: str = "e5-small"
+    llm: str = "llama-cpp"
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from `env` (default: the process environment), then non-None `overrides`."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {
+            f.name: env[ENV_PREFIX + f.name.upper()]
+            for f in fields(cls)
+            if env.get(ENV_PREFIX + f.name.upper())
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        corpus = Path(str(values.pop("corpus", default_corpus()))).expanduser().resolve()
+        index_dir = values.pop("index_dir", None)
+        settings = cls(
+            corpus=corpus,
+            index_dir=Path(str(index_dir)).expanduser().resolve() if index_dir else default_index_dir(corpus),
+            **values,  # type: ignore[arg-type]
+        )
+        return settings if settings.collection else replace(settings, collection=collection_name(corpus))
+
+
+def default_corpus() -> Path:
+    local = Path.cwd() / "corpus"
+    return local if local.is_dir() else PROJECT_CORPUS
+
+
+def default_index_dir(corpus: Path) -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("assistant", appauthor=False)) / "indexes" / collection_name(corpus)
+
+
+def collection_name(corpus: Path) -> str:
+    """A Chroma-safe name unique to the corpus directory, e.g. `corpus-3f2a9c1b`."""
+    slug = re.sub(r"[^a-zA-Z0-9_-]+", "-", corpus.name).strip("-_")[:40] or "corpus"
+    return f"{slug}-{hashlib.sha256(str(corpus).encode()).hexdigest()[:8]}"

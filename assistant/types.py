@@ -1,0 +1,74 @@
+"""The values that flow between pipeline stages, defined in one place.
+
+Each stage takes and returns these small frozen dataclasses; LangChain documents and Chroma
+dicts never leave the modules that talk to those libraries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """A body paragraph of a document: `text == document.text[start:end]`."""
+
+    number: int  # 1-based, counting body paragraphs only (headings excluded)
+    start: int
+    end: int
+    section: str  # the heading this paragraph sits under ("" before the first heading)
+
+
+@dataclass(frozen=True)
+class Document:
+    """One corpus file after cleaning: the original text plus where its body paragraphs are."""
+
+    source: str  # path relative to the corpus directory, e.g. "stepfun-b-plus-round.txt"
+    text: str  # the file's text exactly as read (offsets point into it)
+    sha256: str  # of the file's bytes: decides whether re-indexing is needed
+    title: str
+    paragraphs: tuple[Paragraph, ...]
+    meta: dict[str, str] = field(default_factory=dict)  # outlet, byline, date, ... (sidecar)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A window of whole sentences: `text == document.text[start:end]`."""
+
+    chunk_id: str
+    source: str
+    title: str
+    section: str
+    paragraph: int
+    start: int
+    end: int
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with the evidence for its rank (scores are None where a retriever missed)."""
+
+    chunk: Chunk
+    rank: int  # 1-based fused rank
+    score: float  # fused score (higher is better)
+    dense_score: float | None = None  # cosine similarity
+    dense_rank: int | None = None
+    keyword_score: float | None = None  # BM25
+    keyword_rank: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.chunk.to_dict()
+        d.update(
+            rank=self.rank,
+            score=round(self.score, 6),
+            dense_score=None if self.dense_score is None else round(self.dense_score, 6),
+            dense_rank=self.dense_rank,
+            keyword_score=None if self.keyword_score is None else round(self.keyword_score, 6),
+            keyword_rank=self.keyword_rank,
+        )
+        return d
