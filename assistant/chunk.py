@@ -19,8 +19,9 @@ from .types import Chunk, Document, Paragraph
 TARGET_CHARS = 300
 MAX_CHARS = 400
 
-# A sentence ends at a terminator (plus closing quotes/brackets), or at "." followed by whitespace.
-_SENTENCE_END = re.compile(r"[。！？!?…]+[”’」』）)]*|(?<![0-9A-Z])\.(?=\s)")
+# A sentence ends at a terminator (plus closing quotes/brackets), or at "." followed by whitespace and
+# a capital, digit, CJK character or quote (not after a lone initial such as "J.").
+_SENTENCE_END = re.compile(r"[。！？!?…]+[”’」』）)]*|(?<!\b[A-Z])\.(?=\s+[A-Z0-9\u4e00-\u9fff\"“(]|\s*$)")
 # Where an over-long sentence may be cut: after clause punctuation (an ASCII comma between digits,
 # as in 5,000, is part of a number).
 _CLAUSE_END = re.compile(r"[，；;：:、—]+|(?<![0-9]),(?![0-9])|,(?=\s)")

@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON (one line per question with -)")
     p.set_defaults(run=cmd_search)
 
+    p = sub.add_parser("eval-retrieval", parents=[common], help="retrieval hit@1/3/5 on an eval set (JSON Lines)")
+    p.add_argument("file", help="eval set, e.g. ../shared/eval/article_qa_dev.jsonl")
+    p.add_argument("--index", action="store_true", help="bring the index up to date with --corpus first")
+    p.add_argument("--misses", action="store_true", help="also list questions whose first passage missed")
+    p.set_defaults(run=cmd_eval_retrieval)
+
     p = sub.add_parser("info", parents=[common], help="what is indexed, with which model, where")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_info)
@@ -104,6 +110,22 @@ def cmd_search(assistant: Assistant, args: argparse.Namespace) -> int:
             print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
         else:
             _print_hits(question, hits)
+    return 0
+
+
+def cmd_eval_retrieval(assistant: Assistant, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .evaluate import read_items, retrieval_metrics
+
+    items = read_items(Path(args.file))
+    if args.index:
+        cmd_index(assistant, argparse.Namespace(rebuild=False))
+    metrics = retrieval_metrics(lambda q, k: assistant.search(q, k=k), items)
+    misses = metrics.pop("not_first")
+    if args.misses:
+        metrics["not_first"] = misses
+    print(json.dumps(metrics, ensure_ascii=False, indent=2))
     return 0
 
 

@@ -1,0 +1,102 @@
+from pathlib import Path
+
+import pytest
+
+from assistant.errors import CorpusError
+from assistant.ingest import load_corpus, parse_document, read_document
+from conftest import ARTICLE, ARTICLE_DIR
+
+CHROME = ["ZAKER", "17分钟前", "相关标签", "最新评论", "没有更多评论了", "扫码分享", "热门推荐", "查看更多内容", "泡泡战士"]
+
+
+def body(doc):
+    return "\n".join(doc.text[p.start : p.end] for p in doc.paragraphs)
+
+
+def test_article_chrome_is_stripped_and_metadata_recovered():
+    doc = read_document(ARTICLE, "stepfun-b-plus-round.txt")
+    text = body(doc)
+    for chrome in CHROME:
+        assert chrome not in text, chrome
+    assert doc.title == "阶跃星辰凭什么拿最多的钱"
+    assert doc.meta["byline"].startswith("文 I 下海")
+    assert doc.meta["outlet"].startswith("钛媒体")
+    assert text.startswith("2026 年 1 月 26 日")
+    assert text.endswith("正站在这个时代的风口之上。")
+
+
+def test_article_sections_are_recovered_in_order():
+    doc = read_document(ARTICLE, "stepfun-b-plus-round.txt")
+    sections = list(dict.fromkeys(p.section for p in doc.paragraphs))
+    assert sections == ["", "赛道洗牌", "资本逻辑与估值密码", "从技术创新到商业闭环", "阶跃星辰的挑战", "结语"]
+    assert all(doc.text[p.start : p.end] not in sections for p in doc.paragraphs)
+
+
+def test_paragraph_offsets_point_into_the_unchanged_file():
+    original = ARTICLE.read_text(encoding="utf-8")
+    doc = read_document(ARTICLE, "stepfun-b-plus-round.txt")
+    assert doc.text == original
+    assert [p.number for p in doc.paragraphs] == list(range(1, len(doc.paragraphs) + 1))
+    for p in doc.paragraphs:
+        assert original[p.start : p.end].strip() == original[p.start : p.end] != ""
+
+
+def test_other_captured_pages_are_cleaned_by_the_same_rules():
+    page = (
+        "首页 | 新闻 | 登录\n3小时前\n\n某公司完成新一轮融资\n\n作者:张三\n\n"
+        "某公司今日宣布完成 10 亿元融资。本轮由甲基金领投。\n\n公司背景\n\n"
+        "该公司成立于 2020 年,专注于芯片设计。\n\n推荐阅读\n\n另一篇无关文章的标题\n\n无关正文。"
+    )
+    doc = parse_document(page, "other.txt", {})
+    assert doc.title == "某公司完成新一轮融资"
+    assert doc.meta["byline"] == "作者:张三"
+    assert body(doc) == "某公司今日宣布完成 10 亿元融资。本轮由甲基金领投。\n该公司成立于 2020 年,专注于芯片设计。"
+    assert [p.section for p in doc.paragraphs] == ["", "公司背景"]
+
+
+def test_english_page_chrome_and_markdown_headings():
+    page = "Home  Log in\n# Chips are back\n\nIntro line one\nwraps here.\n\n## Money\n\nThey raised $5 bn.\n\nRelated articles\n\nOther story"
+    doc = parse_document(page, "en.md", {})
+    assert doc.title == "Chips are back"
+    assert body(doc) == "Intro line one\nwraps here.\nThey raised $5 bn."
+    assert [p.section for p in doc.paragraphs] == ["", "Money"]
+
+
+def test_plain_passage_without_chrome_keeps_first_line_as_title():
+    doc = parse_document("泡泡战士\n基于《跑跑卡丁车》开发的游戏。玩家以水枪泡封敌人。", "trial.txt", {})
+    assert doc.title == "泡泡战士"
+    assert body(doc) == "基于《跑跑卡丁车》开发的游戏。玩家以水枪泡封敌人。"
+
+
+def test_bad_files_are_skipped_with_a_reason_and_the_rest_is_ingested(tmp_path: Path):
+    (tmp_path / "good.txt").write_text("标题\n\n正文第一句。正文第二句。", encoding="utf-8")
+    (tmp_path / "gbk.txt").write_bytes("标题\n正文。".encode("gb18030"))
+    (tmp_path / "blob.txt").write_bytes(b"\x00\x01\x02binary")
+    (tmp_path / "empty.txt").write_text("   \n", encoding="utf-8")
+    (tmp_path / "notes.csv").write_text("a,b", encoding="utf-8")
+    (tmp_path / "good.meta.json").write_text("{not json", encoding="utf-8")
+    docs, skipped = load_corpus(tmp_path)
+    assert [d.source for d in docs] == ["good.txt"]
+    reasons = {s.source: s.reason for s in skipped}
+    assert set(reasons) == {"gbk.txt", "blob.txt", "empty.txt"}
+    assert "UTF-8" in reasons["gbk.txt"] and "iconv" in reasons["gbk.txt"]
+    assert "binary" in reasons["blob.txt"]
+
+
+def test_missing_corpus_directory_says_what_to_do(tmp_path: Path):
+    with pytest.raises(CorpusError, match="ASSISTANT_CORPUS"):
+        load_corpus(tmp_path / "nope")
+
+
+def test_sidecar_metadata_overrides_and_subdirectories_are_ingested(tmp_path: Path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.txt").write_text("Some page\n\nText here. More text.", encoding="utf-8")
+    (tmp_path / "sub" / "a.meta.json").write_text('{"title": "Some page", "date": "2026-01-01", "x": 1}', encoding="utf-8")
+    docs, _ = load_corpus(tmp_path)
+    assert docs[0].source == "sub/a.txt"
+    assert docs[0].meta == {"title": "Some page", "date": "2026-01-01"}
+
+
+def test_shipped_corpus_has_only_the_article():
+    docs, skipped = load_corpus(ARTICLE_DIR)
+    assert [d.source for d in docs] == ["stepfun-b-plus-round.txt"] and not skipped
