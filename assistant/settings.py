@@ -26,6 +26,9 @@ class Settings:
     collection: str = ""
     embeddings: str = "e5-small"
     llm: str = "llama-cpp"
+    openai_base_url: str | None = None  # for llm = "openai:<model>": any OpenAI-compatible server
+    openai_api_key: str | None = None
+    llm_timeout: float = 120.0  # seconds for one model call
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -37,6 +40,8 @@ class Settings:
             if env.get(ENV_PREFIX + f.name.upper())
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if "llm_timeout" in values:
+            values["llm_timeout"] = float(str(values["llm_timeout"]))
         corpus = Path(str(values.pop("corpus", default_corpus()))).expanduser().resolve()
         index_dir = values.pop("index_dir", None)
         settings = cls(
