@@ -121,7 +121,7 @@ def cmd_eval_retrieval(assistant: Assistant, args: argparse.Namespace) -> int:
     items = read_items(Path(args.file))
     if args.index:
         cmd_index(assistant, argparse.Namespace(rebuild=False))
-    metrics = retrieval_metrics(lambda q, k: assistant.search(q, k=k), items)
+    metrics = retrieval_metrics(lambda q, k, history: assistant.search(q, k=k, history=history), items)
     misses = metrics.pop("not_first")
     if args.misses:
         metrics["not_first"] = misses

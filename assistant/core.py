@@ -46,8 +46,9 @@ class Assistant:
         self._retriever = None  # the next search sees the new chunks
         return report
 
-    def search(self, question: str, k: int = 5) -> list[Hit]:
-        return self.retriever.search(question, k=k)
+    def search(self, question: str, k: int = 5, history: list[str] | None = None) -> list[Hit]:
+        """The `k` passages that best match `question` (earlier user turns in `history` help follow-ups)."""
+        return self.retriever.search(question, k=k, history=history)
 
     def as_retriever(self, k: int = 5) -> LangChainRetriever:
         """A LangChain `BaseRetriever` over this assistant's index."""

@@ -39,3 +39,15 @@ class StoreUnavailableError(AssistantError):
     """The Chroma server cannot be reached."""
 
     exit_code = 6
+
+
+class ModelTimeoutError(AssistantError):
+    """The chat model did not finish within the configured timeout."""
+
+    exit_code = 7
+
+
+class ModelUnavailableError(AssistantError):
+    """The chat model cannot be loaded or its server cannot be reached."""
+
+    exit_code = 8

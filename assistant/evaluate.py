@@ -1,7 +1,8 @@
 """Evaluate: eval-set items in, metrics out (retrieval hit@k for now).
 
 Reads the shared JSON Lines format (`turns`, `answers`, `evidence`, `answerable`, `source`), asks
-the retriever the last turn of each answerable item, and counts a hit at k when one of the top-k
+the retriever the last turn of each answerable item (earlier turns passed as history, as a chat
+would), and counts a hit at k when one of the top-k
 chunks contains an evidence string (compared after NFKC and with whitespace removed) and, where
 the item names a `source` file, comes from that file. The questions never reach the product.
 """
@@ -61,7 +62,7 @@ def is_hit(hit: Hit, item: Item) -> bool:
 
 
 def retrieval_metrics(
-    search: Callable[[str, int], list[Hit]], items: Iterable[Item], ks: tuple[int, ...] = (1, 3, 5)
+    search: Callable[[str, int, list[str]], list[Hit]], items: Iterable[Item], ks: tuple[int, ...] = (1, 3, 5)
 ) -> dict[str, Any]:
     """hit@k for each k over answerable items, plus the misses at the largest k and latency."""
     depth = max(ks)
@@ -72,7 +73,7 @@ def retrieval_metrics(
             continue
         n += 1
         started = time.perf_counter()
-        hits = search(item.turns[-1], depth)
+        hits = search(item.turns[-1], depth, item.turns[:-1])
         latencies.append(time.perf_counter() - started)
         first = next((h.rank for h in hits if is_hit(h, item)), None)
         for k in ks:

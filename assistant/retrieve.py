@@ -2,15 +2,19 @@
 
 Hybrid search over one `Index`: the dense top-n from Chroma and the BM25 top-n over jieba tokens
 are fused by reciprocal rank (RRF), so a chunk that both agree on rises, and an English question
-still finds a Chinese passage through the multilingual embeddings. The keyword index is built in
-memory from the tokens stored with the chunks, once per retriever. `LangChainRetriever` wraps it
-as a LangChain `BaseRetriever`. Rewriting follow-up questions is left to `answer`.
+still finds a Chinese passage through the multilingual embeddings. The fused top candidates are
+then re-scored by how much of the question one of their sentences covers (character bigrams), which
+puts the window holding the answering sentence first. The keyword index is built in memory from
+the tokens stored with the chunks. `LangChainRetriever` wraps it as a LangChain `BaseRetriever`.
+Rewriting follow-up questions with a model is left to `answer`.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
+import unicodedata
 from dataclasses import dataclass
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -18,6 +22,7 @@ from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
+from .chunk import split_sentences
 from .index import Index
 from .keyword import BM25, tokenize
 from .types import Chunk, Hit
@@ -31,8 +36,14 @@ class FusionWeights:
 
     dense: float = 1.0
     keyword: float = 1.0
-    k: int = 60
+    k: int = 10
     candidates: int = 30  # how deep each retriever looks before fusion
+    rerank_depth: int = 20  # fused candidates re-scored by sentence overlap
+    overlap: float = 0.5  # weight of the best sentence's question coverage against the normalised RRF score
+
+
+# Question words and marks: they are in the question but never in the answering sentence.
+_QUESTION_WORDS = re.compile(r"什么|多少|哪些|哪个|哪家|哪里|哪一|哪|是谁|谁|怎么|如何|为什么|几|吗|呢|[？?]")
 
 
 class HybridRetriever:
@@ -48,40 +59,76 @@ class HybridRetriever:
         self._bm25 = BM25([s.tokens for s in stored])
         log.info("keyword index over %d chunks built in %.2fs", len(self.chunks), time.perf_counter() - started)
 
-    def search(self, query: str, k: int = 5) -> list[Hit]:
-        """The `k` best chunks for `query`, best first (empty for a blank query)."""
+    def search(self, query: str, k: int = 5, history: list[str] | None = None) -> list[Hit]:
+        """The `k` best chunks for `query`, best first (empty for a blank query).
+
+        `history` (earlier user turns) is added to the search text, so a follow-up such as
+        "他有什么经验？" still finds the person the conversation is about.
+        """
         if not query.strip() or not self.chunks:
             return []
+        search_text = " ".join([*(history or [])[-2:], query])
         depth = max(self.weights.candidates, k)
         started = time.perf_counter()
-        dense = [(self._by_id[cid], score) for cid, score in self.index.dense_search(query, depth) if cid in self._by_id]
+        dense = [(self._by_id[cid], s) for cid, s in self.index.dense_search(search_text, depth) if cid in self._by_id]
         dense_s = time.perf_counter() - started
-        keyword = self._bm25.search(tokenize(query), depth)
-        hits = self._fuse(dense, keyword)[:k]
+        keyword = self._bm25.search(tokenize(search_text), depth)
+        hits = self._rerank(query, self._fuse(dense, keyword))[:k]
         log.info("retrieved %d hits in %.3fs (dense %.3fs)", len(hits), time.perf_counter() - started, dense_s)
         return hits
 
-    def _fuse(self, dense: list[tuple[int, float]], keyword: list[tuple[int, float]]) -> list[Hit]:
+    def _fuse(self, dense: list[tuple[int, float]], keyword: list[tuple[int, float]]) -> list[dict[str, float]]:
         w = self.weights
         fused: dict[int, dict[str, float]] = {}
         for name, weight, ranked in (("dense", w.dense, dense), ("keyword", w.keyword, keyword)):
             for rank, (i, score) in enumerate(ranked, start=1):
-                entry = fused.setdefault(i, {"score": 0.0})
-                entry["score"] += weight / (w.k + rank)
+                entry = fused.setdefault(i, {"i": i, "rrf": 0.0})
+                entry["rrf"] += weight / (w.k + rank)
                 entry[f"{name}_score"], entry[f"{name}_rank"] = score, rank
-        order = sorted(fused.items(), key=lambda item: (-item[1]["score"], item[0]))
-        return [
-            Hit(
-                chunk=self.chunks[i],
-                rank=rank,
-                score=e["score"],
-                dense_score=e.get("dense_score"),
-                dense_rank=_int(e.get("dense_rank")),
-                keyword_score=e.get("keyword_score"),
-                keyword_rank=_int(e.get("keyword_rank")),
-            )
-            for rank, (i, e) in enumerate(order, start=1)
-        ]
+        return sorted(fused.values(), key=lambda e: (-e["rrf"], e["i"]))
+
+    def _rerank(self, query: str, fused: list[dict[str, float]]) -> list[Hit]:
+        """Re-score the top candidates: normalised RRF plus the best sentence's question coverage."""
+        if not fused:
+            return []
+        w = self.weights
+        best_rrf = fused[0]["rrf"]
+        question = _bigrams(_QUESTION_WORDS.sub(" ", query))
+        for e in fused[: w.rerank_depth]:
+            e["overlap"] = self._coverage(int(e["i"]), question)
+            e["score"] = e["rrf"] / best_rrf + w.overlap * e["overlap"]
+        for e in fused[w.rerank_depth :]:
+            e["score"] = e["rrf"] / best_rrf
+        order = sorted(fused, key=lambda e: (-e["score"], e["i"]))
+        return [_hit(self.chunks[int(e["i"])], rank, e) for rank, e in enumerate(order, start=1)]
+
+    def _coverage(self, i: int, question: set[str]) -> float:
+        """The largest share of the question's bigrams that one sentence of chunk `i` contains."""
+        if not question:
+            return 0.0
+        text = self.chunks[i].text
+        return max(
+            (len(question & _bigrams(text[s:e])) / len(question) for s, e in split_sentences(text, 0, len(text))),
+            default=0.0,
+        )
+
+
+def _bigrams(text: str) -> set[str]:
+    t = re.sub(r"\s+", "", unicodedata.normalize("NFKC", text).lower())
+    return {t[i : i + 2] for i in range(len(t) - 1)}
+
+
+def _hit(chunk: Chunk, rank: int, e: dict[str, float]) -> Hit:
+    return Hit(
+        chunk=chunk,
+        rank=rank,
+        score=e["score"],
+        dense_score=e.get("dense_score"),
+        dense_rank=_int(e.get("dense_rank")),
+        keyword_score=e.get("keyword_score"),
+        keyword_rank=_int(e.get("keyword_rank")),
+        overlap=e.get("overlap"),
+    )
 
 
 def _int(value: float | None) -> int | None:

@@ -55,11 +55,12 @@ class Hit:
 
     chunk: Chunk
     rank: int  # 1-based fused rank
-    score: float  # fused score (higher is better)
+    score: float  # final score: normalised RRF of dense and keyword ranks + sentence overlap (higher is better)
     dense_score: float | None = None  # cosine similarity
     dense_rank: int | None = None
     keyword_score: float | None = None  # BM25
     keyword_rank: int | None = None
+    overlap: float | None = None  # share of the question's bigrams found in the chunk's best sentence
 
     def to_dict(self) -> dict[str, Any]:
         d = self.chunk.to_dict()
@@ -70,5 +71,6 @@ class Hit:
             dense_rank=self.dense_rank,
             keyword_score=None if self.keyword_score is None else round(self.keyword_score, 6),
             keyword_rank=self.keyword_rank,
+            overlap=None if self.overlap is None else round(self.overlap, 4),
         )
         return d

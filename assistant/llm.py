@@ -1,0 +1,339 @@
+"""Chat models behind LangChain's `BaseChatModel`, chosen by a name; answers stream token by token.
+
+`llama-cpp` (default): the packaged Qwen2.5-Coder-1.5B GGUF (see `model_file`) run by llama.cpp in
+process; `llama-cpp:<path>` runs another local GGUF. `openai:<model>`: any OpenAI-compatible server.
+`fake[:<reply>]`: a scripted reply, for tests and demos. Prompts and answer checking are left to
+`answer` and `verify`; nothing here downloads a model. Each SDK is imported only in its branch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.language_models.chat_models import generate_from_stream
+from langchain_core.messages import AIMessageChunk, BaseMessage, ChatMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+
+from . import model_file
+from .errors import AssistantError, ConfigurationError, ModelTimeoutError, ModelUnavailableError
+
+log = logging.getLogger(__name__)
+
+DEFAULT = "llama-cpp"
+PACKAGED = "packaged"
+FAKE_REPLY = "这是一个用于测试的回答 [1]。"
+LLAMA_PIP = "llama-cpp-python==0.3.36"
+OPENAI_PIP = "langchain-openai==1.7.4"
+NAMES = "llama-cpp, llama-cpp:<path to a .gguf file>, openai:<model>, fake, fake:<reply>"
+_ROLES = {"system": "system", "human": "user", "ai": "assistant"}
+
+
+@dataclass
+class _Loaded:
+    """One llama.cpp model in memory, shared by every `LlamaCppChat` that names the same file."""
+
+    llama: Any
+    formatter: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_loaded: dict[tuple[str, int, int], _Loaded] = {}
+_loading = threading.Lock()
+
+
+class LlamaCppChat(BaseChatModel):
+    """A GGUF chat model run in process by llama-cpp-python; streams one chunk per token.
+
+    The file (the packaged model when `model_path` is None) is loaded on first use and shared
+    process-wide; one generation runs at a time per loaded model. `timeout` bounds a whole call.
+    """
+
+    model_path: str | None = None
+    temperature: float = 0.0
+    max_tokens: int | None = 512
+    stop: list[str] | None = None
+    timeout: float | None = 120.0
+    n_ctx: int = 4096
+    n_threads: int | None = None
+    repeat_penalty: float = 1.0
+    streaming: bool = True  # accepted for compatibility: generation always streams internally
+
+    @property
+    def _llm_type(self) -> str:
+        return "llama-cpp-chat"
+
+    @property
+    def model_name(self) -> str:
+        return Path(self.model_path).stem if self.model_path else model_file.MODEL_NAME
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model_name": self.model_name,
+            "model_path": self.model_path,
+            "n_ctx": self.n_ctx,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "repeat_penalty": self.repeat_penalty,
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="llama-cpp",
+            ls_model_name=kwargs.get("model") or self.model_name,
+            ls_model_type="chat",
+            ls_temperature=kwargs.get("temperature", self.temperature),
+        )
+        if (max_tokens := kwargs.get("max_tokens", self.max_tokens)) is not None:
+            params["ls_max_tokens"] = max_tokens
+        if stop := stop or self.stop:
+            params["ls_stop"] = stop
+        return params
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return generate_from_stream(self._stream(messages, stop=stop, run_manager=run_manager, **kwargs))
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        started = time.monotonic()
+        model = self._model()
+        prompt, stops = self._prompt(model, messages, [*(self.stop or []), *(stop or [])])
+        if not model.lock.acquire(timeout=-1 if self.timeout is None else max(self._remaining(started), 0)):
+            raise ModelTimeoutError(
+                f"the chat model stayed busy with another answer for {self.timeout:.0f} s: "
+                "try again, or raise ASSISTANT_LLM_TIMEOUT"
+            )
+        try:
+            yield from self._generate_tokens(model, prompt, stops, started, run_manager, kwargs)
+        finally:
+            model.lock.release()
+
+    def _generate_tokens(
+        self,
+        model: _Loaded,
+        prompt: list[int],
+        stops: list[str],
+        started: float,
+        run_manager: CallbackManagerForLLMRun | None,
+        kwargs: dict[str, Any],
+    ) -> Iterator[ChatGenerationChunk]:
+        stream = model.llama.create_completion(
+            prompt,
+            stream=True,
+            temperature=kwargs.get("temperature", self.temperature),
+            max_tokens=kwargs.get("max_tokens", self.max_tokens),
+            stop=stops,
+            repeat_penalty=self.repeat_penalty,
+        )
+        text, finish_reason = "", None
+        try:
+            for part in stream:
+                choice = part["choices"][0]
+                finish_reason = choice.get("finish_reason") or finish_reason
+                if choice["text"]:
+                    text += choice["text"]
+                    chunk = ChatGenerationChunk(message=AIMessageChunk(content=choice["text"]))
+                    if run_manager:
+                        run_manager.on_llm_new_token(choice["text"], chunk=chunk)
+                    yield chunk
+                if self.timeout is not None and self._remaining(started) <= 0 and finish_reason is None:
+                    raise ModelTimeoutError(
+                        f"the chat model took longer than {self.timeout:.0f} s (stopped after {len(text)} "
+                        "characters): raise ASSISTANT_LLM_TIMEOUT, ask a shorter question, or use a faster model"
+                    )
+        finally:
+            stream.close()
+        yield self._last_chunk(model, len(prompt), text, finish_reason)
+
+    def _last_chunk(
+        self, model: _Loaded, prompt_tokens: int, text: str, finish_reason: str | None
+    ) -> ChatGenerationChunk:
+        output_tokens = len(model.llama.tokenize(text.encode(), add_bos=False, special=True)) if text else 0
+        usage = {"input_tokens": prompt_tokens, "output_tokens": output_tokens}
+        message = AIMessageChunk(
+            content="",
+            chunk_position="last",
+            usage_metadata={**usage, "total_tokens": prompt_tokens + output_tokens},  # type: ignore[typeddict-item]
+            response_metadata={
+                "model_name": self.model_name,
+                "model_provider": "llama-cpp",
+                "finish_reason": finish_reason or "stop",
+            },
+        )
+        return ChatGenerationChunk(message=message)
+
+    def _remaining(self, started: float) -> float:
+        return (self.timeout or 0.0) - (time.monotonic() - started)
+
+    def _prompt(self, model: _Loaded, messages: list[BaseMessage], stop: list[str]) -> tuple[list[int], list[str]]:
+        """The chat rendered with the model's own template, as tokens, plus the stop strings."""
+        rendered = model.formatter(messages=[_as_dict(m) for m in messages])
+        tokens = model.llama.tokenize(rendered.prompt.encode(), add_bos=not rendered.added_special, special=True)
+        if len(tokens) >= self.n_ctx:
+            raise ConfigurationError(
+                f"the prompt has {len(tokens)} tokens but the chat model's context holds {self.n_ctx}: "
+                "give it fewer or shorter passages, or a larger n_ctx"
+            )
+        extra = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
+        return tokens, [*stop, *extra]
+
+    def _model(self) -> _Loaded:
+        path = Path(self.model_path).expanduser() if self.model_path else model_file.packaged_model_path()
+        key = (str(path.resolve()), self.n_ctx, self.n_threads or os.cpu_count() or 1)
+        with _loading:
+            if key not in _loaded:
+                _loaded[key] = _load(*key)
+            return _loaded[key]
+
+
+def _load(path: str, n_ctx: int, n_threads: int) -> _Loaded:
+    llama_cpp = _require("llama_cpp", LLAMA_PIP)
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    if not os.path.isfile(path):
+        raise ConfigurationError(
+            f"no model file at {path}: give the path of a .gguf file (llama-cpp:/path/to/model.gguf)"
+        )
+    started = time.perf_counter()
+    try:
+        llama = llama_cpp.Llama(
+            model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False
+        )
+    except (ValueError, RuntimeError) as exc:
+        raise ModelUnavailableError(
+            f"llama.cpp cannot load {path} ({exc}): check that it is a GGUF chat model, "
+            f"or reinstall `pip install --force-reinstall {LLAMA_PIP}`"
+        ) from exc
+    template = llama.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise ConfigurationError(f"{path} has no chat template in its metadata: use a chat (instruct) GGUF model")
+    eos, bos = llama.token_eos(), llama.token_bos()
+    formatter = Jinja2ChatFormatter(
+        template=template,
+        eos_token=llama.detokenize([eos], special=True).decode() if eos != -1 else "",
+        bos_token=llama.detokenize([bos], special=True).decode() if bos != -1 else "",
+        stop_token_ids=[eos],
+    )
+    log.info("loaded %s (n_ctx=%d, %d threads) in %.1f s", path, n_ctx, n_threads, time.perf_counter() - started)
+    return _Loaded(llama, formatter)
+
+
+def _as_dict(message: BaseMessage) -> dict[str, str]:
+    role = message.role if isinstance(message, ChatMessage) else _ROLES.get(message.type, "user")
+    return {"role": role, "content": message.text}
+
+
+def make_chat_model(
+    name: str,
+    *,
+    openai_base_url: str | None = None,
+    openai_api_key: str | None = None,
+    timeout: float = 120.0,
+) -> BaseChatModel:
+    """Build the chat model a settings string names (see the module docstring)."""
+    kind, arg = _parse(name)
+    if kind == "llama-cpp":
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise ConfigurationError(f"the llama-cpp chat model needs `pip install {LLAMA_PIP}`")
+        if arg is not None and not Path(arg).expanduser().is_file():
+            raise ConfigurationError(
+                f"no model file at {arg}: give the path of a .gguf file (llama-cpp:/path/to/model.gguf)"
+            )
+        return LlamaCppChat(model_path=arg, timeout=timeout)
+    if kind == "openai":
+        return _openai(arg or "", openai_base_url, openai_api_key, timeout)
+    from langchain_core.language_models import FakeListChatModel
+
+    return FakeListChatModel(responses=[arg or FAKE_REPLY])
+
+
+def _openai(model: str, base_url: str | None, api_key: str | None, timeout: float) -> BaseChatModel:
+    langchain_openai = _require("langchain_openai", OPENAI_PIP)
+    try:
+        return langchain_openai.ChatOpenAI(
+            model=model,
+            base_url=base_url,
+            api_key=api_key or ("not-needed" if base_url else None),
+            timeout=timeout,
+            temperature=0,
+            max_retries=1,
+            streaming=True,
+        )
+    except Exception as exc:  # the SDK raises a bare OpenAIError when no key is set
+        raise ConfigurationError(
+            f"cannot set up openai:{model} ({exc}): set ASSISTANT_OPENAI_API_KEY, "
+            "or ASSISTANT_OPENAI_BASE_URL for a local server that needs no key"
+        ) from exc
+
+
+def _parse(name: str) -> tuple[str, str | None]:
+    """(`llama-cpp` | `openai` | `fake`, argument or None); unknown names are a ConfigurationError."""
+    kind, _, arg = name.partition(":")
+    if kind == "llama-cpp" and arg in ("", PACKAGED):
+        return kind, None
+    if (kind in ("llama-cpp", "openai") and arg) or kind == "fake":
+        return kind, arg or None
+    raise ConfigurationError(f"unknown chat model {name!r}: use one of {NAMES}")
+
+
+def model_label(name: str) -> str:
+    """A short human label for the `models` field of answers."""
+    kind, arg = _parse(name)
+    if kind == "llama-cpp":
+        return f"{Path(arg).stem if arg else model_file.MODEL_NAME} (llama.cpp)"
+    if kind == "openai":
+        return f"{arg} (OpenAI-compatible API)"
+    return "fake (scripted replies)"
+
+
+def explain_error(exc: BaseException) -> AssistantError | None:
+    """The `AssistantError` a user can act on for an exception raised by a chat model, if any."""
+    if isinstance(exc, AssistantError):
+        return exc
+    try:
+        import openai
+    except ImportError:
+        return None
+    if isinstance(exc, openai.APITimeoutError):
+        return ModelTimeoutError(
+            "the chat model server did not answer in time: raise ASSISTANT_LLM_TIMEOUT or check the server"
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        return ModelUnavailableError(
+            f"cannot reach the chat model server ({exc}): start it, or fix ASSISTANT_OPENAI_BASE_URL"
+        )
+    if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
+        return ConfigurationError(f"the chat model server refused the API key ({exc}): check ASSISTANT_OPENAI_API_KEY")
+    if isinstance(exc, openai.NotFoundError):
+        return ConfigurationError(f"the chat model server does not know that model ({exc}): check ASSISTANT_LLM")
+    if isinstance(exc, openai.APIStatusError):
+        return ModelUnavailableError(f"the chat model server failed ({exc}): try again or check its logs")
+    return None
+
+
+def _require(module: str, pip_spec: str) -> Any:
+    try:
+        return __import__(module)
+    except ImportError as exc:
+        raise ConfigurationError(f"this chat model needs `pip install {pip_spec}` ({exc})") from exc
