@@ -116,8 +116,8 @@ class LlamaCppChat(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        model = self._model()  # loading (and first-run assembly) is not counted against the timeout
         started = time.monotonic()
-        model = self._model()
         prompt, stops = self._prompt(model, messages, [*(self.stop or []), *(stop or [])])
         if not model.lock.acquire(timeout=-1 if self.timeout is None else max(self._remaining(started), 0)):
             raise ModelTimeoutError(

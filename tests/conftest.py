@@ -45,9 +45,11 @@ def _is_loopback(address: object) -> bool:
         return False
 
 
-@pytest.fixture(autouse=True)
-def block_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Refuse any connection that leaves the machine (loopback, e.g. a Chroma server, is fine)."""
+@pytest.fixture(scope="session", autouse=True)
+def block_network() -> Iterator[None]:
+    """Refuse any connection that leaves the machine (loopback, e.g. a Chroma server, is fine).
+
+    Session-scoped, so it is in place before any session fixture loads a model or opens a store."""
     real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
 
     def guard(sock: socket.socket, address: object) -> None:
@@ -62,8 +64,10 @@ def block_network(monkeypatch: pytest.MonkeyPatch) -> None:
         guard(sock, address)
         return real_connect_ex(sock, address)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", connect)
+        patch.setattr(socket.socket, "connect_ex", connect_ex)
+        yield
 
 
 @pytest.fixture
