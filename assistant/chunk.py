@@ -88,9 +88,7 @@ def sentences(document: Document, max_chars: int = MAX_CHARS) -> list[Span]:
     return spans
 
 
-def chunk_document(
-    document: Document, target_chars: int = TARGET_CHARS, max_chars: int = MAX_CHARS
-) -> list[Chunk]:
+def chunk_document(document: Document, target_chars: int = TARGET_CHARS, max_chars: int = MAX_CHARS) -> list[Chunk]:
     """Group the document's sentences into overlapping windows; see the module docstring."""
     chunks: list[Chunk] = []
     seen: dict[str, int] = {}

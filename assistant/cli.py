@@ -46,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--corpus", help="corpus directory (env ASSISTANT_CORPUS; default ./corpus)")
     common.add_argument("--index-dir", help="index directory (env ASSISTANT_INDEX_DIR)")
-    common.add_argument("--chroma-url", help="use a Chroma server, e.g. http://127.0.0.1:8000 (env ASSISTANT_CHROMA_URL)")
+    common.add_argument(
+        "--chroma-url", help="use a Chroma server, e.g. http://127.0.0.1:8000 (env ASSISTANT_CHROMA_URL)"
+    )
     common.add_argument("--embeddings", help="e5-small (default), use, st:<name-or-path> (env ASSISTANT_EMBEDDINGS)")
     common.add_argument("-v", "--verbose", action="store_true", help="log stage timings to stderr")
 
@@ -79,10 +81,18 @@ def cmd_index(assistant: Assistant, args: argparse.Namespace) -> int:
     report = assistant.build_index(rebuild=args.rebuild, progress=_progress_bar())
     for skipped in assistant.skipped:
         print(f"skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
-    changes = ", ".join(
-        f"{n} {label}" for n, label in
-        ((len(report.added), "added"), (len(report.changed), "changed"), (len(report.removed), "removed")) if n
-    ) or "no changes"
+    changes = (
+        ", ".join(
+            f"{n} {label}"
+            for n, label in (
+                (len(report.added), "added"),
+                (len(report.changed), "changed"),
+                (len(report.removed), "removed"),
+            )
+            if n
+        )
+        or "no changes"
+    )
     print(
         f"indexed {report.documents} documents, {report.chunks} chunks ({changes}; "
         f"{report.embedded} chunks embedded) in {report.seconds:.1f}s -> {assistant.index.location}"
@@ -98,14 +108,23 @@ def cmd_search(assistant: Assistant, args: argparse.Namespace) -> int:
     for question in questions:
         if not question.strip():
             if args.question != "-":
-                print("error: the question is empty: ask something, e.g. assistant search \"融资金额\"", file=sys.stderr)
+                print('error: the question is empty: ask something, e.g. assistant search "融资金额"', file=sys.stderr)
                 return 2
             continue
         started = time.perf_counter()
         hits = assistant.search(question, k=args.k)
         if args.json and args.question == "-":
-            print(json.dumps({"question": question, "hits": [h.to_dict() for h in hits],
-                              "seconds": round(time.perf_counter() - started, 4)}, ensure_ascii=False), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "question": question,
+                        "hits": [h.to_dict() for h in hits],
+                        "seconds": round(time.perf_counter() - started, 4),
+                    },
+                    ensure_ascii=False,
+                ),
+                flush=True,
+            )
         elif args.json:
             print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
         else:

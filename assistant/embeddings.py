@@ -90,7 +90,7 @@ class FakeEmbeddings(Embeddings):
     def embed_query(self, text: str) -> list[float]:
         vector = np.zeros(self.dim, dtype=np.float32)
         chars = [c for c in unicodedata.normalize("NFKC", text).lower() if not c.isspace()]
-        for gram in chars + [a + b for a, b in zip(chars, chars[1:])]:
+        for gram in chars + [a + b for a, b in zip(chars, chars[1:], strict=False)]:
             vector[int(hashlib.md5(gram.encode()).hexdigest()[:8], 16) % self.dim] += 1.0
         norm = float(np.linalg.norm(vector))
         return (vector / norm if norm else vector).tolist()

@@ -43,8 +43,16 @@ def read_items(path: Path) -> list[Item]:
             continue
         try:
             raw = json.loads(line)
-            items.append(Item(str(raw["id"]), list(raw["turns"]), list(raw.get("evidence", [])),
-                              bool(raw.get("answerable", True)), str(raw.get("type", "")), raw.get("source")))
+            items.append(
+                Item(
+                    str(raw["id"]),
+                    list(raw["turns"]),
+                    list(raw.get("evidence", [])),
+                    bool(raw.get("answerable", True)),
+                    str(raw.get("type", "")),
+                    raw.get("source"),
+                )
+            )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise AssistantError(f"{path}:{number} is not an eval item ({exc}); see ../shared/eval/README.md") from exc
     return items
@@ -79,8 +87,14 @@ def retrieval_metrics(
         for k in ks:
             counts[k] += first is not None and first <= k
         if first is None or first > 1:
-            misses.append({"id": item.id, "question": item.turns[-1], "first_hit_rank": first,
-                           "top": hits[0].chunk.text[:80] if hits else None})
+            misses.append(
+                {
+                    "id": item.id,
+                    "question": item.turns[-1],
+                    "first_hit_rank": first,
+                    "top": hits[0].chunk.text[:80] if hits else None,
+                }
+            )
     latencies.sort()
     return {
         "questions": n,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import numpy as np
 from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
 
@@ -132,8 +133,12 @@ class Index:
             doc["ids"].append(cid)
             doc["title"] = meta.get("title", "")
         return {
-            source: {"sha256": next(iter(d["sha256"])) if len(d["sha256"]) == 1 else None,
-                     "title": d["title"], "chunks": len(d["ids"]), "ids": d["ids"]}
+            source: {
+                "sha256": next(iter(d["sha256"])) if len(d["sha256"]) == 1 else None,
+                "title": d["title"],
+                "chunks": len(d["ids"]),
+                "ids": d["ids"],
+            }
             for source, d in docs.items()
         }
 
@@ -153,7 +158,9 @@ class Index:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def sync(self, documents: Sequence[Document], *, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
+    def sync(
+        self, documents: Sequence[Document], *, rebuild: bool = False, progress: Progress | None = None
+    ) -> SyncReport:
         """Make the collection hold exactly `documents`, embedding only chunks it lacks."""
         started = time.perf_counter()
         meta = self._collection_metadata()
@@ -185,7 +192,9 @@ class Index:
             seconds=time.perf_counter() - started,
         )
 
-    def _write(self, chunks: list[Chunk], doc_sha: dict[str, str], reusable: set[str], progress: Progress | None) -> int:
+    def _write(
+        self, chunks: list[Chunk], doc_sha: dict[str, str], reusable: set[str], progress: Progress | None
+    ) -> int:
         """Upsert chunks; vectors of chunks whose id (hence text) is already stored are reused."""
         reuse_ids = sorted(reusable & {c.chunk_id for c in chunks})
         known: dict[str, Any] = {}
@@ -203,7 +212,7 @@ class Index:
             known.update(zip((c.chunk_id for c in fresh), vectors, strict=True))
             self.store._collection.upsert(  # precomputed vectors: LangChain's add_texts would re-embed
                 ids=[c.chunk_id for c in batch],
-                embeddings=[list(map(float, known[c.chunk_id])) for c in batch],
+                embeddings=np.asarray([known[c.chunk_id] for c in batch], dtype=np.float32),
                 documents=[c.text for c in batch],
                 metadatas=[_record_metadata(c, doc_sha[c.source]) for c in batch],
             )

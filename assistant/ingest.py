@@ -98,9 +98,7 @@ def read_document(path: Path, source: str) -> Document:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise CorpusError(
-            f"not valid UTF-8 (byte {exc.start}); convert it, e.g. `iconv -f GB18030 -t UTF-8`"
-        ) from exc
+        raise CorpusError(f"not valid UTF-8 (byte {exc.start}); convert it, e.g. `iconv -f GB18030 -t UTF-8`") from exc
     meta = read_sidecar(path)
     return parse_document(text, source, meta, sha256=hashlib.sha256(raw).hexdigest())
 

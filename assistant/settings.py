@@ -35,9 +35,7 @@ class Settings:
         """Settings from `env` (default: the process environment), then non-None `overrides`."""
         env = os.environ if env is None else env
         values: dict[str, object] = {
-            f.name: env[ENV_PREFIX + f.name.upper()]
-            for f in fields(cls)
-            if env.get(ENV_PREFIX + f.name.upper())
+            f.name: env[ENV_PREFIX + f.name.upper()] for f in fields(cls) if env.get(ENV_PREFIX + f.name.upper())
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "llm_timeout" in values:

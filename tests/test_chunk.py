@@ -1,15 +1,14 @@
 import re
-from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assistant.chunk import MAX_CHARS, chunk_document, split_sentences
 from assistant.ingest import load_corpus, parse_document, read_document
+
 from conftest import ARTICLE, SHARED
 
 CMRC = SHARED / "eval" / "cmrc2018-trial" / "corpus"
-
 
 
 def test_every_chunk_is_an_exact_slice_of_the_original_file():
@@ -92,12 +91,10 @@ def test_chunk_ids_are_stable_and_survive_unrelated_edits():
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("阶跃星辰融资。，,.!?: \"\n\n abc123—#")), max_size=1500))
+@given(st.text(alphabet=st.sampled_from(list('阶跃星辰融资。，,.!?: "\n\n abc123—#')), max_size=1500))
 def test_arbitrary_text_chunks_to_valid_slices(text: str):
     doc = parse_document(text, "x.txt", {})
     for c in chunk_document(doc):
         assert text[c.start : c.end] == c.text
         assert c.text.strip() == c.text != ""
         assert len(c.text) <= MAX_CHARS
-
-

@@ -13,15 +13,22 @@ from conftest import SHARED
 
 def run(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "assistant.cli", *args], input=stdin, capture_output=True, text=True,
-        env={**os.environ, **env}, timeout=300,
+        [sys.executable, "-m", "assistant.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=300,
     )
 
 
 @pytest.fixture
 def env(article_corpus: Path, tmp_path: Path) -> dict[str, str]:
-    return {"ASSISTANT_CORPUS": str(article_corpus), "ASSISTANT_INDEX_DIR": str(tmp_path / "index"),
-            "ASSISTANT_EMBEDDINGS": "fake"}
+    return {
+        "ASSISTANT_CORPUS": str(article_corpus),
+        "ASSISTANT_INDEX_DIR": str(tmp_path / "index"),
+        "ASSISTANT_EMBEDDINGS": "fake",
+    }
 
 
 def test_index_then_reindex_prints_a_summary(env: dict[str, str]):
@@ -38,8 +45,19 @@ def test_search_json_has_the_documented_fields(env: dict[str, str]):
     hits = json.loads(out.stdout)
     assert len(hits) == 2
     for hit in hits:
-        assert {"text", "source", "chunk_id", "section", "paragraph", "start", "end", "score", "dense_score",
-                "keyword_score", "rank"} <= set(hit)
+        assert {
+            "text",
+            "source",
+            "chunk_id",
+            "section",
+            "paragraph",
+            "start",
+            "end",
+            "score",
+            "dense_score",
+            "keyword_score",
+            "rank",
+        } <= set(hit)
     assert any("张祥雨" in h["text"] for h in hits)
     article = Path(env["ASSISTANT_CORPUS"]) / hits[0]["source"]
     assert article.read_text(encoding="utf-8")[hits[0]["start"] : hits[0]["end"]] == hits[0]["text"]

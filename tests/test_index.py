@@ -8,6 +8,7 @@ from assistant.core import Assistant
 from assistant.errors import CorpusError, IndexMismatchError, IndexNotFoundError
 from assistant.factory import build_assistant
 from assistant.settings import Settings
+
 from conftest import CountingEmbeddings, make_assistant
 
 
@@ -38,8 +39,9 @@ def test_a_changed_file_re_embeds_only_its_new_chunks(article_corpus: Path, tmp_
     assistant, counter = counting_assistant(article_corpus, tmp_path / "idx")
     assistant.build_index()
     article = article_corpus / "stepfun-b-plus-round.txt"
-    article.write_text(article.read_text(encoding="utf-8").replace("结语\n", "结语\n\n编者按:本段为新增内容。\n", 1),
-                       encoding="utf-8")
+    article.write_text(
+        article.read_text(encoding="utf-8").replace("结语\n", "结语\n\n编者按:本段为新增内容。\n", 1), encoding="utf-8"
+    )
     counter.embedded = 0
     report = assistant.build_index()
     assert report.changed == ["stepfun-b-plus-round.txt"] and report.added == report.removed == []
@@ -105,14 +107,25 @@ def test_corpora_get_separate_default_indexes(tmp_path: Path):
 
 
 def test_settings_come_from_the_environment_and_flags_override(tmp_path: Path):
-    env = {"ASSISTANT_CORPUS": str(tmp_path), "ASSISTANT_EMBEDDINGS": "use", "ASSISTANT_INDEX_DIR": str(tmp_path / "i"),
-           "ASSISTANT_CHROMA_URL": "http://127.0.0.1:9"}
+    env = {
+        "ASSISTANT_CORPUS": str(tmp_path),
+        "ASSISTANT_EMBEDDINGS": "use",
+        "ASSISTANT_INDEX_DIR": str(tmp_path / "i"),
+        "ASSISTANT_CHROMA_URL": "http://127.0.0.1:9",
+    }
     s = Settings.load(env=env, embeddings="fake")
-    assert (s.corpus, s.index_dir, s.embeddings, s.chroma_url) == (tmp_path, tmp_path / "i", "fake", "http://127.0.0.1:9")
+    assert (s.corpus, s.index_dir, s.embeddings, s.chroma_url) == (
+        tmp_path,
+        tmp_path / "i",
+        "fake",
+        "http://127.0.0.1:9",
+    )
 
 
 def test_info_reports_model_documents_and_location(article_corpus: Path, tmp_path: Path):
-    assistant = build_assistant(Settings.load(env={}, corpus=article_corpus, index_dir=tmp_path / "i", embeddings="fake"))
+    assistant = build_assistant(
+        Settings.load(env={}, corpus=article_corpus, index_dir=tmp_path / "i", embeddings="fake")
+    )
     assistant.build_index()
     info = assistant.info()
     assert info["embeddings"] == "fake" and info["documents"] == 1

@@ -4,9 +4,20 @@ import pytest
 
 from assistant.errors import CorpusError
 from assistant.ingest import load_corpus, parse_document, read_document
+
 from conftest import ARTICLE, ARTICLE_DIR
 
-CHROME = ["ZAKER", "17分钟前", "相关标签", "最新评论", "没有更多评论了", "扫码分享", "热门推荐", "查看更多内容", "泡泡战士"]
+CHROME = [
+    "ZAKER",
+    "17分钟前",
+    "相关标签",
+    "最新评论",
+    "没有更多评论了",
+    "扫码分享",
+    "热门推荐",
+    "查看更多内容",
+    "泡泡战士",
+]
 
 
 def body(doc):
@@ -55,7 +66,10 @@ def test_other_captured_pages_are_cleaned_by_the_same_rules():
 
 
 def test_english_page_chrome_and_markdown_headings():
-    page = "Home  Log in\n# Chips are back\n\nIntro line one\nwraps here.\n\n## Money\n\nThey raised $5 bn.\n\nRelated articles\n\nOther story"
+    page = (
+        "Home  Log in\n# Chips are back\n\nIntro line one\nwraps here.\n\n## Money\n\n"
+        "They raised $5 bn.\n\nRelated articles\n\nOther story"
+    )
     doc = parse_document(page, "en.md", {})
     assert doc.title == "Chips are back"
     assert body(doc) == "Intro line one\nwraps here.\nThey raised $5 bn."
@@ -91,7 +105,9 @@ def test_missing_corpus_directory_says_what_to_do(tmp_path: Path):
 def test_sidecar_metadata_overrides_and_subdirectories_are_ingested(tmp_path: Path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "a.txt").write_text("Some page\n\nText here. More text.", encoding="utf-8")
-    (tmp_path / "sub" / "a.meta.json").write_text('{"title": "Some page", "date": "2026-01-01", "x": 1}', encoding="utf-8")
+    (tmp_path / "sub" / "a.meta.json").write_text(
+        '{"title": "Some page", "date": "2026-01-01", "x": 1}', encoding="utf-8"
+    )
     docs, _ = load_corpus(tmp_path)
     assert docs[0].source == "sub/a.txt"
     assert docs[0].meta == {"title": "Some page", "date": "2026-01-01"}

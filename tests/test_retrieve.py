@@ -50,8 +50,19 @@ def test_hits_carry_both_scores_and_the_fused_rank(e5_article: Assistant):
     for h in both:
         assert 0.0 < h.dense_score <= 1.0 and h.keyword_score > 0  # type: ignore[operator]
     d = hits[0].to_dict()
-    assert {"text", "source", "chunk_id", "section", "paragraph", "start", "end", "score", "dense_score",
-            "keyword_score", "rank"} <= set(d)
+    assert {
+        "text",
+        "source",
+        "chunk_id",
+        "section",
+        "paragraph",
+        "start",
+        "end",
+        "score",
+        "dense_score",
+        "keyword_score",
+        "rank",
+    } <= set(d)
 
 
 def test_blank_query_returns_nothing(e5_article: Assistant):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import StoreUnavailableError
+
 from conftest import make_assistant
 
 pytestmark = pytest.mark.server
@@ -40,7 +41,9 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = open(data / "server.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [chroma_command(), "run", "--path", str(data / "db"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -61,14 +64,16 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_index_on_a_server_and_search_from_another_client(article_corpus: Path, tmp_path: Path, chroma_url: str):
-    writer = make_assistant(article_corpus, tmp_path / "unused-a", embeddings="e5-small", chroma_url=chroma_url,
-                            collection="server-test-e5")
+    writer = make_assistant(
+        article_corpus, tmp_path / "unused-a", embeddings="e5-small", chroma_url=chroma_url, collection="server-test-e5"
+    )
     report = writer.build_index(rebuild=True)
     assert report.embedded == report.chunks > 15
     assert not (tmp_path / "unused-a" / "chroma").exists(), "nothing is written locally in server mode"
 
-    reader = make_assistant(article_corpus, tmp_path / "unused-b", embeddings="e5-small", chroma_url=chroma_url,
-                            collection="server-test-e5")
+    reader = make_assistant(
+        article_corpus, tmp_path / "unused-b", embeddings="e5-small", chroma_url=chroma_url, collection="server-test-e5"
+    )
     hits = reader.search("Step-3 每次推理激活多少参数？", k=3)
     assert "每次推理仅激活 38B 参数" in hits[0].chunk.text
     assert reader.build_index().embedded == 0, "the server's index is reused, not rebuilt"
@@ -77,8 +82,9 @@ def test_index_on_a_server_and_search_from_another_client(article_corpus: Path, 
 
 def test_model_mismatch_is_refused_on_the_server_too(article_corpus: Path, tmp_path: Path, chroma_url: str):
     make_assistant(article_corpus, tmp_path / "a", chroma_url=chroma_url, collection="server-test-fake").build_index()
-    other = make_assistant(article_corpus, tmp_path / "b", embeddings="use", chroma_url=chroma_url,
-                           collection="server-test-fake")
+    other = make_assistant(
+        article_corpus, tmp_path / "b", embeddings="use", chroma_url=chroma_url, collection="server-test-fake"
+    )
     with pytest.raises(Exception, match="--rebuild"):
         other.search("融资")
 
