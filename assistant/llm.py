@@ -1,9 +1,9 @@
 """Chat models behind LangChain's `BaseChatModel`, chosen by a name; answers stream token by token.
 
-`llama-cpp` (default): the packaged Qwen2.5-Coder-1.5B GGUF (see `model_file`) run by llama.cpp in
-process; `llama-cpp:<path>` runs another local GGUF. `openai:<model>`: any OpenAI-compatible server.
-`fake[:<reply>]`: a scripted reply, for tests and demos. Prompts and answer checking are left to
-`answer` and `verify`; nothing here downloads a model. Each SDK is imported only in its branch.
+`llama-cpp` (default): the packaged Qwen2.5-Coder-1.5B GGUF (`model_file` builds and loads it) run
+by llama.cpp in process; `llama-cpp:<path>` runs another local GGUF. `openai:<model>`: any
+OpenAI-compatible server. `fake[:<reply>]`: a scripted reply, for tests and demos. Prompts and
+answer checking are left to `answer` and `verify`; nothing here downloads a model.
 """
 
 from __future__ import annotations
@@ -11,17 +11,15 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.language_models.chat_models import generate_from_stream
-from langchain_core.messages import AIMessageChunk, BaseMessage, ChatMessage
+from langchain_core.messages import AIMessageChunk, BaseMessage, ChatMessage, UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from . import model_file
@@ -32,30 +30,18 @@ log = logging.getLogger(__name__)
 DEFAULT = "llama-cpp"
 PACKAGED = "packaged"
 FAKE_REPLY = "这是一个用于测试的回答 [1]。"
-LLAMA_PIP = "llama-cpp-python==0.3.36"
 OPENAI_PIP = "langchain-openai==1.7.4"
 NAMES = "llama-cpp, llama-cpp:<path to a .gguf file>, openai:<model>, fake, fake:<reply>"
 _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
-
-
-@dataclass
-class _Loaded:
-    """One llama.cpp model in memory, shared by every `LlamaCppChat` that names the same file."""
-
-    llama: Any
-    formatter: Any
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-_loaded: dict[tuple[str, int, int], _Loaded] = {}
-_loading = threading.Lock()
 
 
 class LlamaCppChat(BaseChatModel):
     """A GGUF chat model run in process by llama-cpp-python; streams one chunk per token.
 
     The file (the packaged model when `model_path` is None) is loaded on first use and shared
-    process-wide; one generation runs at a time per loaded model. `timeout` bounds a whole call.
+    process-wide; one generation runs at a time per loaded model. `timeout` bounds a call (not the
+    load). Token generation uses one core fewer than the machine has: with every core, llama.cpp's
+    threads spin-wait on each other and any other busy process cuts 26 tokens/s to 1-3 (2 cores).
     """
 
     model_path: str | None = None
@@ -64,7 +50,8 @@ class LlamaCppChat(BaseChatModel):
     stop: list[str] | None = None
     timeout: float | None = 120.0
     n_ctx: int = 4096
-    n_threads: int | None = None
+    n_threads: int | None = None  # generation; default: cores - 1
+    n_threads_batch: int | None = None  # prompt evaluation; default: all cores
     repeat_penalty: float = 1.0
     streaming: bool = True  # accepted for compatibility: generation always streams internally
 
@@ -131,7 +118,7 @@ class LlamaCppChat(BaseChatModel):
 
     def _generate_tokens(
         self,
-        model: _Loaded,
+        model: model_file.Loaded,
         prompt: list[int],
         stops: list[str],
         started: float,
@@ -146,11 +133,12 @@ class LlamaCppChat(BaseChatModel):
             stop=stops,
             repeat_penalty=self.repeat_penalty,
         )
-        text, finish_reason = "", None
+        text, finish_reason, first = "", None, 0.0
         try:
             for part in stream:
                 choice = part["choices"][0]
                 finish_reason = choice.get("finish_reason") or finish_reason
+                first = first or time.monotonic() - started
                 if choice["text"]:
                     text += choice["text"]
                     chunk = ChatGenerationChunk(message=AIMessageChunk(content=choice["text"]))
@@ -164,17 +152,23 @@ class LlamaCppChat(BaseChatModel):
                     )
         finally:
             stream.close()
+        elapsed = time.monotonic() - started
+        log.info(
+            "%d prompt tokens; first token %.1f s; %d characters in %.1f s", len(prompt), first, len(text), elapsed
+        )
         yield self._last_chunk(model, len(prompt), text, finish_reason)
 
     def _last_chunk(
-        self, model: _Loaded, prompt_tokens: int, text: str, finish_reason: str | None
+        self, model: model_file.Loaded, prompt_tokens: int, text: str, finish_reason: str | None
     ) -> ChatGenerationChunk:
         output_tokens = len(model.llama.tokenize(text.encode(), add_bos=False, special=True)) if text else 0
-        usage = {"input_tokens": prompt_tokens, "output_tokens": output_tokens}
+        usage = UsageMetadata(
+            input_tokens=prompt_tokens, output_tokens=output_tokens, total_tokens=prompt_tokens + output_tokens
+        )
         message = AIMessageChunk(
             content="",
             chunk_position="last",
-            usage_metadata={**usage, "total_tokens": prompt_tokens + output_tokens},  # type: ignore[typeddict-item]
+            usage_metadata=usage,
             response_metadata={
                 "model_name": self.model_name,
                 "model_provider": "llama-cpp",
@@ -186,7 +180,9 @@ class LlamaCppChat(BaseChatModel):
     def _remaining(self, started: float) -> float:
         return (self.timeout or 0.0) - (time.monotonic() - started)
 
-    def _prompt(self, model: _Loaded, messages: list[BaseMessage], stop: list[str]) -> tuple[list[int], list[str]]:
+    def _prompt(
+        self, model: model_file.Loaded, messages: list[BaseMessage], stop: list[str]
+    ) -> tuple[list[int], list[str]]:
         """The chat rendered with the model's own template, as tokens, plus the stop strings."""
         rendered = model.formatter(messages=[_as_dict(m) for m in messages])
         tokens = model.llama.tokenize(rendered.prompt.encode(), add_bos=not rendered.added_special, special=True)
@@ -198,45 +194,10 @@ class LlamaCppChat(BaseChatModel):
         extra = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
         return tokens, [*stop, *extra]
 
-    def _model(self) -> _Loaded:
+    def _model(self) -> model_file.Loaded:
         path = Path(self.model_path).expanduser() if self.model_path else model_file.packaged_model_path()
-        key = (str(path.resolve()), self.n_ctx, self.n_threads or os.cpu_count() or 1)
-        with _loading:
-            if key not in _loaded:
-                _loaded[key] = _load(*key)
-            return _loaded[key]
-
-
-def _load(path: str, n_ctx: int, n_threads: int) -> _Loaded:
-    llama_cpp = _require("llama_cpp", LLAMA_PIP)
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-    if not os.path.isfile(path):
-        raise ConfigurationError(
-            f"no model file at {path}: give the path of a .gguf file (llama-cpp:/path/to/model.gguf)"
-        )
-    started = time.perf_counter()
-    try:
-        llama = llama_cpp.Llama(
-            model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False
-        )
-    except (ValueError, RuntimeError) as exc:
-        raise ModelUnavailableError(
-            f"llama.cpp cannot load {path} ({exc}): check that it is a GGUF chat model, "
-            f"or reinstall `pip install --force-reinstall {LLAMA_PIP}`"
-        ) from exc
-    template = llama.metadata.get("tokenizer.chat_template")
-    if not template:
-        raise ConfigurationError(f"{path} has no chat template in its metadata: use a chat (instruct) GGUF model")
-    eos, bos = llama.token_eos(), llama.token_bos()
-    formatter = Jinja2ChatFormatter(
-        template=template,
-        eos_token=llama.detokenize([eos], special=True).decode() if eos != -1 else "",
-        bos_token=llama.detokenize([bos], special=True).decode() if bos != -1 else "",
-        stop_token_ids=[eos],
-    )
-    log.info("loaded %s (n_ctx=%d, %d threads) in %.1f s", path, n_ctx, n_threads, time.perf_counter() - started)
-    return _Loaded(llama, formatter)
+        cores = os.cpu_count() or 1
+        return model_file.load(path, self.n_ctx, self.n_threads or max(1, cores - 1), self.n_threads_batch or cores)
 
 
 def _as_dict(message: BaseMessage) -> dict[str, str]:
@@ -255,11 +216,9 @@ def make_chat_model(
     kind, arg = _parse(name)
     if kind == "llama-cpp":
         if importlib.util.find_spec("llama_cpp") is None:
-            raise ConfigurationError(f"the llama-cpp chat model needs `pip install {LLAMA_PIP}`")
+            raise ConfigurationError(f"the llama-cpp chat model needs `pip install {model_file.LLAMA_PIP}`")
         if arg is not None and not Path(arg).expanduser().is_file():
-            raise ConfigurationError(
-                f"no model file at {arg}: give the path of a .gguf file (llama-cpp:/path/to/model.gguf)"
-            )
+            raise model_file.no_file_error(arg)
         return LlamaCppChat(model_path=arg, timeout=timeout)
     if kind == "openai":
         return _openai(arg or "", openai_base_url, openai_api_key, timeout)

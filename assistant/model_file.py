@@ -1,13 +1,15 @@
-"""The packaged default chat model: one GGUF file rebuilt from 22 PyPI part packages.
+"""GGUF model files: the packaged default rebuilt from 22 PyPI part packages, and loading into llama.cpp.
 
 `packaged_model_path()` returns the verified file in the user's cache, assembling it on first use:
 the parts are concatenated in order into a temporary file beside the target, checked against the
 published size and sha256, then moved into place atomically. A small `.verified` stamp (size and
-mtime) spares later starts a 1.1 GB re-hash. Loading the model is left to `llm`.
+mtime) spares later starts a 1.1 GB re-hash. `load()` keeps one llama.cpp model per file in memory
+for the whole process. Generating text from it is left to `llm`.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib
 import json
@@ -16,9 +18,11 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ModelUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +32,23 @@ MODEL_SIZE = 1_117_320_768
 MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 PART_COUNT = 22
 PART_VERSION = "0.2.0"
+LLAMA_PIP = "llama-cpp-python==0.3.36"
 COPY_BLOCK = 8 * 1024 * 1024
 STALE_TEMP_S = 600.0  # a temp file untouched this long was left by a crashed assembly
 
 _lock = threading.Lock()
+
+
+@dataclass
+class Loaded:
+    """One llama.cpp model in memory and its chat template; `lock` lets one generation run at a time."""
+
+    llama: Any
+    formatter: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_loaded: dict[tuple[str, int, int, int], Loaded] = {}
 
 
 def part_spec(numbers: Sequence[int] = range(1, PART_COUNT + 1)) -> str:
@@ -197,3 +214,57 @@ def _write_stamp(target: Path, stamp: dict[str, object]) -> None:
         _stamp_path(target).write_text(json.dumps(stamp))
     except OSError as exc:  # only costs a re-hash next start
         log.warning("cannot write %s (%s): the model will be re-verified next time", _stamp_path(target), exc)
+
+
+def no_file_error(path: object) -> ConfigurationError:
+    return ConfigurationError(f"no model file at {path}: give the path of a .gguf file (llama-cpp:/path/to/model.gguf)")
+
+
+def load(path: Path, n_ctx: int, n_threads: int, n_threads_batch: int) -> Loaded:
+    """The llama.cpp model for `path`, loaded once per process and settings, then shared."""
+    key = (str(path.resolve()), n_ctx, n_threads, n_threads_batch)
+    with _lock:
+        if key not in _loaded:
+            _loaded[key] = _load(*key)
+        return _loaded[key]
+
+
+@atexit.register
+def _unload_all() -> None:
+    """Free loaded models before interpreter teardown, which llama-cpp-python's `__del__` trips over."""
+    for model in list(_loaded.values()):
+        model.llama.close()
+    _loaded.clear()
+
+
+def _load(path: str, n_ctx: int, n_threads: int, n_threads_batch: int) -> Loaded:
+    try:
+        import llama_cpp
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    except ImportError as exc:
+        raise ConfigurationError(f"the llama-cpp chat model needs `pip install {LLAMA_PIP}` ({exc})") from exc
+    if not os.path.isfile(path):
+        raise no_file_error(path)
+    started = time.perf_counter()
+    try:
+        llama = llama_cpp.Llama(
+            model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads_batch, verbose=False
+        )
+    except (ValueError, RuntimeError) as exc:
+        raise ModelUnavailableError(
+            f"llama.cpp cannot load {path} ({exc}): check that it is a GGUF chat model, "
+            f"or reinstall `pip install --force-reinstall {LLAMA_PIP}`"
+        ) from exc
+    template = llama.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise ConfigurationError(f"{path} has no chat template in its metadata: use a chat (instruct) GGUF model")
+    eos, bos = llama.token_eos(), llama.token_bos()
+    formatter = Jinja2ChatFormatter(
+        template=template,
+        eos_token=llama.detokenize([eos], special=True).decode() if eos != -1 else "",
+        bos_token=llama.detokenize([bos], special=True).decode() if bos != -1 else "",
+        stop_token_ids=[eos],
+    )
+    elapsed = time.perf_counter() - started
+    log.info("loaded %s (n_ctx=%d, threads %d/%d) in %.1f s", path, n_ctx, n_threads, n_threads_batch, elapsed)
+    return Loaded(llama, formatter)

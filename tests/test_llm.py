@@ -102,7 +102,12 @@ def test_the_stamp_spares_rehashing_until_the_file_changes(
     target = assemble(parts, tmp_path / "m.gguf", WHOLE)
     hashed: list[Path] = []
     real_hash = model_file._file_sha256
-    monkeypatch.setattr(model_file, "_file_sha256", lambda path: hashed.append(path) or real_hash(path))
+
+    def counting_hash(path: Path) -> str:
+        hashed.append(path)
+        return real_hash(path)
+
+    monkeypatch.setattr(model_file, "_file_sha256", counting_hash)
     monkeypatch.setattr(model_file, "part_paths", lambda: pytest.fail("a verified file needs no part packages"))
     model_file.ensure_model(None, target=target, size=len(WHOLE), sha256=hashlib.sha256(WHOLE).hexdigest())
     assert hashed == []
@@ -153,6 +158,12 @@ def test_a_missing_openai_package_names_the_pip_command(monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "langchain_openai", None)
     with pytest.raises(ConfigurationError, match=re.escape("pip install langchain-openai==1.7.4")):
         make_chat_model("openai:any", openai_base_url="http://127.0.0.1:9/v1")
+
+
+def test_openai_without_a_key_or_server_says_what_to_set(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="ASSISTANT_OPENAI_API_KEY"):
+        make_chat_model("openai:gpt-4o-mini")
 
 
 def test_labels_name_the_model_and_the_runtime():
@@ -293,3 +304,13 @@ def test_generation_stops_at_the_timeout():
     with pytest.raises(ModelTimeoutError, match="ASSISTANT_LLM_TIMEOUT"):
         model.invoke("从1数到500，用逗号分隔。")
     assert time.monotonic() - started < 15
+
+
+@pytest.mark.slow
+def test_a_local_gguf_path_works_and_an_oversized_prompt_is_refused():
+    path = model_file.packaged_model_path()
+    model = make_chat_model(f"llama-cpp:{path}")
+    assert isinstance(model, LlamaCppChat) and model.model_name == path.stem
+    small = LlamaCppChat(model_path=str(path), n_ctx=256)
+    with pytest.raises(ConfigurationError, match="context holds 256"):
+        small.invoke("阶跃星辰" * 300)
