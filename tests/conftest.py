@@ -12,8 +12,12 @@ import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from langchain_core.language_models import FakeListChatModel
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, BaseMessage
 
 from assistant.core import Assistant
 from assistant.embeddings import FakeEmbeddings
@@ -44,29 +48,43 @@ def _is_loopback(address: object) -> bool:
         return False
 
 
+_REAL_CONNECT, _REAL_CONNECT_EX = socket.socket.connect, socket.socket.connect_ex
+
+
+def _guard(sock: socket.socket, address: object) -> None:
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address):
+        raise NetworkBlocked(f"test tried to reach {address!r}: the product must work offline")
+
+
+def _guarded_connect(sock: socket.socket, address: object) -> None:
+    _guard(sock, address)
+    _REAL_CONNECT(sock, address)  # type: ignore[arg-type]
+
+
+def _guarded_connect_ex(sock: socket.socket, address: object) -> int:
+    _guard(sock, address)
+    return _REAL_CONNECT_EX(sock, address)  # type: ignore[arg-type]
+
+
+def _install_guard(patch: pytest.MonkeyPatch) -> None:
+    patch.setattr(socket.socket, "connect", _guarded_connect)
+    patch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def block_network() -> Iterator[None]:
-    """Refuse any connection that leaves the machine (loopback, e.g. a Chroma server, is fine).
-
-    Session-scoped, so it is in place before any session fixture loads a model or opens a store."""
-    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
-
-    def guard(sock: socket.socket, address: object) -> None:
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address):
-            raise NetworkBlocked(f"test tried to reach {address!r}: the product must work offline")
-
-    def connect(sock: socket.socket, address: object) -> None:
-        guard(sock, address)
-        real_connect(sock, address)  # type: ignore[arg-type]
-
-    def connect_ex(sock: socket.socket, address: object) -> int:
-        guard(sock, address)
-        return real_connect_ex(sock, address)  # type: ignore[arg-type]
-
+def block_network_session() -> Iterator[None]:
+    """Refuse any connection that leaves the machine (loopback, e.g. a Chroma server, is fine),
+    from before any session fixture loads a model or opens a store."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(socket.socket, "connect", connect)
-        patch.setattr(socket.socket, "connect_ex", connect_ex)
+        _install_guard(patch)
         yield
+
+
+@pytest.fixture(autouse=True)
+def block_network(block_network_session: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same guard again for each test: plugins that patch sockets themselves (pytest-recording,
+    used by langchain-tests) restore the unguarded methods when they finish."""
+    _install_guard(monkeypatch)
 
 
 @pytest.fixture
@@ -100,3 +118,25 @@ class CountingEmbeddings(FakeEmbeddings):
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         self.embedded += len(texts)
         return super().embed_documents(texts)
+
+
+class EchoChatModel(GenericFakeChatModel):
+    """Answers with the prompt it was given (system + user), so tests see which passages reached it."""
+
+    messages: Any = iter(())
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
+        prompt = "\n".join(m.text for m in messages)
+        self.messages = iter([AIMessage(content=prompt)])
+        return super()._generate(messages, stop=stop, run_manager=run_manager, **kw)
+
+
+def scripted(*replies: str) -> FakeListChatModel:
+    """A chat model that answers each call with the next reply (and streams it char by char)."""
+    return FakeListChatModel(responses=list(replies))
+
+
+def with_llm(assistant: Assistant, llm: Any) -> Assistant:
+    assistant._llm = llm
+    assistant._answerer = None
+    return assistant
