@@ -1,6 +1,6 @@
 """Chunk: a `Document` in, sentence-window `Chunk`s out.
 
-Sentences end at 。！？!? (and an ASCII "." before a space), so text that mixes `。` with ASCII
+Sentences end at 。！？!?；; (and an ASCII "." before a space), so text that mixes `。` with ASCII
 `,` `:` `"` splits where a reader would. Windows of whole sentences (target ~300, at most ~400
 characters) never cross a section heading and overlap by one sentence inside a paragraph. A
 sentence longer than a window is cut at clause punctuation, never inside a number or a word.
@@ -21,7 +21,7 @@ MAX_CHARS = 400
 
 # A sentence ends at a terminator (plus closing quotes/brackets), or at "." followed by whitespace and
 # a capital, digit, CJK character or quote (not after a lone initial such as "J.").
-_SENTENCE_END = re.compile(r"[。！？!?…]+[”’」』）)]*|(?<!\b[A-Z])\.(?=\s+[A-Z0-9\u4e00-\u9fff\"“(]|\s*$)")
+_SENTENCE_END = re.compile(r"[。！？!?…；;]+[”’」』）)]*|(?<!\b[A-Z])\.(?=\s+[A-Z0-9\u4e00-\u9fff\"“(]|\s*$)")
 # Where an over-long sentence may be cut: after clause punctuation (an ASCII comma between digits,
 # as in 5,000, is part of a number).
 _CLAUSE_END = re.compile(r"[，；;：:、—]+|(?<![0-9]),(?![0-9])|,(?=\s)")

@@ -1,4 +1,4 @@
-"""The `assistant` command: index the corpus, search it, and show what is indexed.
+"""The `assistant` command: index, search, ask (once or as a chat), evaluate, and show the index.
 
 Parses flags (which override `ASSISTANT_*` settings), builds one `Assistant`, and renders its
 values for a terminal or as JSON. `AssistantError`s become a one-line message and an exit code;
@@ -19,7 +19,7 @@ from .core import Assistant
 from .errors import AssistantError
 from .factory import build_assistant
 from .settings import Settings
-from .types import Hit
+from .types import Answer, Hit
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         settings = Settings.load(
-            corpus=args.corpus, index_dir=args.index_dir, chroma_url=args.chroma_url, embeddings=args.embeddings
+            corpus=args.corpus,
+            index_dir=args.index_dir,
+            chroma_url=args.chroma_url,
+            embeddings=args.embeddings,
+            llm=args.llm,
         )
         result: int = args.run(build_assistant(settings), args)
         return result
@@ -50,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
         "--chroma-url", help="use a Chroma server, e.g. http://127.0.0.1:8000 (env ASSISTANT_CHROMA_URL)"
     )
     common.add_argument("--embeddings", help="e5-small (default), use, st:<name-or-path> (env ASSISTANT_EMBEDDINGS)")
+    common.add_argument(
+        "--llm", help="llama-cpp (default), llama-cpp:<file.gguf>, openai:<model>, fake (env ASSISTANT_LLM)"
+    )
     common.add_argument("-v", "--verbose", action="store_true", help="log stage timings to stderr")
 
     parser = argparse.ArgumentParser(prog="assistant", description="Grounded, cited answers over a corpus.")
@@ -64,6 +71,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5, help="how many passages (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON (one line per question with -)")
     p.set_defaults(run=cmd_search)
+
+    p = sub.add_parser("ask", parents=[common], help="a short answer with verified citations")
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="print the answer contract as JSON")
+    p.add_argument("--fast", action="store_true", help="quote the best supporting sentence; no generation")
+    p.set_defaults(run=cmd_ask)
+
+    p = sub.add_parser("chat", parents=[common], help="a conversation in the terminal (follow-ups work)")
+    p.add_argument("--fast", action="store_true", help="quote instead of generating")
+    p.set_defaults(run=cmd_chat)
+
+    p = sub.add_parser("eval", parents=[common], help="answer every item of an eval set; print the metrics")
+    p.add_argument("file", help="eval set (JSON Lines), e.g. ../shared/eval/article_qa_dev.jsonl")
+    p.add_argument("--out", help="write one JSON answer per line here")
+    p.add_argument("--sample", type=int, help="a fixed random sample of N items (seed 0)")
+    p.add_argument("--fast", action="store_true", help="evaluate the extractive answers")
+    p.add_argument("--index", action="store_true", help="bring the index up to date with --corpus first")
+    p.set_defaults(run=cmd_eval)
 
     p = sub.add_parser("eval-retrieval", parents=[common], help="retrieval hit@1/3/5 on an eval set (JSON Lines)")
     p.add_argument("file", help="eval set, e.g. ../shared/eval/article_qa_dev.jsonl")
@@ -130,6 +155,94 @@ def cmd_search(assistant: Assistant, args: argparse.Namespace) -> int:
         else:
             _print_hits(question, hits)
     return 0
+
+
+def cmd_ask(assistant: Assistant, args: argparse.Namespace) -> int:
+    answer = _ask_streaming(assistant, args.question, [], args.fast, show_draft=not args.json)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(render_answer(answer))
+    return 0
+
+
+def cmd_chat(assistant: Assistant, args: argparse.Namespace) -> int:
+    print("Ask about the corpus; an empty line or Ctrl-D ends the chat.", file=sys.stderr)
+    history: list[str] = []
+    while True:
+        try:
+            question = input("\n> ").strip()
+        except EOFError:
+            return 0
+        if question in ("", "exit", "quit"):
+            return 0
+        try:
+            answer = _ask_streaming(assistant, question, history, args.fast, show_draft=True)
+        except AssistantError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            continue
+        print(render_answer(answer))
+        history.append(question)
+
+
+def cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .evaluate import answer_metrics, read_items, sample
+
+    items = read_items(Path(args.file))
+    if args.sample:
+        items = sample(items, args.sample)
+    if args.index:
+        cmd_index(assistant, argparse.Namespace(rebuild=False))
+    out = open(args.out, "w", encoding="utf-8") if args.out else None  # noqa: SIM115 - closed below
+    results = []
+    try:
+        for n, item in enumerate(items, start=1):
+            started = time.perf_counter()
+            answer = assistant.ask(item.turns[-1], history=item.turns[:-1], fast=args.fast).to_dict()
+            record = {"id": item.id, **answer, "latency_s": round(time.perf_counter() - started, 3)}
+            results.append((item, record))
+            if out:
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                out.flush()
+            print(f"[{n}/{len(items)}] {item.id} {record['latency_s']:.1f}s", file=sys.stderr)
+    finally:
+        if out:
+            out.close()
+    print(json.dumps(answer_metrics(results), ensure_ascii=False, indent=2))
+    return 0
+
+
+def _ask_streaming(assistant: Assistant, question: str, history: list[str], fast: bool, show_draft: bool) -> Answer:
+    """Ask, showing the model's draft on stderr as it streams (when stderr is a terminal)."""
+    draft = show_draft and sys.stderr.isatty()
+    answer = None
+    for event in assistant.stream(question, history, fast=fast):
+        if isinstance(event, Answer):
+            answer = event
+        elif draft:
+            print(event, end="", file=sys.stderr, flush=True)
+    if draft:
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    assert answer is not None
+    return answer
+
+
+def render_answer(answer: Answer) -> str:
+    """The answer, then its numbered sources (section, paragraph, quote), then models and time."""
+    lines = [answer.answer, ""]
+    sources = answer.related if answer.refused else answer.citations
+    if sources:
+        lines.append("Closest passages (not cited):" if answer.refused else "Sources:")
+    for c in sources:
+        where = " · ".join(p for p in (c.section, f"¶{c.paragraph}", f"{c.source}:{c.start}-{c.end}") if p)
+        lines.append(f"[{c.n}] {where}")
+        lines.append(f"    “{c.quote or c.text[:120]}”")
+    t = answer.timings
+    first = f"first token {t['first_token_s']:.1f}s, " if "first_token_s" in t else ""
+    lines.append(f"({answer.models['llm']} · {answer.models['embeddings']} · {first}total {t.get('total_s', 0):.1f}s)")
+    return "\n".join(lines)
 
 
 def cmd_eval_retrieval(assistant: Assistant, args: argparse.Namespace) -> int:

@@ -8,23 +8,35 @@ lazily, so `info` stays cheap and `search` pays for the keyword index once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+from langchain_core.language_models import BaseChatModel
+
+from .answer import Answerer
+from .embeddings import similarity
 from .errors import CorpusError
 from .index import Index, Progress, SyncReport
 from .ingest import Skipped, load_corpus
 from .retrieve import HybridRetriever, LangChainRetriever
 from .settings import Settings
-from .types import Hit
+from .types import Answer, Hit
 
 log = logging.getLogger(__name__)
 
 
 class Assistant:
-    def __init__(self, settings: Settings, index: Index) -> None:
+    def __init__(
+        self, settings: Settings, index: Index, make_llm: Callable[[], BaseChatModel], models: dict[str, str]
+    ) -> None:
         self.settings = settings
         self.index = index
+        self.models = models
+        self._make_llm = make_llm
+        self._llm: BaseChatModel | None = None
         self._retriever: HybridRetriever | None = None
+        self._answerer: Answerer | None = None
         self.skipped: list[Skipped] = []
 
     @property
@@ -32,6 +44,36 @@ class Assistant:
         if self._retriever is None:
             self._retriever = HybridRetriever(self.index)
         return self._retriever
+
+    @property
+    def llm(self) -> BaseChatModel:
+        if self._llm is None:
+            self._llm = self._make_llm()
+        return self._llm
+
+    @property
+    def answerer(self) -> Answerer:
+        if self._answerer is None or self._answerer.retriever is not self.retriever:
+            self._answerer = Answerer(
+                self.retriever, self.llm, self.models, similarity(self.index.embeddings), source_path=self.source_path
+            )
+        return self._answerer
+
+    def source_path(self, source: str) -> str:
+        """Where a corpus file is, as a user would open it: relative to the working directory if inside it."""
+        path = self.settings.corpus / source
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+
+    def ask(self, question: str, history: Sequence[str] = (), fast: bool = False) -> Answer:
+        """A verified, cited answer (or a refusal); `history` is the user's earlier turns, oldest first."""
+        return self.answerer.ask(question, history, fast)
+
+    def stream(self, question: str, history: Sequence[str] = (), fast: bool = False) -> Iterator[str | Answer]:
+        """Answer tokens as they are generated, then the verified `Answer` as the last item."""
+        return self.answerer.stream(question, history, fast)
 
     def build_index(self, *, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
         """Bring the index in line with the corpus directory (only changed files are re-embedded)."""

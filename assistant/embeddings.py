@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -134,6 +135,20 @@ def make_embeddings(name: str) -> Embeddings:
         return SentenceTransformerEmbeddings(name[3:])
     _check_name(name)
     return FakeEmbeddings()
+
+
+def similarity(embeddings: Embeddings) -> Callable[[str, list[str]], list[float]]:
+    """Cosine similarity of a claim (embedded as a query) to sentences (embedded as passages)."""
+
+    def score(claim: str, sentences: list[str]) -> list[float]:
+        if not sentences:
+            return []
+        q = np.asarray(embeddings.embed_query(claim), dtype=np.float32)
+        m = np.asarray(embeddings.embed_documents(sentences), dtype=np.float32)
+        norms = np.linalg.norm(m, axis=1) * (np.linalg.norm(q) or 1.0)
+        return (m @ q / np.where(norms == 0, 1.0, norms)).tolist()
+
+    return score
 
 
 def _resolve_st_path(name_or_path: str) -> str:

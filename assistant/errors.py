@@ -51,3 +51,9 @@ class ModelUnavailableError(AssistantError):
     """The chat model cannot be loaded or its server cannot be reached."""
 
     exit_code = 8
+
+
+class InputError(AssistantError):
+    """The question (or another input) cannot be used as given."""
+
+    exit_code = 2

@@ -1,4 +1,4 @@
-"""Evaluate: eval-set items in, metrics out (retrieval hit@k for now).
+"""Evaluate: eval-set items in, metrics out: retrieval hit@k, and answer quality end to end.
 
 Reads the shared JSON Lines format (`turns`, `answers`, `evidence`, `answerable`, `source`), asks
 the retriever the last turn of each answerable item (earlier turns passed as history, as a chat
@@ -30,6 +30,7 @@ class Item:
     answerable: bool
     type: str
     source: str | None
+    answers: list[str]
 
 
 def read_items(path: Path) -> list[Item]:
@@ -51,11 +52,20 @@ def read_items(path: Path) -> list[Item]:
                     bool(raw.get("answerable", True)),
                     str(raw.get("type", "")),
                     raw.get("source"),
+                    list(raw.get("answers", [])),
                 )
             )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise AssistantError(f"{path}:{number} is not an eval item ({exc}); see ../shared/eval/README.md") from exc
     return items
+
+
+def sample(items: list[Item], n: int, seed: int = 0) -> list[Item]:
+    """A fixed random sample (the same N items on every run), in file order."""
+    import random
+
+    keep = set(random.Random(seed).sample(range(len(items)), min(n, len(items))))
+    return [item for i, item in enumerate(items) if i in keep]
 
 
 def normalize(text: str) -> str:
@@ -103,3 +113,71 @@ def retrieval_metrics(
         "latency_p95_s": round(latencies[int(len(latencies) * 0.95)], 4) if latencies else None,
         "not_first": misses,
     }
+
+
+def answer_is_right(answer: dict[str, Any], item: Item) -> bool:
+    """One acceptable answer string appears in the answer (two for `list` items); refusals are wrong."""
+    if answer["refused"]:
+        return False
+    text = normalize(answer["answer"])
+    found = sum(normalize(a) in text for a in item.answers)
+    return found >= (2 if item.type == "list" else 1)
+
+
+def citation_supported(answer: dict[str, Any], item: Item) -> bool:
+    """Some citation's passage contains an evidence string (and, for CMRC, comes from the right file)."""
+    return any(
+        (not item.source or Path(c["source"]).name == item.source)
+        and any(normalize(e) in normalize(c["text"]) for e in item.evidence)
+        for c in answer["citations"]
+    )
+
+
+def answer_metrics(results: list[tuple[Item, dict[str, Any]]]) -> dict[str, Any]:
+    """The metrics of ../shared/eval/README.md, per type too, and the failures with what was cited."""
+    answerable = [(i, a) for i, a in results if i.answerable]
+    unanswerable = [(i, a) for i, a in results if not i.answerable]
+    answered = [(i, a) for i, a in answerable if not a["refused"]]
+    ttft = sorted(a["timings"].get("first_token_s", a["timings"].get("total_s", 0.0)) for _, a in results)
+    total = sorted(a["latency_s"] for _, a in results)
+    by_type: dict[str, list[bool]] = {}
+    for i, a in results:
+        by_type.setdefault(i.type, []).append(_right(i, a))
+    return {
+        "items": len(results),
+        "answer_accuracy": _share(answer_is_right(a, i) for i, a in answerable),
+        "refusal_accuracy": _share(a["refused"] for _, a in unanswerable),
+        "false_refusals": sum(a["refused"] for _, a in answerable),
+        "citation_support": _share(citation_supported(a, i) for i, a in answered),
+        "first_token_p50_s": _pct(ttft, 0.5),
+        "first_token_p95_s": _pct(ttft, 0.95),
+        "total_p50_s": _pct(total, 0.5),
+        "total_p95_s": _pct(total, 0.95),
+        "by_type": {t: _share(v) for t, v in sorted(by_type.items())},
+        "failures": [_failure(i, a) for i, a in results if not _right(i, a)],
+    }
+
+
+def _right(item: Item, answer: dict[str, Any]) -> bool:
+    return answer_is_right(answer, item) if item.answerable else bool(answer["refused"])
+
+
+def _failure(item: Item, answer: dict[str, Any]) -> dict[str, Any]:
+    cited = answer["citations"][0]["quote"] if answer["citations"] else None
+    return {
+        "id": item.id,
+        "type": item.type,
+        "question": item.turns[-1],
+        "expected": item.answers[:3] if item.answerable else "refusal",
+        "got": answer["answer"],
+        "cited": cited,
+    }
+
+
+def _share(values: Iterable[bool]) -> float | None:
+    values = list(values)
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return round(values[min(len(values) - 1, int(len(values) * q))], 3) if values else None

@@ -19,13 +19,15 @@ import jieba
 
 jieba.setLogLevel(logging.WARNING)
 
-# Function words and question words: they carry no topic, and questions are full of them.
+# Function words, question words and words about the text itself ("文章中…", "the article says…"):
+# they carry no topic, and questions are full of them.
 STOPWORDS = frozenset(
     """
     的 了 是 在 和 与 及 或 也 都 而 就 被 把 对 从 为 以 于 之 其 这 那 这个 那个 一个 有 吗 呢 吧 啊
     什么 多少 哪 哪个 哪些 哪家 哪里 哪年 哪一 几 谁 是谁 怎么 怎样 如何 为什么 为何 何 是否
     the a an of to in on for and or is are was were be by with as at it its this that what which
     who whom when where why how much many does do did
+    文章 文中 本文 文章中 资料 提到 article passage passages text mention mentioned say says
     """.split()
 )
 _TOKEN = re.compile(r"\w", re.UNICODE)

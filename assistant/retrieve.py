@@ -57,7 +57,13 @@ class HybridRetriever:
         self.chunks: list[Chunk] = [s.chunk for s in stored]
         self._by_id = {c.chunk_id: i for i, c in enumerate(self.chunks)}
         self._bm25 = BM25([s.tokens for s in stored])
+        sample = "".join(c.text[:200] for c in self.chunks[:200])
+        self.corpus_is_cjk = sum("\u4e00" <= ch <= "\u9fff" for ch in sample) > 0.3 * max(1, len(sample))
         log.info("keyword index over %d chunks built in %.2fs", len(self.chunks), time.perf_counter() - started)
+
+    def weight(self, token: str) -> float:
+        """How telling a keyword is in this corpus (BM25 IDF; unseen tokens count as rare)."""
+        return self._bm25.idf(token)
 
     def search(self, query: str, k: int = 5, history: list[str] | None = None) -> list[Hit]:
         """The `k` best chunks for `query`, best first (empty for a blank query).

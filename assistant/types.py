@@ -74,3 +74,62 @@ class Hit:
             overlap=None if self.overlap is None else round(self.overlap, 4),
         )
         return d
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A passage an answer cites: `source_text[start:end] == text`; `quote` is the supporting sentence."""
+
+    n: int
+    chunk_id: str
+    source: str
+    title: str
+    paragraph: int
+    start: int
+    end: int
+    text: str
+    quote: str
+    section: str = ""
+
+    @classmethod
+    def of(cls, n: int, chunk: Chunk, quote: str, source: str | None = None) -> Citation:
+        """`source`: the path to show (e.g. "corpus/x.txt"); by default the chunk's corpus-relative one."""
+        return cls(
+            n,
+            chunk.chunk_id,
+            source or chunk.source,
+            chunk.title,
+            chunk.paragraph,
+            chunk.start,
+            chunk.end,
+            chunk.text,
+            quote,
+            chunk.section,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What every interface renders: the answer contract of DESIGN.md (plus `related` on refusals)."""
+
+    question: str
+    answer: str
+    refused: bool
+    citations: tuple[Citation, ...]
+    timings: dict[str, float]
+    models: dict[str, str]
+    related: tuple[Citation, ...] = ()  # the closest passages when refused: shown, never cited
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "refused": self.refused,
+            "citations": [c.to_dict() for c in self.citations],
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "models": dict(self.models),
+            "related": [c.to_dict() for c in self.related],
+        }

@@ -1,0 +1,258 @@
+"""Answer: a question (and the conversation so far) in, a verified, cited `Answer` out.
+
+The LCEL chains (`prompt | model | parser`) condense a follow-up into a standalone question only
+when it leans on the conversation, translate a question for retrieval when it is in another
+script than the corpus, and answer from the few best passages with `[n]` markers. Tokens stream
+as they come; the final `Answer` holds only sentences `verify` found supported. Refusal is decided
+from evidence (nothing relevant retrieved, or nothing verified), never left to the model; when the
+model fails or times out, the extractive answer (`extract`) stands in and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+
+from . import prompts
+from .errors import AssistantError, InputError
+from .extract import best_sentences, is_english
+from .retrieve import HybridRetriever
+from .types import Answer, Chunk, Citation, Hit
+from .verify import Similarity, Verdict, verify
+
+log = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 2000
+_FOLLOW_UP = re.compile(
+    r"他|她|它|其|该|这|那|此|上述|前者|后者|\b(he|she|it|its|his|her|they|their|them|this|that|these|those)\b", re.I
+)
+_MODEL_REFUSES = re.compile(
+    r"没有提到|未提及|没有提及|未提到|无法回答|没有相关|不知道|无法确定|没有给出|does not (say|mention|specify)|"
+    r"not mentioned|no information|cannot (answer|determine)|not (provided|specified|stated)",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    passages: int = 3  # how many passages reach the prompt
+    max_tokens: int = 160
+
+
+class Answerer:
+    """Runs the question-to-verified-answer flow for one retriever and one chat model."""
+
+    def __init__(
+        self,
+        retriever: HybridRetriever,
+        llm: BaseChatModel,
+        models: dict[str, str],
+        similarity: Similarity | None = None,
+        settings: AnswerSettings | None = None,
+        source_path: Callable[[str], str] = str,
+    ) -> None:
+        """`source_path` maps a chunk's corpus-relative source to the path shown in citations."""
+        self.retriever = retriever
+        self.source_path = source_path
+        self.models = models
+        self.similarity = similarity
+        self.settings = settings or AnswerSettings()
+        parse = StrOutputParser()
+        bound = llm.bind(max_tokens=self.settings.max_tokens)
+        self.answer_zh = _prompt(prompts.ANSWER_SYSTEM, prompts.ANSWER_USER) | bound | parse
+        self.answer_en = _prompt(prompts.ANSWER_SYSTEM_EN, prompts.ANSWER_USER_EN) | bound | parse
+        self.condense = _prompt(prompts.CONDENSE_SYSTEM, prompts.CONDENSE_USER) | llm.bind(max_tokens=80) | parse
+        self.translate = _prompt(prompts.TRANSLATE_SYSTEM, "{question}") | llm.bind(max_tokens=80) | parse
+
+    def ask(self, question: str, history: Sequence[str] = (), fast: bool = False) -> Answer:
+        answer = None
+        for event in self.stream(question, history, fast):
+            if isinstance(event, Answer):
+                answer = event
+        assert answer is not None
+        return answer
+
+    def stream(self, question: str, history: Sequence[str] = (), fast: bool = False) -> Iterator[str | Answer]:
+        """Yield answer tokens as the model writes them, then the verified `Answer`."""
+        question = _clean(question)
+        history = [h for h in (_clean_turn(t) for t in history) if h]
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        standalone = self._standalone(question, history, timings, fast)
+        hits = self._retrieve(standalone, question, history, timings, fast)
+        english = is_english(question)
+        if not _relevant(hits):
+            yield self._refusal(question, english, hits, timings, started)
+            return
+        if fast:
+            yield self._extractive(question, english, hits, timings, started)
+            return
+        chunks = [h.chunk for h in hits[: self.settings.passages]]
+        raw: list[str] = []
+        try:
+            yield from self._generate(standalone, english, chunks, raw, timings, started)
+        except AssistantError as exc:
+            log.warning("chat model failed (%s); answering with a quote instead", exc)
+            yield self._extractive(question, english, hits, timings, started, note=str(exc))
+            return
+        yield self._finish(question, english, "".join(raw), hits, timings, started)
+
+    # -- stages ----------------------------------------------------------------------------------
+
+    def _standalone(self, question: str, history: list[str], timings: dict[str, float], fast: bool) -> str:
+        if fast or not history or not needs_condensing(question):
+            return question
+        t = time.perf_counter()
+        rewritten = _one_line(self.condense.invoke({"history": "\n".join(history[-4:]), "question": question}))
+        timings["condense_s"] = time.perf_counter() - t
+        log.info("condensed %r -> %r", question, rewritten)
+        return rewritten or question
+
+    def _retrieve(
+        self, standalone: str, question: str, history: list[str], timings: dict[str, float], fast: bool
+    ) -> list[Hit]:
+        query, context = standalone, ([] if standalone != question else history)
+        if not fast and is_english(standalone) and self.retriever.corpus_is_cjk:
+            t = time.perf_counter()
+            query, context = _one_line(self.translate.invoke({"question": standalone})) or standalone, [standalone]
+            timings["translate_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        hits = self.retriever.search(query, k=max(5, self.settings.passages), history=context)
+        timings["retrieve_s"] = time.perf_counter() - t
+        return hits
+
+    def _generate(
+        self,
+        question: str,
+        english: bool,
+        chunks: list[Chunk],
+        raw: list[str],
+        timings: dict[str, float],
+        started: float,
+    ) -> Iterator[str]:
+        passages = "\n".join(f"[{i}] {c.text}" for i, c in enumerate(chunks, start=1))
+        chain = self.answer_en if english else self.answer_zh
+        for token in chain.stream({"passages": passages, "question": question}):
+            if not raw:
+                timings["first_token_s"] = time.perf_counter() - started
+            raw.append(token)
+            yield token
+        timings["generate_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0)
+
+    def _finish(
+        self, question: str, english: bool, raw: str, hits: list[Hit], timings: dict[str, float], started: float
+    ) -> Answer:
+        chunks = [h.chunk for h in hits[: self.settings.passages]]
+        t = time.perf_counter()
+        verdict = verify(raw, chunks, self.similarity, english)
+        timings["verify_s"] = time.perf_counter() - t
+        log.info("model said %r; kept %d claims, dropped %r", raw, len(verdict.claims), verdict.dropped)
+        if not verdict.claims or _MODEL_REFUSES.search(raw):
+            return self._refusal(question, english, hits, timings, started)
+        text, citations = render(verdict, chunks, self.source_path)
+        timings["total_s"] = time.perf_counter() - started
+        return Answer(question, text, False, citations, timings, self.models)
+
+    def _extractive(
+        self,
+        question: str,
+        english: bool,
+        hits: list[Hit],
+        timings: dict[str, float],
+        started: float,
+        note: str | None = None,
+    ) -> Answer:
+        chunk, quote = best_sentences(question, hits[: self.settings.passages], self.retriever.weight, self.similarity)
+        if quote is None:
+            return self._refusal(question, english, hits, timings, started)
+        lead = prompts.EXTRACTIVE_EN if english else prompts.EXTRACTIVE_ZH
+        text = f"{lead} “{quote}” [1]"
+        if note:
+            text += f"\n({'the chat model failed' if english else '生成模型不可用'}: {note})"
+        timings["total_s"] = time.perf_counter() - started
+        models = {**self.models, "llm": "extractive (no generation)"}
+        return Answer(question, text, False, (self._cite(1, chunk, quote),), timings, models)
+
+    def _refusal(
+        self, question: str, english: bool, hits: list[Hit], timings: dict[str, float], started: float
+    ) -> Answer:
+        related = tuple(self._closest(i, question, h) for i, h in enumerate(hits[:3], start=1))
+        timings["total_s"] = time.perf_counter() - started
+        text = prompts.REFUSAL_EN if english else prompts.REFUSAL_ZH
+        return Answer(question, text, True, (), timings, self.models, related)
+
+    def _closest(self, n: int, question: str, hit: Hit) -> Citation:
+        """A related passage for a refusal, with its sentence closest to the question."""
+        _, quote = best_sentences(question, [hit], self.retriever.weight, self.similarity)
+        return self._cite(n, hit.chunk, quote or "")
+
+    def _cite(self, n: int, chunk: Chunk, quote: str) -> Citation:
+        return Citation.of(n, chunk, quote, self.source_path(chunk.source))
+
+
+def render(
+    verdict: Verdict, chunks: list[Chunk], source_path: Callable[[str], str] = str
+) -> tuple[str, tuple[Citation, ...]]:
+    """Answer text with markers renumbered 1..n in order of first use, and the matching citations."""
+    numbering: dict[int, int] = {}
+    quotes: dict[int, str] = {}
+    sentences = []
+    for claim in verdict.claims:
+        for passage, quote in zip(claim.passages, claim.quotes, strict=True):
+            numbering.setdefault(passage, len(numbering) + 1)
+            quotes.setdefault(passage, quote)
+        markers = "".join(f"[{numbering[p]}]" for p in claim.passages)
+        body, end = _split_terminator(claim.text)
+        sentences.append(f"{body} {markers}{end}")
+    citations = tuple(
+        Citation.of(new, chunks[old - 1], quotes[old], source_path(chunks[old - 1].source))
+        for old, new in numbering.items()
+    )
+    return " ".join(sentences) if all(s.isascii() for s in sentences) else "".join(sentences), citations
+
+
+def needs_condensing(question: str) -> bool:
+    """A follow-up that leans on the conversation: pronouns, "那…呢", or too short to stand alone."""
+    q = question.strip()
+    return bool(_FOLLOW_UP.search(q)) or len(q) <= 6 or q.endswith("呢？") or q.endswith("呢")
+
+
+def _relevant(hits: list[Hit]) -> bool:
+    """Some passage shares a keyword with the question (dense similarity alone always finds *something*)."""
+    return any(h.keyword_rank is not None for h in hits[:3])
+
+
+def _split_terminator(text: str) -> tuple[str, str]:
+    m = re.search(r"[。！？!?.]+$", text)
+    return (text[: m.start()].rstrip(), m.group()) if m else (text, "")
+
+
+def _prompt(system: str, user: str) -> ChatPromptTemplate:
+    return ChatPromptTemplate.from_messages([("system", system), ("human", user)])
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0].strip('"“”「」 ') if lines else ""
+
+
+def _clean_turn(text: str) -> str:
+    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", str(text)).strip()[:MAX_QUESTION_CHARS]
+
+
+def _clean(question: str) -> str:
+    if not isinstance(question, str):
+        raise InputError(f"the question must be text, not {type(question).__name__}")
+    cleaned = _clean_turn(question)
+    if not cleaned:
+        raise InputError("the question is empty: ask something about the corpus, e.g. 阶跃星辰融资了多少？")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InputError(f"the question is {len(question)} characters long; keep it under {MAX_QUESTION_CHARS}")
+    return cleaned

@@ -1,0 +1,56 @@
+"""Extract: a question and retrieved hits in, the best supporting sentence out (no generation).
+
+Used for `--fast` answers, as the fallback when the chat model fails or times out, and to show
+the closest sentence of each related passage on a refusal. A sentence scores by the share of the
+question's keywords it contains, each weighted by its rarity in the corpus (IDF), so "参数量" counts
+for more than "模型"; questions in another script are matched by embedding similarity.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+
+from .chunk import split_sentences
+from .keyword import tokenize
+from .types import Chunk, Hit
+from .verify import Similarity
+
+MIN_COVERAGE = 0.3  # IDF-weighted share of the question's keywords a quoted sentence must contain
+Weight = Callable[[str], float]
+
+
+_CHINESE_GRAMMAR = re.compile(r"什么|多少|哪|谁|吗|呢|是否|如何|怎么|为什么|几|的|了|是")
+
+
+def is_english(text: str) -> bool:
+    """A question to answer in English: Latin script, without Chinese grammar ("Step-3 的参数？" is Chinese)."""
+    letters = [c for c in text if c.isalpha()]
+    cjk = sum("\u4e00" <= c <= "\u9fff" for c in letters)
+    return bool(letters) and cjk < 0.3 * len(letters) and not _CHINESE_GRAMMAR.search(text)
+
+
+def best_sentences(
+    question: str, hits: Sequence[Hit], weight: Weight, similarity: Similarity | None = None
+) -> tuple[Chunk, str | None]:
+    """The chunk and its sentence that best answer `question`, or (top chunk, None) if none is close."""
+    candidates = [
+        (h.chunk, h.chunk.text[s:e]) for h in hits for s, e in split_sentences(h.chunk.text, 0, len(h.chunk.text))
+    ]
+    if not candidates:
+        return (hits[0].chunk if hits else None), None  # type: ignore[return-value]
+    if is_english(question) and similarity is not None:
+        scores = similarity(question, [s for _, s in candidates])
+        best = max(range(len(candidates)), key=scores.__getitem__)
+        return candidates[best][0], candidates[best][1]
+    keywords = {t: weight(t) for t in tokenize(question)}
+    total = sum(keywords.values())
+    scores = [sum(w for t, w in keywords.items() if t in _norm(s)) / total if total else 0.0 for _, s in candidates]
+    best = max(range(len(candidates)), key=scores.__getitem__)
+    chunk, sentence = candidates[best]
+    return chunk, (sentence if scores[best] >= MIN_COVERAGE else None)
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text).lower())

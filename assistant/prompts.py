@@ -1,0 +1,32 @@
+"""Prompts: every text the chat model sees, as named constants.
+
+Passages are numbered `[1]`, `[2]`, … exactly as the model must cite them. The answer prompt does
+not tell the model to refuse (a 1.5B model then refuses answerable questions); refusal is decided
+from evidence by `answer` and `verify`. No example question from any evaluation set appears here.
+"""
+
+ANSWER_SYSTEM = (
+    "你是严谨的事实问答助手。只根据用户给出的编号资料回答，不使用资料以外的知识。"
+    "回答简短：一到两句话，直接给出答案。每句话末尾用方括号写出依据的资料编号，例如 [1]。"
+)
+ANSWER_SYSTEM_EN = (
+    "You are a careful fact-checking assistant. Answer only from the numbered passages the user gives, "
+    "never from outside knowledge. Be brief: one or two sentences that give the answer directly. "
+    "End every sentence with the number of the passage it comes from in square brackets, e.g. [1]. "
+    "The passages are in Chinese; answer in English."
+)
+ANSWER_USER = "资料：\n{passages}\n\n问题：{question}"
+ANSWER_USER_EN = "Passages:\n{passages}\n\nQuestion: {question}"
+
+CONDENSE_SYSTEM = (
+    "把对话中最后一个问题改写成一个完整、独立、不依赖上下文的问题：把代词和省略的部分换成对话里提到的具体名称。"
+    "只输出改写后的问题，不要回答它。"
+)
+CONDENSE_USER = "对话：\n{history}\n\n最后的问题：{question}\n\n改写后的问题："
+
+TRANSLATE_SYSTEM = "Translate the user's question into Simplified Chinese. Output only the translated question."
+
+REFUSAL_ZH = "文章没有提到这一点。"
+REFUSAL_EN = "The article does not say."
+EXTRACTIVE_ZH = "文章原文（摘录，未经生成）："
+EXTRACTIVE_EN = "From the article (a verbatim quote, not a generated answer):"

@@ -1,0 +1,128 @@
+"""The answer chain with scripted and echo models over a real index (fake embeddings for speed)."""
+
+from pathlib import Path
+
+import pytest
+
+from assistant.answer import needs_condensing
+from assistant.core import Assistant
+from assistant.errors import InputError, ModelTimeoutError
+from assistant.types import Answer
+from conftest import EchoChatModel, make_assistant, scripted, with_llm
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from conftest import ARTICLE_DIR
+
+    index_dir = tmp_path_factory.mktemp("answer-index")
+    make_assistant(ARTICLE_DIR, index_dir).build_index()
+    return ARTICLE_DIR, index_dir
+
+
+def assistant_with(indexed: tuple[Path, Path], llm) -> Assistant:  # type: ignore[no-untyped-def]
+    return with_llm(make_assistant(*indexed), llm)
+
+
+def test_a_supported_answer_is_cited_with_the_exact_passage_and_quote(indexed):
+    a = assistant_with(indexed, scripted("Step-3 每次推理仅激活 38B 参数 [1]。"))
+    answer = a.ask("Step-3 每次推理激活多少参数？")
+    assert not answer.refused
+    assert answer.answer == "Step-3 每次推理仅激活 38B 参数 [1]。"
+    [c] = answer.citations
+    assert c.n == 1 and "每次推理仅激活 38B 参数" in c.quote and c.quote in c.text
+    source = (indexed[0] / Path(c.source).name).read_text(encoding="utf-8")
+    assert source[c.start : c.end] == c.text
+    d = answer.to_dict()
+    assert set(d) >= {"question", "answer", "refused", "citations", "timings", "models"}
+    assert set(d["citations"][0]) >= {"n", "chunk_id", "source", "title", "paragraph", "start", "end", "text", "quote"}
+    assert {"retrieve_s", "first_token_s", "total_s"} <= set(d["timings"])
+
+
+def test_an_invented_answer_becomes_a_refusal_with_related_passages(indexed):
+    a = assistant_with(indexed, scripted("阶跃星辰的总部位于北京 [1]。"))
+    answer = a.ask("阶跃星辰的总部位于哪个城市？")
+    assert answer.refused and answer.answer.startswith("文章没有提到")
+    assert answer.citations == () and len(answer.related) == 3
+
+
+def test_english_questions_get_english_refusals(indexed):
+    a = assistant_with(indexed, scripted("阶跃星辰的研究院", "StepFun is headquartered in Shanghai [1]."))
+    answer = a.ask("Where is StepFun headquartered?")
+    assert answer.refused and answer.answer == "The article does not say."
+
+
+def test_when_the_model_says_it_does_not_know_the_assistant_refuses(indexed):
+    answer = assistant_with(indexed, scripted("资料中没有提到 Step-3 的上下文窗口。")).ask("Step-3 的上下文窗口有多长？")
+    assert answer.refused
+
+
+def test_nothing_relevant_refuses_without_calling_the_model(indexed):
+    answer = assistant_with(indexed, scripted("不应被调用")).ask("Python 的 GIL 是什么？")
+    assert answer.refused and "first_token_s" not in answer.timings
+
+
+def test_the_prompt_holds_the_numbered_best_passages_and_the_question(indexed):
+    echo = EchoChatModel()
+    a = assistant_with(indexed, echo)
+    tokens = [e for e in a.stream("首席科学家是谁？") if isinstance(e, str)]
+    prompt = "".join(tokens)
+    assert "[1] " in prompt and "[3] " in prompt and "[4] " not in prompt
+    assert "张祥雨" in prompt and prompt.rstrip().endswith("首席科学家是谁？")
+    assert len(prompt) < 1600, "the prompt stays small: three passages, not the article"
+
+
+def test_tokens_stream_before_the_final_answer(indexed):
+    events = list(assistant_with(indexed, scripted("印奇是旷视科技创始人 [1]。")).stream("印奇是哪家公司的创始人？"))
+    assert all(isinstance(e, str) for e in events[:-1]) and len(events) > 5
+    assert isinstance(events[-1], Answer) and "旷视" in events[-1].answer
+
+
+def test_a_follow_up_is_condensed_before_retrieval(indexed):
+    llm = scripted("阶跃星辰的 CTO 朱亦博有什么特别的经验？", "朱亦博具备万卡集群建设经验 [1]。")
+    answer = assistant_with(indexed, llm).ask("他有什么特别的经验？", history=["阶跃星辰的 CTO 是谁？"])
+    assert "condense_s" in answer.timings
+    assert "万卡集群" in answer.answer and not answer.refused
+    assert "万卡集群建设经验" in answer.citations[0].text
+
+
+def test_standalone_questions_skip_the_condense_call(indexed):
+    answer = assistant_with(indexed, scripted("张祥雨 [1]")).ask("阶跃星辰的首席科学家是谁？", history=["CTO 是谁？"])
+    assert "condense_s" not in answer.timings and "张祥雨" in answer.answer
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [("他有什么经验？", True), ("那 MiniMax 呢？", True), ("What about its revenue?", True),
+     ("阶跃星辰的首席科学家是谁？", False), ("How much did StepFun raise?", False)],
+)
+def test_needs_condensing(question: str, expected: bool):
+    assert needs_condensing(question) is expected
+
+
+def test_fast_answers_quote_the_article_and_say_so(indexed):
+    answer = assistant_with(indexed, scripted("不应被调用")).ask("Step-3 模型的总参数量是多少？", fast=True)
+    assert answer.answer.startswith("文章原文（摘录，未经生成）") and "321B" in answer.answer
+    assert answer.models["llm"] == "extractive (no generation)"
+    assert answer.citations[0].quote in answer.answer
+
+
+class Broken(EchoChatModel):
+    def _generate(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ModelTimeoutError("the chat model did not finish in 1s")
+
+
+def test_a_failing_model_falls_back_to_a_quote(indexed):
+    answer = assistant_with(indexed, Broken()).ask("Step-3 模型的总参数量是多少？")
+    assert not answer.refused and "321B" in answer.answer and "生成模型不可用" in answer.answer
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "\x00\x01", None, 42])
+def test_bad_questions_are_clear_errors(indexed, bad):
+    with pytest.raises(InputError):
+        assistant_with(indexed, scripted("x")).ask(bad)
+
+
+def test_overlong_question_is_refused_politely(indexed):
+    with pytest.raises(InputError, match="under"):
+        assistant_with(indexed, scripted("x")).ask("融资" * 60_000)

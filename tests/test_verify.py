@@ -1,0 +1,96 @@
+"""Citation verification on the failure modes a small model shows: every one must be caught."""
+
+import pytest
+
+from assistant.types import Chunk
+from assistant.verify import normalize_markers, numbers_supported, split_claims, verify
+
+TITLE = "阶跃星辰凭什么拿最多的钱"
+
+
+def chunk(text: str, n: int = 1) -> Chunk:
+    return Chunk(f"c{n}", "a.txt", TITLE, "从技术创新到商业闭环", n, 0, len(text), text)
+
+
+STEP3 = chunk(
+    "Step-3 模型的 MoE(混合专家)架构设计,更是兼顾了性能与效率的平衡。该模型总参数量达 321B,"
+    "但通过动态激活机制,每次推理仅激活 38B 参数,实现 8.4 倍的参数效率提升。",
+    1,
+)
+MINIMAX = chunk("更残酷的是—— MiniMax 2025 年前三季度亏损达 5.12 亿美元,智谱 AI 同期净利润亏损 23.58 亿元。", 2)
+REVENUE = chunk("若以 2025 年预计 10 亿元营收计算,其市销率(P/S)约为 25 倍。", 3)
+GAP = chunk("斯坦福大学《2025 人工智能指数报告》显示,中美顶级大模型的性能差距已从 2023 年的 17.5% 骤缩至 0.3%。", 4)
+PASSAGES = [STEP3, MINIMAX, REVENUE, GAP]
+
+
+def kept(answer: str, english: bool = False) -> list[str]:
+    return [c.text for c in verify(answer, PASSAGES, english=english).claims]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "阶跃星辰的总部位于北京 [1]。",  # a place no passage names
+        "Step-3 的训练数据一共有 321B token [1]。",  # a real number reused for the wrong thing
+        "阶跃星辰 2024 年营收预计为 10 亿元 [3]。",  # a 2025 figure moved to 2024
+        "MiniMax 2025 年前三季度亏损 5.21 亿美元 [2]。",  # a wrong digit
+        "MiniMax 2025 年的营收为 5.12 亿美元 [2]。",  # the right number under the wrong label
+        "中美差距骄缩至 3% [4]。",  # an altered character and number
+    ],
+)
+def test_unsupported_claims_are_dropped(answer: str):
+    verdict = verify(answer, PASSAGES)
+    assert verdict.claims == [] and verdict.dropped
+
+
+@pytest.mark.parametrize(
+    ("answer", "passage"),
+    [
+        ("Step-3 每次推理仅激活 38B 参数 [1]。", 1),
+        ("MiniMax 2025 年前三季度亏损达 5.12 亿美元 [2]。", 2),
+        ("阶跃星辰 2025 年预计营收 10 亿元 [3]。", 3),
+        ("性能差距已从 17.5% 骤缩至 0.3% [4]", 4),
+        ("321B [1]", 1),
+    ],
+)
+def test_supported_claims_keep_their_citation_and_get_a_quote(answer: str, passage: int):
+    [claim] = verify(answer, PASSAGES).claims
+    assert claim.passages == (passage,)
+    assert claim.quotes[0] in PASSAGES[passage - 1].text
+
+
+def test_a_wrong_marker_is_moved_to_the_passage_that_supports_the_sentence():
+    [claim] = verify("MiniMax 2025 年前三季度亏损 5.12 亿美元 [1]。", PASSAGES).claims
+    assert claim.passages == (2,)
+
+
+def test_out_of_range_and_missing_markers():
+    [claim] = verify("每次推理仅激活 38B 参数 [7]。", PASSAGES).claims
+    assert claim.passages == (1,)
+    [claim] = verify("每次推理仅激活 38B 参数。", PASSAGES).claims
+    assert claim.passages == (1,)
+
+
+def test_marker_variants_are_normalised():
+    assert normalize_markers("激活 38B [编号1]，亏损【2】，另见 [1, 3] 与 [资料4]") == "激活 38B [1]，亏损[2]，另见 [1][3] 与 [4]"
+    assert split_claims("321B。[1] 38B [2]。") == [("321B。", [1]), ("38B。", [2])]
+
+
+def test_only_the_supported_sentence_survives():
+    verdict = verify("Step-3 总参数量达 321B [1]。它的总部位于上海 [1]。", PASSAGES)
+    assert [c.text for c in verdict.claims] == ["Step-3 总参数量达 321B。"]
+    assert verdict.dropped == ["它的总部位于上海。"]
+
+
+def test_numbers_compare_by_value_across_units():
+    assert numbers_supported("5billion", "超50亿元人民币")
+    assert numbers_supported("42million", "装机超4200万台")
+    assert not numbers_supported("10%", "超10亿元")
+    assert not numbers_supported("2024年", "2025年预计")
+    assert numbers_supported("200-300亿元", "投后估值或达200-300亿元")
+
+
+def test_english_answers_are_checked_by_numbers_and_codes():
+    assert kept("Step-3 has 321B parameters in total and activates 38B per inference [1].", english=True)
+    assert not kept("Step-3 has 320B parameters in total [1].", english=True)
+    assert not kept("It needs an INT4 build [1].", english=True)
