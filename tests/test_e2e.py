@@ -1,0 +1,65 @@
+"""End to end on the real local model (Qwen2.5-Coder-1.5B via llama.cpp) and the real e5 index.
+
+Marked slow: a few seconds per question on 2 cores. The questions are this file's own, not the
+evaluation set's.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from assistant.core import Assistant
+from conftest import ARTICLE_DIR
+
+pytestmark = pytest.mark.slow
+
+
+def test_numeric_answer_is_right_cited_and_quoted(e5_article: Assistant):
+    answer = e5_article.ask("Step-3 的参数效率提升了多少倍？")
+    assert not answer.refused, answer
+    assert "8.4" in answer.answer and "[1]" in answer.answer
+    assert "8.4 倍的参数效率提升" in answer.citations[0].quote
+    assert answer.timings["first_token_s"] < answer.timings["total_s"]
+
+
+def test_question_the_article_does_not_answer_is_refused(e5_article: Assistant):
+    answer = e5_article.ask("阶跃星辰现在有多少名员工？")
+    assert answer.refused, answer
+    assert answer.answer.startswith("文章没有提到") and answer.related
+
+
+def test_english_question_gets_an_english_cited_answer(e5_article: Assistant):
+    answer = e5_article.ask("How much GPU memory does the INT8 version of Step-3 need?")
+    assert not answer.refused, answer
+    assert "5" in answer.answer and answer.answer.isascii() is False or "GB" in answer.answer
+    assert any("5GB 显存" in c.text for c in answer.citations)
+
+
+def test_follow_up_is_answered_about_the_right_thing(e5_article: Assistant):
+    answer = e5_article.ask("它的总参数量是多少？", history=["Step-3 模型采用了什么架构？"])
+    assert not answer.refused, answer
+    assert "321" in answer.answer
+
+
+def test_cli_ask_json_prints_the_answer_contract(e5_article: Assistant):
+    env = {**os.environ, "ASSISTANT_CORPUS": str(ARTICLE_DIR), "ASSISTANT_INDEX_DIR": str(e5_article.settings.index_dir)}
+    out = subprocess.run(
+        [sys.executable, "-m", "assistant.cli", "ask", "阶跃星辰的 CTO 是谁？", "--json"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    assert set(answer) >= {"question", "answer", "refused", "citations", "timings", "models"}
+    assert "朱亦博" in answer["answer"] and not answer["refused"]
+    c = answer["citations"][0]
+    assert set(c) >= {"n", "chunk_id", "source", "title", "paragraph", "start", "end", "text", "quote"}
+    assert (ARTICLE_DIR / os.path.basename(c["source"])).read_text(encoding="utf-8")[c["start"] : c["end"]] == c["text"]
+    assert "llama.cpp" in answer["models"]["llm"] and answer["models"]["embeddings"] == "e5-small"
+
+
+def test_fast_answer_needs_no_model(e5_article: Assistant):
+    answer = e5_article.ask("印奇是哪家公司的创始人？", fast=True)
+    assert "旷视" in answer.answer and answer.models["llm"].startswith("extractive")
