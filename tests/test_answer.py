@@ -8,6 +8,7 @@ from assistant.answer import needs_condensing
 from assistant.core import Assistant
 from assistant.errors import InputError, ModelTimeoutError
 from assistant.types import Answer
+
 from conftest import EchoChatModel, make_assistant, scripted, with_llm
 
 
@@ -53,7 +54,9 @@ def test_english_questions_get_english_refusals(indexed):
 
 
 def test_when_the_model_says_it_does_not_know_the_assistant_refuses(indexed):
-    answer = assistant_with(indexed, scripted("资料中没有提到 Step-3 的上下文窗口。")).ask("Step-3 的上下文窗口有多长？")
+    answer = assistant_with(indexed, scripted("资料中没有提到 Step-3 的上下文窗口。")).ask(
+        "Step-3 的上下文窗口有多长？"
+    )
     assert answer.refused
 
 
@@ -93,8 +96,13 @@ def test_standalone_questions_skip_the_condense_call(indexed):
 
 @pytest.mark.parametrize(
     ("question", "expected"),
-    [("他有什么经验？", True), ("那 MiniMax 呢？", True), ("What about its revenue?", True),
-     ("阶跃星辰的首席科学家是谁？", False), ("How much did StepFun raise?", False)],
+    [
+        ("他有什么经验？", True),
+        ("那 MiniMax 呢？", True),
+        ("What about its revenue?", True),
+        ("阶跃星辰的首席科学家是谁？", False),
+        ("How much did StepFun raise?", False),
+    ],
 )
 def test_needs_condensing(question: str, expected: bool):
     assert needs_condensing(question) is expected

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from assistant.core import Assistant
+
 from conftest import ARTICLE_DIR
 
 pytestmark = pytest.mark.slow
@@ -45,10 +46,17 @@ def test_follow_up_is_answered_about_the_right_thing(e5_article: Assistant):
 
 
 def test_cli_ask_json_prints_the_answer_contract(e5_article: Assistant):
-    env = {**os.environ, "ASSISTANT_CORPUS": str(ARTICLE_DIR), "ASSISTANT_INDEX_DIR": str(e5_article.settings.index_dir)}
+    env = {
+        **os.environ,
+        "ASSISTANT_CORPUS": str(ARTICLE_DIR),
+        "ASSISTANT_INDEX_DIR": str(e5_article.settings.index_dir),
+    }
     out = subprocess.run(
         [sys.executable, "-m", "assistant.cli", "ask", "阶跃星辰的 CTO 是谁？", "--json"],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert out.returncode == 0, out.stderr
     answer = json.loads(out.stdout)

@@ -72,7 +72,10 @@ def test_out_of_range_and_missing_markers():
 
 
 def test_marker_variants_are_normalised():
-    assert normalize_markers("激活 38B [编号1]，亏损【2】，另见 [1, 3] 与 [资料4]") == "激活 38B [1]，亏损[2]，另见 [1][3] 与 [4]"
+    assert (
+        normalize_markers("激活 38B [编号1]，亏损【2】，另见 [1, 3] 与 [资料4]")
+        == "激活 38B [1]，亏损[2]，另见 [1][3] 与 [4]"
+    )
     assert split_claims("321B。[1] 38B [2]。") == [("321B。", [1]), ("38B。", [2])]
 
 
