@@ -108,3 +108,27 @@ def test_eval_retrieval_reports_hit_at_k(env: dict[str, str]):
     out = run(["eval-retrieval", str(SHARED / "eval" / "article_qa_dev.jsonl")], env)
     metrics = json.loads(out.stdout)
     assert metrics["questions"] == 25 and 0 < metrics["hit@1"] <= metrics["hit@5"] <= 1
+
+
+def test_ask_json_with_a_scripted_model(env: dict[str, str]):
+    run(["index"], env)
+    out = run(["ask", "印奇是哪家公司的创始人？", "--json", "--llm", "fake:印奇是旷视科技创始人 [1]。"], env)
+    answer = json.loads(out.stdout)
+    assert answer["answer"] == "印奇是旷视科技创始人 [1]。" and not answer["refused"]
+    assert answer["citations"][0]["n"] == 1 and "旷视科技创始人" in answer["citations"][0]["quote"]
+
+
+def test_ask_prints_the_answer_then_numbered_sources(env: dict[str, str]):
+    run(["index"], env)
+    out = run(["ask", "印奇是哪家公司的创始人？", "--llm", "fake:印奇是旷视科技创始人 [1]。"], env)
+    lines = out.stdout.splitlines()
+    assert lines[0] == "印奇是旷视科技创始人 [1]。"
+    assert "Sources:" in lines and any(line.startswith("[1] 从技术创新到商业闭环 · ¶") for line in lines)
+    assert "fake" in lines[-1] and "total" in lines[-1]
+
+
+def test_chat_keeps_the_conversation(env: dict[str, str]):
+    run(["index"], env)
+    out = run(["chat", "--fast"], env, stdin="阶跃星辰的 CTO 是谁？\n他有什么特别的经验？\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("文章原文") == 2 and "万卡集群" in out.stdout
