@@ -70,6 +70,9 @@ class Answerer:
         self.answer_en = _prompt(prompts.ANSWER_SYSTEM_EN, prompts.ANSWER_USER_EN) | bound | parse
         self.condense = _prompt(prompts.CONDENSE_SYSTEM, prompts.CONDENSE_USER) | llm.bind(max_tokens=80) | parse
         self.translate = _prompt(prompts.TRANSLATE_SYSTEM, "{question}") | llm.bind(max_tokens=80) | parse
+        self.to_chinese = (
+            _prompt(prompts.CLAIM_TO_CHINESE_SYSTEM, prompts.CLAIM_TO_CHINESE_USER) | llm.bind(max_tokens=120) | parse
+        )
 
     def ask(self, question: str, history: Sequence[str] = (), fast: bool = False) -> Answer:
         answer = None
@@ -151,7 +154,8 @@ class Answerer:
     ) -> Answer:
         chunks = [h.chunk for h in hits[: self.settings.passages]]
         t = time.perf_counter()
-        verdict = verify(raw, chunks, self.similarity, english)
+        translate = self._claim_to_chinese if english and self.retriever.corpus_is_cjk else None
+        verdict = verify(raw, chunks, self.similarity, english, translate)
         timings["verify_s"] = time.perf_counter() - t
         log.info("model said %r; kept %d claims, dropped %r", raw, len(verdict.claims), verdict.dropped)
         if not verdict.claims or _MODEL_REFUSES.search(raw):
@@ -159,6 +163,14 @@ class Answerer:
         text, citations = render(verdict, chunks, self.source_path)
         timings["total_s"] = time.perf_counter() - started
         return Answer(question, text, False, citations, timings, self.models)
+
+    def _claim_to_chinese(self, claim: str, passage: str) -> str:
+        """An English claim in the passage's Chinese wording, so it can be checked word by word."""
+        try:
+            return _one_line(self.to_chinese.invoke({"claim": claim, "passage": passage})) or claim
+        except AssistantError as exc:
+            log.warning("could not translate a claim for checking (%s)", exc)
+            return claim
 
     def _extractive(
         self,

@@ -25,6 +25,8 @@ CONDENSE_SYSTEM = (
 CONDENSE_USER = "对话：\n{history}\n\n最后的问题：{question}\n\n改写后的问题："
 
 TRANSLATE_SYSTEM = "Translate the user's question into Simplified Chinese. Output only the translated question."
+CLAIM_TO_CHINESE_SYSTEM = "把用户给出的英文句子翻译成简体中文。人名、机构名和术语使用参考段落里的写法。只输出译文。"
+CLAIM_TO_CHINESE_USER = "参考段落：{passage}\n\n英文句子：{claim}"
 
 REFUSAL_ZH = "文章没有提到这一点。"
 REFUSAL_EN = "The article does not say."

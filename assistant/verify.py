@@ -57,6 +57,7 @@ _FUNCTION_CHARS = frozenset("的了是在为于和与及或也都而就被把对
 MIN_SIMILARITY = 0.80  # embedding cosine for claims in another language than the passage
 
 Similarity = Callable[[str, list[str]], list[float]]  # claim, sentences -> cosine similarities
+Translate = Callable[[str, str], str]  # (English claim, passage) -> the claim in the passage's language
 
 
 @dataclass(frozen=True)
@@ -95,17 +96,31 @@ def split_claims(answer: str) -> list[tuple[str, list[int]]]:
 
 
 def verify(
-    answer: str, passages: Sequence[Chunk], similarity: Similarity | None = None, english: bool = False
+    answer: str,
+    passages: Sequence[Chunk],
+    similarity: Similarity | None = None,
+    english: bool = False,
+    translate: Translate | None = None,
 ) -> Verdict:
     """Keep the sentences of `answer` that a given passage supports; see the module docstring.
 
-    `english`: the answer is meant to be in English over (possibly) Chinese passages, so claims
-    without Chinese text are checked by numbers, codes and embedding similarity instead of words."""
+    `english`: the answer is meant to be in English over (possibly) Chinese passages. Such a claim
+    is rendered in Chinese by `translate` (with the cited passage as a glossary) and checked word by
+    word like a Chinese one; its numbers are checked as written too. Without `translate`, numbers,
+    codes and embedding similarity are all that can be checked."""
     claims, dropped = [], []
     for text, cited in split_claims(answer):
         valid = [n for n in dict.fromkeys(cited) if 1 <= n <= len(passages)]
         order = valid + [n for n in range(1, len(passages) + 1) if n not in valid]
-        found = [(n, q) for n in order if (q := support(text, passages[n - 1], similarity, english)) is not None]
+        probe, cross = text, english and not _is_cjk(text)
+        if cross and translate is not None and passages:
+            probe, cross = translate(text, passages[(valid or [1])[0] - 1].text), False
+        found = [
+            (n, q)
+            for n in order
+            if (q := support(probe, passages[n - 1], similarity, cross)) is not None
+            and numbers_supported(text, _context(passages[n - 1]))
+        ]
         cited_ok = [(n, q) for n, q in found if n in valid]
         chosen = cited_ok or found[:1]
         if chosen:
@@ -116,8 +131,10 @@ def verify(
 
 
 def support(claim: str, passage: Chunk, similarity: Similarity | None = None, english: bool = False) -> str | None:
-    """The passage sentence that supports `claim`, or None when the passage does not support it."""
-    context = _norm(f"{passage.title} {passage.section} {passage.text}")
+    """The passage sentence that supports `claim`, or None when the passage does not support it.
+
+    `english`: the claim is in English over a Chinese passage (see `verify`)."""
+    context = _context(passage)
     if not numbers_supported(claim, context):
         return None
     sentences = [passage.text[s:e] for s, e in split_sentences(passage.text, 0, len(passage.text))]
@@ -205,6 +222,10 @@ def _overlap(claim: str, sentence: str) -> float:
 def _bigrams(text: str) -> set[str]:
     t = _norm(text)
     return {t[i : i + 2] for i in range(len(t) - 1)}
+
+
+def _context(passage: Chunk) -> str:
+    return _norm(f"{passage.title} {passage.section} {passage.text}")
 
 
 def _norm(text: str) -> str:
