@@ -22,7 +22,7 @@ from langchain_core.prompts import ChatPromptTemplate
 
 from . import prompts
 from .errors import AssistantError, InputError
-from .extract import best_sentences, is_english
+from .extract import best_sentences, is_english, prompt_passages
 from .retrieve import HybridRetriever
 from .types import Answer, Chunk, Citation, Hit
 from .verify import Similarity, Verdict, verify
@@ -89,7 +89,7 @@ class Answerer:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         standalone = self._standalone(question, history, timings, fast)
-        hits = self._retrieve(standalone, question, history, timings, fast)
+        query, hits = self._retrieve(standalone, question, history, timings, fast)
         english = is_english(question)
         if not _relevant(hits):
             yield self._refusal(question, english, hits, timings, started)
@@ -100,7 +100,8 @@ class Answerer:
         chunks = [h.chunk for h in hits[: self.settings.passages]]
         raw: list[str] = []
         try:
-            yield from self._generate(standalone, english, chunks, raw, timings, started)
+            passages = prompt_passages(chunks, query, self.retriever.weight)
+            yield from self._generate(standalone, english, passages, raw, timings, started)
         except AssistantError as exc:
             log.warning("chat model failed (%s); answering with a quote instead", exc)
             yield self._extractive(question, english, hits, timings, started, note=str(exc))
@@ -120,7 +121,8 @@ class Answerer:
 
     def _retrieve(
         self, standalone: str, question: str, history: list[str], timings: dict[str, float], fast: bool
-    ) -> list[Hit]:
+    ) -> tuple[str, list[Hit]]:
+        """The search query (translated when needed) and the hits for it."""
         query, context = standalone, ([] if standalone != question else history)
         if not fast and is_english(standalone) and self.retriever.corpus_is_cjk:
             t = time.perf_counter()
@@ -129,18 +131,11 @@ class Answerer:
         t = time.perf_counter()
         hits = self.retriever.search(query, k=max(5, self.settings.passages), history=context)
         timings["retrieve_s"] = time.perf_counter() - t
-        return hits
+        return query, hits
 
     def _generate(
-        self,
-        question: str,
-        english: bool,
-        chunks: list[Chunk],
-        raw: list[str],
-        timings: dict[str, float],
-        started: float,
+        self, question: str, english: bool, passages: str, raw: list[str], timings: dict[str, float], started: float
     ) -> Iterator[str]:
-        passages = "\n".join(f"[{i}] {c.text}" for i, c in enumerate(chunks, start=1))
         chain = self.answer_en if english else self.answer_zh
         for token in chain.stream({"passages": passages, "question": question}):
             if not raw:

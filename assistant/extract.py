@@ -52,5 +52,20 @@ def best_sentences(
     return chunk, (sentence if scores[best] >= MIN_COVERAGE else None)
 
 
+def prompt_passages(chunks: Sequence[Chunk], query: str, weight: Weight) -> str:
+    """The numbered passages for the prompt: the best chunk whole, the others cut to the sentences
+    that contain a keyword of the query (time to first token grows with every prompt token)."""
+    keywords = [t for t in tokenize(query) if weight(t) > 0]
+    parts = []
+    for n, chunk in enumerate(chunks, start=1):
+        text = chunk.text
+        if n > 1 and keywords:
+            sentences = [text[s:e] for s, e in split_sentences(text, 0, len(text))]
+            kept = [s for s in sentences if any(k in _norm(s) for k in keywords)]
+            text = "".join(kept) or text
+        parts.append(f"[{n}] {text}")
+    return "\n".join(parts)
+
+
 def _norm(text: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text).lower())
