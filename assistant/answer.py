@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import Runnable
 
 from . import prompts
-from .errors import AssistantError, InputError
+from .errors import InputError
 from .extract import best_sentences, is_english, prompt_passages
+from .llm import explain_error
 from .retrieve import HybridRetriever
 from .types import Answer, Chunk, Citation, Hit
 from .verify import Similarity, Verdict, verify
@@ -102,9 +104,10 @@ class Answerer:
         try:
             passages = prompt_passages(chunks, query, self.retriever.weight)
             yield from self._generate(standalone, english, passages, raw, timings, started)
-        except AssistantError as exc:
-            log.warning("chat model failed (%s); answering with a quote instead", exc)
-            yield self._extractive(question, english, hits, timings, started, note=str(exc))
+        except Exception as exc:  # a model that is missing, failing or too slow: quote instead
+            reason = explain_error(exc) or exc
+            log.warning("chat model failed (%s); answering with a quote instead", reason)
+            yield self._extractive(question, english, hits, timings, started, note=str(reason))
             return
         yield self._finish(question, english, "".join(raw), hits, timings, started)
 
@@ -114,7 +117,7 @@ class Answerer:
         if fast or not history or not needs_condensing(question):
             return question
         t = time.perf_counter()
-        rewritten = _one_line(self.condense.invoke({"history": "\n".join(history[-4:]), "question": question}))
+        rewritten = _one_line(self._quietly(self.condense, {"history": "\n".join(history[-4:]), "question": question}))
         timings["condense_s"] = time.perf_counter() - t
         log.info("condensed %r -> %r", question, rewritten)
         return rewritten or question
@@ -126,7 +129,10 @@ class Answerer:
         query, context = standalone, ([] if standalone != question else history)
         if not fast and is_english(standalone) and self.retriever.corpus_is_cjk:
             t = time.perf_counter()
-            query, context = _one_line(self.translate.invoke({"question": standalone})) or standalone, [standalone]
+            query, context = (
+                _one_line(self._quietly(self.translate, {"question": standalone})) or standalone,
+                [standalone],
+            )
             timings["translate_s"] = time.perf_counter() - t
         t = time.perf_counter()
         hits = self.retriever.search(query, k=max(5, self.settings.passages), history=context)
@@ -161,11 +167,15 @@ class Answerer:
 
     def _claim_to_chinese(self, claim: str, passage: str) -> str:
         """An English claim in the passage's Chinese wording, so it can be checked word by word."""
+        return _one_line(self._quietly(self.to_chinese, {"claim": claim, "passage": passage})) or claim
+
+    def _quietly(self, chain: Runnable[dict[str, str], str], inputs: dict[str, str]) -> str:
+        """A helper model call (condense, translate) whose failure only costs its improvement."""
         try:
-            return _one_line(self.to_chinese.invoke({"claim": claim, "passage": passage})) or claim
-        except AssistantError as exc:
-            log.warning("could not translate a claim for checking (%s)", exc)
-            return claim
+            return chain.invoke(inputs)
+        except Exception as exc:  # any backend's failure: the answer goes on without this step
+            log.warning("a helper model call failed, going on without it: %s", explain_error(exc) or exc)
+            return ""
 
     def _extractive(
         self,

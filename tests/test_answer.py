@@ -134,3 +134,14 @@ def test_bad_questions_are_clear_errors(indexed, bad):
 def test_overlong_question_is_refused_politely(indexed):
     with pytest.raises(InputError, match="under"):
         assistant_with(indexed, scripted("x")).ask("融资" * 60_000)
+
+
+class Unreachable(EchoChatModel):
+    def _generate(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ConnectionError("connection refused")
+
+
+def test_a_model_that_is_down_still_gets_a_quoted_answer_to_a_follow_up(indexed):
+    answer = assistant_with(indexed, Unreachable()).ask("它的总参数量是多少？", history=["Step-3 模型用了什么架构？"])
+    assert "321B" in answer.answer and answer.models["llm"] == "extractive (no generation)"
+    assert "connection refused" in answer.answer
