@@ -28,6 +28,20 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTICLE_DIR = ROOT / "corpus"
 ARTICLE = ARTICLE_DIR / "stepfun-b-plus-round.txt"
 SHARED = ROOT.parent / "shared"
+# What `assistant search --json` promises for every hit.
+HIT_FIELDS = {
+    "text",
+    "source",
+    "chunk_id",
+    "section",
+    "paragraph",
+    "start",
+    "end",
+    "score",
+    "dense_score",
+    "keyword_score",
+    "rank",
+}
 
 
 class NetworkBlocked(RuntimeError):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED
+from conftest import HIT_FIELDS, SHARED
 
 
 def run(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -45,19 +45,7 @@ def test_search_json_has_the_documented_fields(env: dict[str, str]):
     hits = json.loads(out.stdout)
     assert len(hits) == 2
     for hit in hits:
-        assert {
-            "text",
-            "source",
-            "chunk_id",
-            "section",
-            "paragraph",
-            "start",
-            "end",
-            "score",
-            "dense_score",
-            "keyword_score",
-            "rank",
-        } <= set(hit)
+        assert set(hit) >= HIT_FIELDS
     assert any("张祥雨" in h["text"] for h in hits)
     article = Path(env["ASSISTANT_CORPUS"]) / hits[0]["source"]
     assert article.read_text(encoding="utf-8")[hits[0]["start"] : hits[0]["end"]] == hits[0]["text"]
