@@ -27,7 +27,7 @@ from .extract import best_sentences, is_english, prompt_passages
 from .llm import explain_error
 from .retrieve import HybridRetriever
 from .types import Answer, Chunk, Citation, Hit
-from .verify import Similarity, Verdict, verify
+from .verify import Similarity, Verdict, grounded, verify
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class Answerer:
         standalone = self._standalone(question, history, timings, fast)
         query, hits = self._retrieve(standalone, question, history, timings, fast)
         english = is_english(question)
-        if not _relevant(hits):
+        if not _relevant(hits) or (not english and not grounded(query, [h.chunk for h in hits[:3]])):
             yield self._refusal(question, english, hits, timings, started)
             return
         if fast:
@@ -109,7 +109,7 @@ class Answerer:
             log.warning("chat model failed (%s); answering with a quote instead", reason)
             yield self._extractive(question, english, hits, timings, started, note=str(reason))
             return
-        yield self._finish(question, english, "".join(raw), hits, timings, started)
+        yield self._finish(question, query, english, "".join(raw), hits, timings, started)
 
     # -- stages ----------------------------------------------------------------------------------
 
@@ -120,7 +120,9 @@ class Answerer:
         rewritten = _one_line(self._quietly(self.condense, {"history": "\n".join(history[-4:]), "question": question}))
         timings["condense_s"] = time.perf_counter() - t
         log.info("condensed %r -> %r", question, rewritten)
-        return rewritten or question
+        if not rewritten or rewritten == question:  # the model did not rewrite: keep the last turn in view
+            return f"{history[-1]} {question}"
+        return rewritten
 
     def _retrieve(
         self, standalone: str, question: str, history: list[str], timings: dict[str, float], fast: bool
@@ -151,12 +153,20 @@ class Answerer:
         timings["generate_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0)
 
     def _finish(
-        self, question: str, english: bool, raw: str, hits: list[Hit], timings: dict[str, float], started: float
+        self,
+        question: str,
+        query: str,
+        english: bool,
+        raw: str,
+        hits: list[Hit],
+        timings: dict[str, float],
+        started: float,
     ) -> Answer:
+        """Verify the draft (with `query`, the question in the passages' language) into an answer."""
         chunks = [h.chunk for h in hits[: self.settings.passages]]
         t = time.perf_counter()
         translate = self._claim_to_chinese if english and self.retriever.corpus_is_cjk else None
-        verdict = verify(raw, chunks, self.similarity, english, translate)
+        verdict = verify(raw, chunks, self.similarity, english, translate, question=query)
         timings["verify_s"] = time.perf_counter() - t
         log.info("model said %r; kept %d claims, dropped %r", raw, len(verdict.claims), verdict.dropped)
         if not verdict.claims or _MODEL_REFUSES.search(raw):

@@ -31,6 +31,10 @@ STOPWORDS = frozenset(
     """.split()
 )
 _TOKEN = re.compile(r"\w", re.UNICODE)
+# Question words and marks, and words about the text itself: in a question, never in its answer.
+QUESTION_WORDS = re.compile(
+    r"什么|多少|哪些|哪个|哪家|哪里|哪一|哪|是谁|谁|怎么|如何|为什么|几|吗|呢|[？?]|文章中|文章说|文章|文中|本文"
+)
 
 
 def tokenize(text: str) -> list[str]:

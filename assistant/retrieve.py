@@ -24,7 +24,7 @@ from pydantic import ConfigDict
 
 from .chunk import split_sentences
 from .index import Index
-from .keyword import BM25, tokenize
+from .keyword import BM25, QUESTION_WORDS, tokenize
 from .types import Chunk, Hit
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,6 @@ class FusionWeights:
     candidates: int = 30  # how deep each retriever looks before fusion
     rerank_depth: int = 20  # fused candidates re-scored by sentence overlap
     overlap: float = 0.5  # weight of the best sentence's question coverage against the normalised RRF score
-
-
-# Question words and marks: they are in the question but never in the answering sentence.
-_QUESTION_WORDS = re.compile(r"什么|多少|哪些|哪个|哪家|哪里|哪一|哪|是谁|谁|怎么|如何|为什么|几|吗|呢|[？?]")
 
 
 class HybridRetriever:
@@ -99,7 +95,7 @@ class HybridRetriever:
             return []
         w = self.weights
         best_rrf = fused[0]["rrf"]
-        question = _bigrams(_QUESTION_WORDS.sub(" ", query))
+        question = _bigrams(QUESTION_WORDS.sub(" ", query))
         for e in fused[: w.rerank_depth]:
             e["overlap"] = self._coverage(int(e["i"]), question)
             e["score"] = e["rrf"] / best_rrf + w.overlap * e["overlap"]

@@ -20,6 +20,7 @@ import jieba
 import jieba.posseg as pseg
 
 from .chunk import split_sentences
+from .keyword import QUESTION_WORDS
 from .types import Chunk
 
 jieba.setLogLevel(logging.WARNING)
@@ -55,6 +56,13 @@ MIN_CONTENT_SUPPORT = 0.7  # share of the claim's content bigrams (no function c
 MIN_OVERLAP = 0.3  # share of the claim's character bigrams in its best passage sentence
 _FUNCTION_CHARS = frozenset("的了是在为于和与及或也都而就被把对从以之其这那有个着过将")
 MIN_SIMILARITY = 0.80  # embedding cosine for claims in another language than the passage
+# The question and the claim together ("训练数据有多少 token" + "321B") must be about the passage too,
+# so a bare number is not accepted for a question about something the passage never mentions.
+MIN_QA_NOUN_SUPPORT = 0.7
+MIN_QA_CONTENT_SUPPORT = 0.5
+# Before generating: the passages must mention most of what the question is about.
+MIN_GROUNDING_NOUNS = 0.5
+MIN_GROUNDING_CONTENT = 0.3
 
 Similarity = Callable[[str, list[str]], list[float]]  # claim, sentences -> cosine similarities
 Translate = Callable[[str, str], str]  # (English claim, passage) -> the claim in the passage's language
@@ -101,13 +109,15 @@ def verify(
     similarity: Similarity | None = None,
     english: bool = False,
     translate: Translate | None = None,
+    question: str = "",
 ) -> Verdict:
     """Keep the sentences of `answer` that a given passage supports; see the module docstring.
 
     `english`: the answer is meant to be in English over (possibly) Chinese passages. Such a claim
     is rendered in Chinese by `translate` (with the cited passage as a glossary) and checked word by
     word like a Chinese one; its numbers are checked as written too. Without `translate`, numbers,
-    codes and embedding similarity are all that can be checked."""
+    codes and embedding similarity are all that can be checked. `question` (in the passages'
+    language) is checked together with each claim, see MIN_QA_NOUN_SUPPORT."""
     claims, dropped = [], []
     for text, cited in split_claims(answer):
         valid = [n for n in dict.fromkeys(cited) if 1 <= n <= len(passages)]
@@ -120,6 +130,7 @@ def verify(
             for n in order
             if (q := support(probe, passages[n - 1], similarity, cross)) is not None
             and numbers_supported(text, _context(passages[n - 1]))
+            and (cross or about_the_passage(question, probe, passages[n - 1]))
         ]
         cited_ok = [(n, q) for n, q in found if n in valid]
         chosen = cited_ok or found[:1]
@@ -162,6 +173,26 @@ def _support_across_languages(
     scores = similarity(claim, anchored)
     best = max(range(len(anchored)), key=scores.__getitem__)
     return anchored[best] if scores[best] >= MIN_SIMILARITY else None
+
+
+def about_the_passage(question: str, claim: str, passage: Chunk) -> bool:
+    """The question's terms and the claim's, taken together, occur in the passage."""
+    if not question:
+        return True
+    probe, context = f"{QUESTION_WORDS.sub(' ', question)} {claim}", _context(passage)
+    return (
+        noun_support(probe, context) >= MIN_QA_NOUN_SUPPORT
+        and content_support(probe, context) >= MIN_QA_CONTENT_SUPPORT
+    )
+
+
+def grounded(question: str, passages: Sequence[Chunk]) -> bool:
+    """The passages mention most of what the question is about (its nouns and content words)."""
+    probe = QUESTION_WORDS.sub(" ", question)
+    context = " ".join(_context(p) for p in passages)
+    return (
+        noun_support(probe, context) >= MIN_GROUNDING_NOUNS and content_support(probe, context) >= MIN_GROUNDING_CONTENT
+    )
 
 
 def numbers_supported(claim: str, context: str) -> bool:

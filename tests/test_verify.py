@@ -3,7 +3,7 @@
 import pytest
 
 from assistant.types import Chunk
-from assistant.verify import normalize_markers, numbers_supported, split_claims, verify
+from assistant.verify import grounded, normalize_markers, numbers_supported, split_claims, verify
 
 TITLE = "阶跃星辰凭什么拿最多的钱"
 
@@ -97,3 +97,17 @@ def test_english_answers_are_checked_by_numbers_and_codes():
     assert kept("Step-3 has 321B parameters in total and activates 38B per inference [1].", english=True)
     assert not kept("Step-3 has 320B parameters in total [1].", english=True)
     assert not kept("It needs an INT4 build [1].", english=True)
+
+
+def test_a_bare_number_must_answer_what_was_asked():
+    asked_other = verify("321B [1]", PASSAGES, question="Step-3 的训练语料有多少条？")
+    assert asked_other.claims == []
+    asked_this = verify("321B [1]", PASSAGES, question="Step-3 的总参数量是多少？")
+    assert [c.passages for c in asked_this.claims] == [(1,)]
+
+
+def test_questions_about_things_the_passages_never_mention_are_not_grounded():
+    assert grounded("Step-3 模型的总参数量是多少？", PASSAGES)
+    assert grounded("MiniMax 前三季度亏损多少？", PASSAGES)
+    assert not grounded("阶跃星辰的办公楼位于哪座城市？", PASSAGES)
+    assert not grounded("Step-3 的推理延迟有多长？", PASSAGES)
