@@ -1,4 +1,4 @@
-"""The `assistant` command: index, search, ask (once or as a chat), evaluate, and show the index.
+"""The `assistant` command: index, search, ask (once or as a chat), evaluate, show the index, run the Slack bot.
 
 Parses flags (which override `ASSISTANT_*` settings), builds one `Assistant`, and renders its
 values for a terminal or as JSON. `AssistantError`s become a one-line message and an exit code;
@@ -96,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--misses", action="store_true", help="also list questions whose first passage missed")
     p.set_defaults(run=cmd_eval_retrieval)
 
+    p = sub.add_parser("slack", parents=[common], help="run the Slack bot (Socket Mode, or --http for the Events API)")
+    p.add_argument("--http", action="store_true", help="serve the HTTP Events API (needs SLACK_SIGNING_SECRET)")
+    p.add_argument("--host", default="0.0.0.0", help="with --http: address to listen on (default 0.0.0.0)")
+    p.add_argument("--port", type=int, default=3000, help="with --http: port (default 3000; path /slack/events)")
+    p.add_argument("--fast", action="store_true", help="answer with cited quotes; no generation")
+    p.set_defaults(run=cmd_slack)
+
     p = sub.add_parser("info", parents=[common], help="what is indexed, with which model, where")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_info)
@@ -120,7 +127,8 @@ def cmd_index(assistant: Assistant, args: argparse.Namespace) -> int:
     )
     print(
         f"indexed {report.documents} documents, {report.chunks} chunks ({changes}; "
-        f"{report.embedded} chunks embedded) in {report.seconds:.1f}s -> {assistant.index.location}"
+        f"{report.embedded} chunks embedded) in {report.seconds:.1f}s -> {assistant.index.location}",
+        file=getattr(args, "summary_to", sys.stdout),
     )
     return 0
 
@@ -194,7 +202,7 @@ def cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
     if args.sample:
         items = sample(items, args.sample)
     if args.index:
-        cmd_index(assistant, argparse.Namespace(rebuild=False))
+        cmd_index(assistant, argparse.Namespace(rebuild=False, summary_to=sys.stderr))
     out = open(args.out, "w", encoding="utf-8") if args.out else None  # noqa: SIM115 - closed below
     results = []
     try:
@@ -252,7 +260,7 @@ def cmd_eval_retrieval(assistant: Assistant, args: argparse.Namespace) -> int:
 
     items = read_items(Path(args.file))
     if args.index:
-        cmd_index(assistant, argparse.Namespace(rebuild=False))
+        cmd_index(assistant, argparse.Namespace(rebuild=False, summary_to=sys.stderr))
     metrics = retrieval_metrics(lambda q, k, history: assistant.search(q, k=k, history=history), items)
     misses = metrics.pop("not_first")
     if args.misses:
@@ -275,6 +283,16 @@ def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
     print(f"documents:   {info['documents']}, chunks: {info['chunks']}")
     for source, doc in info["sources"].items():
         print(f"  {source}  {doc['title']}  ({doc['chunks']} chunks)")
+    return 0
+
+
+def cmd_slack(assistant: Assistant, args: argparse.Namespace) -> int:
+    from .slack import SlackTokens, serve
+
+    tokens = SlackTokens.from_env(http=args.http)
+    mode = f"HTTP Events API on {args.host}:{args.port}/slack/events" if args.http else "Socket Mode"
+    print(f"Slack bot starting ({mode}); Ctrl-C stops it.", file=sys.stderr)
+    serve(assistant, tokens, http=args.http, host=args.host, port=args.port, fast=args.fast)
     return 0
 
 

@@ -1,0 +1,288 @@
+"""A Slack bot (Bolt for Python) over an `Assistant`: mentions, DMs and `/ask`, answered in threads.
+
+Receives a built `Assistant` and a Slack client; posts a "thinking…" placeholder, then replaces it
+with the Block Kit answer (`slack_blocks`). Earlier user turns of the thread become the history.
+Socket Mode or the HTTP Events API; `SlackTokens.from_env` is the only code reading `SLACK_*`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.error import BoltError
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from .core import Assistant
+from .errors import AssistantError, ConfigurationError
+from .slack_blocks import answer_blocks, answer_text, message_blocks, question_blocks
+
+log = logging.getLogger(__name__)
+
+THINKING = "thinking…"
+QUESTION_EVENT = "assistant_question"  # message metadata marking a /ask question the bot quoted
+MAX_HISTORY = 10  # earlier user turns passed to the assistant
+MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
+
+
+@dataclass(frozen=True)
+class SlackTokens:
+    bot_token: str
+    app_token: str = ""  # Socket Mode
+    signing_secret: str = ""  # HTTP Events API
+
+    @classmethod
+    def from_env(cls, http: bool, env: Mapping[str, str] | None = None) -> SlackTokens:
+        """SLACK_BOT_TOKEN plus SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP)."""
+        env = os.environ if env is None else env
+        needed = ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET" if http else "SLACK_APP_TOKEN"]
+        missing = [name for name in needed if not env.get(name)]
+        if missing:
+            raise ConfigurationError(
+                f"set {' and '.join(missing)} to run the Slack bot"
+                f" ({'HTTP Events API' if http else 'Socket Mode'}): see the README's 'Slack bot' section"
+            )
+        tokens = cls(env["SLACK_BOT_TOKEN"], env.get("SLACK_APP_TOKEN", ""), env.get("SLACK_SIGNING_SECRET", ""))
+        if not http and not tokens.app_token.startswith("xapp-"):
+            raise ConfigurationError(
+                "SLACK_APP_TOKEN must be an app-level token (xapp-…) with connections:write: "
+                "create one under Basic Information > App-Level Tokens"
+            )
+        return tokens
+
+
+class SeenKeys:
+    """A bounded, thread-safe LRU of delivery keys (event ids, channel+ts, trigger ids)."""
+
+    def __init__(self, maxsize: int = 2048) -> None:
+        self.maxsize = maxsize
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def first_time(self, keys: Iterable[str]) -> bool:
+        """Record `keys`; False when any of them was seen before."""
+        keys = list(keys)
+        with self._lock:
+            seen = any(k in self._keys for k in keys)
+            for k in keys:
+                self._keys[k] = None
+                self._keys.move_to_end(k)
+            while len(self._keys) > self.maxsize:
+                self._keys.popitem(last=False)
+            return not seen
+
+
+def build_app(
+    assistant: Assistant,
+    *,
+    token: str | None = None,
+    signing_secret: str,
+    client: WebClient | None = None,
+    fast: bool = False,
+    seen: SeenKeys | None = None,
+) -> App:
+    """A Bolt `App` answering mentions, DMs and `/ask` with `assistant` (checks the token with auth.test)."""
+    try:
+        if client is not None:
+            app = App(client=client, signing_secret=signing_secret, name="assistant")
+        else:
+            app = App(token=token, signing_secret=signing_secret, name="assistant")
+    except BoltError as exc:
+        raise ConfigurationError(
+            f"Slack rejected the bot token ({exc}): set SLACK_BOT_TOKEN to the Bot User OAuth Token (xoxb-…) "
+            "from your app's OAuth & Permissions page"
+        ) from exc
+    bot = _Bot(assistant, fast, seen or SeenKeys())
+    app.middleware(bot.skip_duplicates)
+    app.event("app_mention")(bot.on_mention)
+    app.event("message")(bot.on_message)
+    app.command("/ask")(ack=bot.ack_command, lazy=[bot.answer_command])
+    return app
+
+
+def serve(
+    assistant: Assistant,
+    tokens: SlackTokens,
+    *,
+    http: bool = False,
+    host: str = "0.0.0.0",
+    port: int = 3000,
+    fast: bool = False,
+) -> None:
+    """Run the bot until interrupted: Socket Mode by default, else the HTTP Events API on host:port."""
+    app = build_app(assistant, token=tokens.bot_token, signing_secret=tokens.signing_secret, fast=fast)
+    if http:
+        server = http_server(app, host, port)
+        log.info("Slack events at http://%s:%d/slack/events", host, server.server_address[1])
+        try:
+            server.serve_forever()
+        finally:
+            server.server_close()
+    else:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        SocketModeHandler(app, tokens.app_token).start()
+
+
+def http_server(app: App, host: str, port: int, path: str = "/slack/events") -> ThreadingHTTPServer:
+    """A threaded `http.server` passing POSTs on `path` to Bolt (which verifies signature and timestamp)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            request_path, _, query = self.path.partition("?")
+            if request_path != path:
+                self._send(404, {}, "")
+                return
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8")
+            response = app.dispatch(BoltRequest(body=body, query=query, headers=dict(self.headers.items())))
+            self._send(response.status, response.headers, response.body)
+
+        def _send(self, status: int, headers: Mapping[str, Iterable[str]], body: str) -> None:
+            data = body.encode("utf-8")
+            self.send_response(status)
+            for name, values in headers.items():
+                for value in values:
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("%s " + format, self.address_string(), *args)
+
+    return ThreadingHTTPServer((host, port), Handler)
+
+
+class _Bot:
+    """The listeners; one answer is generated at a time (a local model is not thread-safe)."""
+
+    def __init__(self, assistant: Assistant, fast: bool, seen: SeenKeys) -> None:
+        self.assistant = assistant
+        self.fast = fast
+        self.seen = seen
+        self._answering = threading.Lock()
+
+    def skip_duplicates(self, req: BoltRequest, body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse:
+        """Acknowledge retries and duplicate deliveries of an event already seen, without work."""
+        keys = _delivery_keys(body)
+        if keys and not self.seen.first_time(keys):
+            retry = req.headers.get("x-slack-retry-num", ["0"])[0]
+            log.info("ignoring a repeated delivery %s (retry %s)", keys[0], retry)
+            return BoltResponse(status=200, body="")
+        return next()
+
+    def on_mention(self, event: dict[str, Any], client: WebClient, context: Any) -> None:
+        self._answer_event(event, client, context.bot_user_id)
+
+    def on_message(self, event: dict[str, Any], client: WebClient, context: Any) -> None:
+        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
+            return  # only people's new DMs: no edits, joins, bot posts
+        self._answer_event(event, client, context.bot_user_id)
+
+    def ack_command(self, ack: Callable[..., Any], command: dict[str, Any]) -> None:
+        question = command.get("text", "").strip()
+        if question:
+            ack(response_type="ephemeral", text=f"Working on it: “{question}” — the answer will appear here shortly.")
+        else:
+            ack(response_type="ephemeral", text="Usage: `/ask <question>`, e.g. `/ask Step-3 每次推理激活多少参数？`")
+
+    def answer_command(self, command: dict[str, Any], client: WebClient, respond: Callable[..., Any]) -> None:
+        question, channel, user = command.get("text", "").strip(), command["channel_id"], command["user_id"]
+        if not question:
+            return
+        try:
+            root = client.chat_postMessage(
+                channel=channel,
+                text=f"<@{user}> asked: {question}",
+                blocks=question_blocks(user, question),
+                metadata={"event_type": QUESTION_EVENT, "event_payload": {"question": question}},
+            )
+        except SlackApiError as exc:
+            log.warning("cannot post in %s: %s", channel, exc.response.get("error"))
+            respond(response_type="ephemeral", text="Sorry — I can't post in this channel: invite me first, or DM me.")
+            return
+        self._reply(client, root["channel"], root["ts"], question, [])
+
+    def _answer_event(self, event: dict[str, Any], client: WebClient, bot_user_id: str | None) -> None:
+        channel, ts = event["channel"], event["ts"]
+        thread_ts = event.get("thread_ts") or ts
+        question = strip_mentions(event.get("text", ""), bot_user_id)
+        history = self._history(client, channel, thread_ts, ts, bot_user_id) if event.get("thread_ts") else []
+        self._reply(client, channel, thread_ts, question, history)
+
+    def _reply(self, client: WebClient, channel: str, thread_ts: str, question: str, history: list[str]) -> None:
+        """Post the placeholder in the thread, then replace it with the answer or an apology."""
+        try:
+            placeholder = client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=THINKING)
+        except SlackApiError as exc:
+            log.error("cannot reply in %s: %s", channel, exc.response.get("error"))
+            return
+        if not question:
+            text = "Ask me a question about the article, e.g. “Step-3 每次推理激活多少参数？”"
+            blocks = message_blocks(text)
+        else:
+            try:
+                with self._answering:
+                    answer = self.assistant.ask(question, history, fast=self.fast)
+                text, blocks = answer_text(answer), answer_blocks(answer)
+            except AssistantError as exc:
+                log.error("could not answer %r: %s", question, exc)
+                text = f"Sorry — I couldn't answer that: {exc}"
+                blocks = message_blocks(text)
+            except Exception as exc:
+                log.exception("failed to answer %r", question)
+                text = (
+                    f"Sorry — something went wrong while answering ({type(exc).__name__}): "
+                    "please try again; if it keeps happening, ask whoever runs this bot to check its log."
+                )
+                blocks = message_blocks(text)
+        try:
+            client.chat_update(channel=placeholder["channel"], ts=placeholder["ts"], text=text, blocks=blocks)
+        except SlackApiError as exc:
+            log.error("cannot update the reply in %s: %s", channel, exc.response.get("error"))
+
+    def _history(self, client: WebClient, channel: str, thread_ts: str, ts: str, bot: str | None) -> list[str]:
+        """The user's earlier turns in the thread, oldest first (bot replies and edits left out)."""
+        try:
+            replies = client.conversations_replies(channel=channel, ts=thread_ts, limit=200, include_all_metadata=True)
+        except SlackApiError as exc:
+            log.warning("no thread history for %s/%s: %s", channel, thread_ts, exc.response.get("error"))
+            return []
+        turns = []
+        for m in replies.get("messages") or []:
+            if float(m.get("ts", 0)) >= float(ts):
+                continue
+            meta = m.get("metadata") or {}
+            if meta.get("event_type") == QUESTION_EVENT:
+                turns.append(str(meta.get("event_payload", {}).get("question", "")))
+            elif not (m.get("bot_id") or m.get("subtype") or (bot and m.get("user") == bot)):
+                turns.append(strip_mentions(m.get("text", ""), bot))
+        return [t for t in turns if t][-MAX_HISTORY:]
+
+
+def strip_mentions(text: str, bot_user_id: str | None = None) -> str:
+    """The question without the bot's `<@U…>` mention (any user mention when the bot id is unknown)."""
+    pattern = re.compile(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>") if bot_user_id else MENTION
+    return " ".join(pattern.sub(" ", text).split())
+
+
+def _delivery_keys(body: dict[str, Any]) -> list[str]:
+    """What identifies one delivery: the event id and its channel+ts, or a slash command's trigger id."""
+    if body.get("type") == "event_callback":
+        event = body.get("event") or {}
+        keys = [f"event:{body['event_id']}"] if body.get("event_id") else []
+        if event.get("channel") and event.get("ts"):
+            keys.append(f"message:{event['channel']}:{event['ts']}")
+        return keys
+    if body.get("command") and body.get("trigger_id"):
+        return [f"command:{body['trigger_id']}"]
+    return []

@@ -1,0 +1,104 @@
+"""Render an `Answer` as Slack Block Kit: the answer, its sources, then models and time.
+
+Input is the answer contract (`types.Answer`); output is a list of block dicts plus a plain-text
+fallback for notifications. Everything stays within Slack's limits (3000 characters a section,
+50 blocks). Posting the blocks is `slack.py`'s job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .types import Answer, Citation
+
+SECTION_LIMIT = 3000  # characters in a section's text
+MAX_BLOCKS = 50
+QUOTE_LIMIT = 220  # characters of a quoted sentence in the sources list
+TEXT_LIMIT = 3000  # the plain `text` fallback
+Block = dict[str, Any]
+
+
+def answer_blocks(answer: Answer) -> list[Block]:
+    """Blocks for a whole answer: the text with its `[n]` markers, the sources, a context line."""
+    blocks = [section(escape(answer.answer))]
+    sources = answer.related if answer.refused else answer.citations
+    if sources:
+        heading = "*Related (not cited)*" if answer.refused else "*Sources*"
+        blocks.append(section(_fit_lines([heading], [_source_line(c) for c in sources])))
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(footer(answer))}]})
+    return blocks[:MAX_BLOCKS]
+
+
+def answer_text(answer: Answer) -> str:
+    """The plain `text` fallback (notifications, screen readers, clients without blocks)."""
+    sources = answer.related if answer.refused else answer.citations
+    lines = [answer.answer]
+    if sources:
+        lines.append("Related (not cited):" if answer.refused else "Sources:")
+        lines += [f"[{c.n}] {where(c)}: “{clip(c.quote or c.text, QUOTE_LIMIT)}”" for c in sources]
+    lines.append(footer(answer))
+    return clip("\n".join(lines), TEXT_LIMIT)
+
+
+def message_blocks(text: str) -> list[Block]:
+    """One section holding `text` (escaped, clipped): placeholders, apologies, quoted questions."""
+    return [section(escape(text))]
+
+
+def question_blocks(user: str, question: str) -> list[Block]:
+    """The channel message a slash command's answer is threaded under: who asked what."""
+    return [section(f"<@{user}> asked:\n>{escape(question)}")]
+
+
+def where(c: Citation) -> str:
+    """`section · ¶paragraph` (the document title when the passage sits under no heading)."""
+    return " · ".join(p for p in (c.section or c.title, f"¶{c.paragraph}") if p)
+
+
+def footer(answer: Answer) -> str:
+    """`<chat model> · <embeddings> · 5.1 s`."""
+    total = answer.timings.get("total_s")
+    parts = [answer.models.get("llm", ""), answer.models.get("embeddings", "")]
+    if total is not None:
+        parts.append(f"{total:.1f} s")
+    return " · ".join(p for p in parts if p)
+
+
+def section(mrkdwn: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip_markup(mrkdwn, SECTION_LIMIT)}}
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters; everything else is shown as written."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, ending with "…" when cut."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _source_line(c: Citation) -> str:
+    return f"*[{c.n}]* {escape(where(c))}\n>“{escape(clip(c.quote or c.text, QUOTE_LIMIT))}”"
+
+
+def _fit_lines(head: list[str], lines: list[str], limit: int = SECTION_LIMIT) -> str:
+    """Whole lines while they fit, then "…" (never a cut inside a line's markup)."""
+    out = list(head)
+    for line in lines:
+        if len("\n".join([*out, line, "…"])) > limit:
+            out.append("…")
+            break
+        out.append(line)
+    return "\n".join(out)
+
+
+def _clip_markup(mrkdwn: str, limit: int) -> str:
+    """Clip escaped text without leaving half an `&amp;` entity at the end."""
+    if len(mrkdwn) <= limit:
+        return mrkdwn
+    cut = mrkdwn[: limit - 1]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut.rstrip() + "…"

@@ -1,0 +1,461 @@
+"""The Slack bot end to end: the real Bolt app over HTTP, signed requests, a fake Slack Web API on loopback.
+
+The assistant runs over a real index (fake embeddings) with a scripted chat model; assertions read what a
+Slack user would see: the final `chat.update` of the "thinking…" placeholder in the right thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slack_sdk import WebClient
+
+from assistant.cli import main
+from assistant.core import Assistant
+from assistant.errors import ConfigurationError
+from assistant.slack import SlackTokens, build_app, http_server, strip_mentions
+from assistant.slack_blocks import SECTION_LIMIT, answer_blocks, answer_text
+from assistant.types import Answer, Citation
+
+from conftest import ARTICLE_DIR, make_assistant, scripted, with_llm
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+BOT = "UBOT"
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class FakeSlack:
+    """Slack's Web API on 127.0.0.1: records every call (method, params, response), answers like Slack."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        self.replies: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (channel, thread ts) -> messages
+        self.auth_error = ""  # set to make auth.test fail like Slack does for a bad token
+        self.lock = threading.Lock()
+        self._ts = itertools.count(1)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path, _, query = self.path.partition("?")
+                self._answer(path, dict(urllib.parse.parse_qsl(query)))
+
+            def do_POST(self) -> None:
+                path, _, query = self.path.partition("?")
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                if "json" in (self.headers.get("Content-Type") or ""):
+                    params = json.loads(raw or "{}")
+                else:
+                    params = dict(urllib.parse.parse_qsl(raw or query))
+                for key in ("blocks", "metadata"):
+                    if isinstance(params.get(key), str):
+                        params[key] = json.loads(params[key])
+                self._answer(path, params)
+
+            def _answer(self, path: str, params: dict[str, Any]) -> None:
+                method = path.rsplit("/", 1)[-1] if path.startswith("/api/") else "response_url"
+                with fake.lock:
+                    response = fake.respond(method, params)
+                    fake.calls.append((method, params, response))
+                data = json.dumps(response).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        return Handler
+
+    def respond(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test" and self.auth_error:
+            return {"ok": False, "error": self.auth_error}
+        if method == "auth.test":
+            return {"ok": True, "user_id": BOT, "bot_id": "BBOT", "team_id": "T1", "user": "assistant"}
+        if method == "chat.postMessage":
+            ts = f"1800000000.{next(self._ts):06d}"
+            return {"ok": True, "channel": params["channel"], "ts": ts, "message": {"text": params.get("text")}}
+        if method == "chat.update":
+            return {"ok": True, "channel": params["channel"], "ts": params["ts"], "text": params.get("text")}
+        if method == "conversations.replies":
+            return {"ok": True, "messages": self.replies.get((params["channel"], params["ts"]), [])}
+        return {"ok": True}
+
+    def of(self, method: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [p for m, p, _ in self.calls if m == method]
+
+    def posts_in(self, channel: str, thread_ts: str | None = None) -> list[dict[str, Any]]:
+        """What the bot posted in a thread (or at the channel's top level), each with the `ts` Slack gave it."""
+        with self.lock:
+            return [
+                {**p, "ts": r["ts"]}
+                for m, p, r in self.calls
+                if m == "chat.postMessage" and (p["channel"], p.get("thread_ts")) == (channel, thread_ts)
+            ]
+
+    def final_reply(self, channel: str, thread_ts: str, timeout: float = 8.0) -> dict[str, Any]:
+        """The `chat.update` that replaced the placeholder in this thread (polls until it arrives)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for post in self.posts_in(channel, thread_ts):
+                updates = [u for u in self.of("chat.update") if u["ts"] == post["ts"]]
+                if updates:
+                    return updates[-1]
+            time.sleep(0.02)
+        raise AssertionError(f"no answer in thread {channel}/{thread_ts}; calls: {self.calls}")
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    index_dir = tmp_path_factory.mktemp("slack-index")
+    make_assistant(ARTICLE_DIR, index_dir).build_index()
+    return ARTICLE_DIR, index_dir
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack()
+    yield fake
+    fake.server.shutdown()
+    fake.server.server_close()
+
+
+class Bot:
+    """The real Bolt app served over HTTP on a free loopback port; `post` sends signed requests to it."""
+
+    def __init__(self, assistant: Assistant, fake: FakeSlack) -> None:
+        client = WebClient(token="xoxb-test", base_url=fake.url + "/api/")
+        self.app = build_app(assistant, signing_secret=SECRET, client=client)
+        self.server = http_server(self.app, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/slack/events"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def post(
+        self, body: str, *, form: bool = False, timestamp: int | None = None, secret: str = SECRET, **headers: str
+    ) -> tuple[int, str]:
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+        request = urllib.request.Request(self.url, data=body.encode(), method="POST")
+        request.add_header("Content-Type", "application/x-www-form-urlencoded" if form else "application/json")
+        request.add_header("X-Slack-Request-Timestamp", ts)
+        request.add_header("X-Slack-Signature", f"v0={digest}")
+        for name, value in headers.items():
+            request.add_header(name.replace("_", "-"), value)
+        try:
+            with OPENER.open(request, timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+
+@pytest.fixture
+def start_bot(slack: FakeSlack) -> Iterator[Callable[[Assistant], Bot]]:
+    bots: list[Bot] = []
+
+    def start(assistant: Assistant) -> Bot:
+        bots.append(Bot(assistant, slack))
+        return bots[-1]
+
+    yield start
+    for bot in bots:
+        bot.server.shutdown()
+        bot.server.server_close()
+
+
+class Spy:
+    """Wraps `assistant.ask`, recording each question, its history and the answer (optionally slowly)."""
+
+    def __init__(self, assistant: Assistant, delay: float = 0.0) -> None:
+        self.asked: list[tuple[str, list[str]]] = []
+        self.answers: list[Answer] = []
+        self._ask, self.delay = assistant.ask, delay
+        assistant.ask = self  # type: ignore[method-assign]
+
+    def __call__(self, question: str, history: Any = (), fast: bool = False) -> Answer:
+        self.asked.append((question, list(history)))
+        time.sleep(self.delay)
+        self.answers.append(self._ask(question, history, fast))
+        return self.answers[-1]
+
+
+def event(kind: str, text: str, ts: str, channel: str = "C1", event_id: str | None = None, **extra: Any) -> str:
+    body = {
+        "token": "legacy",
+        "team_id": "T1",
+        "api_app_id": "A1",
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{ts.replace('.', '')}",
+        "event_time": int(time.time()),
+        "event": {"type": kind, "user": "U1", "text": text, "ts": ts, "channel": channel, "event_ts": ts, **extra},
+    }
+    return json.dumps(body, ensure_ascii=False)
+
+
+def command(text: str, trigger_id: str, response_url: str) -> str:
+    fields = {
+        "token": "legacy",
+        "team_id": "T1",
+        "channel_id": "C2",
+        "user_id": "U1",
+        "command": "/ask",
+        "text": text,
+        "response_url": response_url,
+        "trigger_id": trigger_id,
+    }
+    return urllib.parse.urlencode(fields)
+
+
+def shown(reply: dict[str, Any]) -> str:
+    """Everything a user reads in a message: each block's text and context elements."""
+    parts = []
+    for block in reply["blocks"]:
+        if "text" in block:
+            parts.append(block["text"]["text"])
+        parts += [e["text"] for e in block.get("elements", [])]
+    return "\n".join(parts)
+
+
+def sentinel(bot: Bot, slack: FakeSlack, ts: str) -> None:
+    """A question sent and answered after the request under test: by then, any reply to it would be posted."""
+    bot.post(event("app_mention", f"<@{BOT}> {NOTHING}", ts, channel="CS"))
+    slack.final_reply("CS", ts)
+
+
+STEP3 = "Step-3 每次推理仅激活 38B 参数 [1]。"
+NOTHING = "Python 的 GIL 是什么？"  # refused without a model call: a quick sentinel
+
+
+def step3_assistant(indexed: tuple[Path, Path], delay: float = 0.0) -> tuple[Assistant, Spy]:
+    assistant = with_llm(make_assistant(*indexed), scripted(STEP3))
+    return assistant, Spy(assistant, delay)
+
+
+def test_a_mention_is_answered_in_its_thread_with_sources(indexed, slack, start_bot):
+    assistant, spy = step3_assistant(indexed)
+    bot = start_bot(assistant)
+    status, _ = bot.post(event("app_mention", f"<@{BOT}> Step-3 每次推理激活多少参数？", "1700000000.000100"))
+    assert status == 200
+    reply = slack.final_reply("C1", "1700000000.000100")
+    [placeholder] = slack.posts_in("C1", "1700000000.000100")
+    assert placeholder["text"] == "thinking…"
+    [c] = spy.answers[0].citations
+    answer, sources, context = reply["blocks"]
+    assert answer["text"]["text"] == STEP3
+    assert "*Sources*" in sources["text"]["text"]
+    assert f"*[1]* {c.section} · ¶{c.paragraph}" in sources["text"]["text"] and c.section
+    assert "每次推理仅激活 38B 参数" in c.quote and c.quote in sources["text"]["text"]
+    footer = context["elements"][0]["text"]
+    assert footer.startswith(spy.answers[0].models["llm"]) and " · fake · " in footer and footer.endswith(" s")
+    assert "38B" in reply["text"] and "[1]" in reply["text"], "a plain-text fallback for notifications"
+    assert spy.asked == [("Step-3 每次推理激活多少参数？", [])], "mention stripped; a new thread has no history"
+    assert slack.of("conversations.replies") == []
+
+
+def test_a_direct_message_is_answered_and_bot_posts_and_edits_are_ignored(indexed, slack, start_bot):
+    assistant, spy = step3_assistant(indexed)
+    bot = start_bot(assistant)
+    im = {"channel_type": "im"}
+    bot.post(event("message", "Step-3 每次推理激活多少参数？", "1700000001.000100", channel="D1", **im))
+    bot.post(event("message", "Step-3 呢？", "1700000001.000200", channel="D1", bot_id="BOTHER", **im))
+    bot.post(event("message", "Step-3 呢？", "1700000001.000300", channel="D1", subtype="message_changed", **im))
+    assert "38B" in shown(slack.final_reply("D1", "1700000001.000100"))
+    sentinel(bot, slack, "1700000001.000900")
+    assert [q for q, _ in spy.asked] == ["Step-3 每次推理激活多少参数？", NOTHING]
+    assert slack.posts_in("D1", "1700000001.000200") == slack.posts_in("D1", "1700000001.000300") == []
+
+
+def test_a_follow_up_in_a_thread_is_asked_with_the_earlier_user_turns(indexed, slack, start_bot):
+    llm = scripted("阶跃星辰的 CTO 朱亦博有什么特别的经验？", "朱亦博具备万卡集群建设经验 [1]。")
+    assistant = with_llm(make_assistant(*indexed), llm)
+    spy = Spy(assistant)
+    bot = start_bot(assistant)
+    root, later = "1700000002.000100", "1700000002.000300"
+    slack.replies[("C1", root)] = [
+        {"type": "message", "user": "U1", "text": f"<@{BOT}> 阶跃星辰的 CTO 是谁？", "ts": root},
+        {"type": "message", "user": BOT, "bot_id": "BBOT", "text": "CTO 是朱亦博 [1]。", "ts": "1700000002.000200"},
+        {"type": "message", "user": "U1", "text": f"<@{BOT}> 他有什么特别的经验？", "ts": later, "thread_ts": root},
+    ]
+    bot.post(event("app_mention", f"<@{BOT}> 他有什么特别的经验？", later, thread_ts=root))
+    reply = slack.final_reply("C1", root)
+    assert spy.asked == [("他有什么特别的经验？", ["阶跃星辰的 CTO 是谁？"])]
+    assert "万卡集群" in reply["blocks"][0]["text"]["text"] and "万卡集群建设经验" in shown(reply)
+    [replies] = slack.of("conversations.replies")
+    assert (replies["channel"], replies["ts"]) == ("C1", root)
+
+
+def test_a_follow_up_under_a_slash_command_question_keeps_that_question(indexed, slack, start_bot):
+    llm = scripted("阶跃星辰的 CTO 朱亦博有什么特别的经验？", "朱亦博具备万卡集群建设经验 [1]。")
+    assistant = with_llm(make_assistant(*indexed), llm)
+    spy = Spy(assistant)
+    bot = start_bot(assistant)
+    root, later = "1800000000.000001", "1800000000.000009"
+    quoted = {"event_type": "assistant_question", "event_payload": {"question": "阶跃星辰的 CTO 是谁？"}}
+    slack.replies[("C2", root)] = [
+        {"type": "message", "user": BOT, "bot_id": "BBOT", "text": "<@U1> asked: …", "ts": root, "metadata": quoted},
+        {"type": "message", "user": "U1", "text": f"<@{BOT}> 他有什么特别的经验？", "ts": later, "thread_ts": root},
+    ]
+    bot.post(event("app_mention", f"<@{BOT}> 他有什么特别的经验？", later, channel="C2", thread_ts=root))
+    assert "万卡集群" in shown(slack.final_reply("C2", root))
+    assert spy.asked == [("他有什么特别的经验？", ["阶跃星辰的 CTO 是谁？"])]
+    assert slack.of("conversations.replies")[0]["include_all_metadata"] in (True, "true", "1")
+
+
+def test_slash_command_acks_at_once_then_answers_in_a_thread_under_the_question(indexed, slack, start_bot):
+    assistant, spy = step3_assistant(indexed, delay=1.0)
+    bot = start_bot(assistant)
+    started = time.monotonic()
+    status, body = bot.post(
+        command("Step-3 每次推理激活多少参数？", "13345224609.738474", slack.url + "/respond"), form=True
+    )
+    acked = time.monotonic() - started
+    assert status == 200 and acked < 1.0, f"ack took {acked:.2f}s"
+    assert json.loads(body)["response_type"] == "ephemeral" and "Working on it" in json.loads(body)["text"]
+    assert slack.of("chat.update") == [], "the answer comes after the ack"
+    deadline = time.monotonic() + 5
+    while not slack.posts_in("C2") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [question] = slack.posts_in("C2")
+    assert "Step-3 每次推理激活多少参数？" in question["blocks"][0]["text"]["text"] and "<@U1>" in question["text"]
+    assert question["metadata"]["event_payload"] == {"question": "Step-3 每次推理激活多少参数？"}
+    reply = slack.final_reply("C2", question["ts"])
+    assert "38B" in shown(reply) and "[1]" in shown(reply)
+    assert spy.asked == [("Step-3 每次推理激活多少参数？", [])]
+
+
+def test_an_empty_slash_command_gets_usage_and_no_post(indexed, slack, start_bot):
+    bot = start_bot(step3_assistant(indexed)[0])
+    status, body = bot.post(command("  ", "1.2", slack.url + "/respond"), form=True)
+    assert status == 200 and "/ask <question>" in json.loads(body)["text"]
+    sentinel(bot, slack, "1700000003.000900")
+    assert slack.posts_in("C2") == []
+
+
+@pytest.mark.parametrize(
+    ("secret", "age"), [("wrong-secret", 0), (SECRET, 6 * 60)], ids=["bad signature", "old timestamp"]
+)
+def test_unverified_requests_get_401_and_no_reply(indexed, slack, start_bot, secret, age):
+    assistant, spy = step3_assistant(indexed)
+    bot = start_bot(assistant)
+    body = event("app_mention", f"<@{BOT}> Step-3 每次推理激活多少参数？", "1700000004.000100")
+    status, _ = bot.post(body, secret=secret, timestamp=int(time.time()) - age)
+    assert status == 401
+    sentinel(bot, slack, "1700000004.000900")
+    assert slack.posts_in("C1", "1700000004.000100") == [] and [q for q, _ in spy.asked] == [NOTHING]
+
+
+def test_retries_and_duplicate_deliveries_are_acknowledged_without_a_second_answer(indexed, slack, start_bot):
+    assistant, spy = step3_assistant(indexed)
+    bot = start_bot(assistant)
+    ts = "1700000005.000100"
+    body = event("app_mention", f"<@{BOT}> Step-3 每次推理激活多少参数？", ts, event_id="Ev1")
+    assert bot.post(body)[0] == 200
+    slack.final_reply("C1", ts)
+    assert bot.post(body, X_Slack_Retry_Num="1", X_Slack_Retry_Reason="http_timeout")[0] == 200
+    assert bot.post(body)[0] == 200  # the same event_id delivered again
+    same_message = event("message", "Step-3 每次推理激活多少参数？", ts, event_id="Ev2", channel_type="channel")
+    assert bot.post(same_message)[0] == 200  # another event about the same message (channel + ts)
+    sentinel(bot, slack, "1700000005.000900")
+    assert len(slack.posts_in("C1", ts)) == 1 and len(spy.asked) == 2
+
+
+def test_a_retry_of_an_event_never_seen_is_answered_once(indexed, slack, start_bot):
+    """Slack retries when the first delivery never arrived (e.g. the bot was restarting): answer it then."""
+    bot = start_bot(step3_assistant(indexed)[0])
+    body = event("app_mention", f"<@{BOT}> Step-3 每次推理激活多少参数？", "1700000006.000100")
+    bot.post(body, X_Slack_Retry_Num="1")
+    assert "38B" in shown(slack.final_reply("C1", "1700000006.000100"))
+
+
+def test_a_refusal_says_the_article_does_not_say_and_lists_related_passages(indexed, slack, start_bot):
+    bot = start_bot(with_llm(make_assistant(*indexed), scripted("阶跃星辰的总部位于北京 [1]。")))
+    bot.post(event("app_mention", f"<@{BOT}> 阶跃星辰的总部位于哪个城市？", "1700000007.000100"))
+    reply = slack.final_reply("C1", "1700000007.000100")
+    assert reply["blocks"][0]["text"]["text"].startswith("文章没有提到")
+    assert "*Related (not cited)*" in shown(reply) and "Sources" not in shown(reply)
+    assert reply["text"].startswith("文章没有提到")
+
+
+def test_a_missing_index_becomes_a_polite_reply_in_the_thread(slack, start_bot, tmp_path):
+    bot = start_bot(with_llm(make_assistant(ARTICLE_DIR, tmp_path / "no-index"), scripted(STEP3)))
+    bot.post(event("app_mention", f"<@{BOT}> Step-3 每次推理激活多少参数？", "1700000008.000100"))
+    reply = slack.final_reply("C1", "1700000008.000100")
+    assert reply["text"].startswith("Sorry — I couldn't answer that: no index at")
+    assert "run `assistant index`" in shown(reply)
+
+
+def test_an_unexpected_failure_becomes_a_polite_reply(indexed, slack, start_bot):
+    assistant = make_assistant(*indexed)
+    assistant.ask = lambda *a, **k: 1 / 0  # type: ignore[method-assign]
+    bot = start_bot(assistant)
+    bot.post(event("app_mention", f"<@{BOT}> Step-3？", "1700000009.000100"))
+    reply = slack.final_reply("C1", "1700000009.000100")
+    assert reply["text"].startswith("Sorry — something went wrong while answering (ZeroDivisionError)")
+
+
+def citation(n: int, quote: str) -> Citation:
+    return Citation(n, f"id{n}", "a.txt", "Title", n, 0, 10, quote, quote, section="第一节")
+
+
+def test_blocks_stay_within_slack_limits():
+    long = Answer(
+        "问" * 5000 + " <b> & [1]",
+        "a&b" * 2000,
+        False,
+        tuple(citation(n, "句" * 500) for n in range(1, 40)),
+        {"total_s": 5.08},
+        {"llm": "qwen", "embeddings": "e5-small"},
+    )
+    blocks = answer_blocks(long)
+    assert len(blocks) <= 50
+    assert all(len(b["text"]["text"]) <= SECTION_LIMIT for b in blocks if "text" in b)
+    assert blocks[0]["text"]["text"].endswith("…") and not blocks[0]["text"]["text"].endswith("&…")
+    assert blocks[1]["text"]["text"].endswith("\n…") and "*[1]* 第一节 · ¶1" in blocks[1]["text"]["text"]
+    assert blocks[-1]["elements"][0]["text"] == "qwen · e5-small · 5.1 s"
+    assert len(answer_text(long)) <= 3000
+    small = Answer("q", "x <y> & z [1]", False, (citation(1, "x"),), {}, {})
+    assert answer_blocks(small)[0]["text"]["text"] == "x &lt;y&gt; &amp; z [1]"
+
+
+def test_mentions_are_stripped():
+    assert strip_mentions(f"<@{BOT}>  CTO 是谁？ ", BOT) == "CTO 是谁？"
+    assert strip_mentions(f"<@{BOT}|assistant> 问 <@U2>", BOT) == "问 <@U2>"
+
+
+def test_missing_tokens_name_the_variables_to_set(indexed, monkeypatch, capsys):
+    with pytest.raises(ConfigurationError, match="SLACK_BOT_TOKEN and SLACK_APP_TOKEN"):
+        SlackTokens.from_env(http=False, env={})
+    with pytest.raises(ConfigurationError, match="set SLACK_SIGNING_SECRET"):
+        SlackTokens.from_env(http=True, env={"SLACK_BOT_TOKEN": "xoxb-1"})
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    corpus, index_dir = indexed
+    code = main(["slack", "--http", "--corpus", str(corpus), "--index-dir", str(index_dir), "--embeddings", "fake"])
+    assert code == 2 and "set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET" in capsys.readouterr().err
+
+
+def test_a_rejected_bot_token_is_a_configuration_error(indexed, slack):
+    slack.auth_error = "invalid_auth"
+    client = WebClient(token="xoxb-revoked", base_url=slack.url + "/api/")
+    with pytest.raises(ConfigurationError, match="invalid_auth.*set SLACK_BOT_TOKEN"):
+        build_app(make_assistant(*indexed), signing_secret=SECRET, client=client)
