@@ -3,9 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install deps index test test-fast lint bench clean
+.PHONY: install deps browser index test test-fast lint bench clean
 
-install: deps index
+install: deps browser index
 
 deps:
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -13,6 +13,13 @@ deps:
 	# torch is pinned to the local CPU build first: an unpinned torch would pull a multi-GB CUDA build.
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e ".[st,dev]"
+
+# Headless Chromium (Debian's) for the web page tests; Playwright's own browser download cannot work offline.
+browser:
+	@if [ -x /usr/bin/chromium ]; then echo "chromium: $$(/usr/bin/chromium --version)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+	else echo "no /usr/bin/chromium: the browser tests will be skipped (install Debian's chromium as root)"; fi
 
 index:
 	$(VENV)/bin/assistant index

@@ -82,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="quote instead of generating")
     p.set_defaults(run=cmd_chat)
 
+    p = sub.add_parser("serve", parents=[common], help="the web chat and the HTTP API in one server")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.set_defaults(run=cmd_serve)
+
     p = sub.add_parser("eval", parents=[common], help="answer every item of an eval set; print the metrics")
     p.add_argument("file", help="eval set (JSON Lines), e.g. ../shared/eval/article_qa_dev.jsonl")
     p.add_argument("--out", help="write one JSON answer per line here")
@@ -191,6 +196,17 @@ def cmd_chat(assistant: Assistant, args: argparse.Namespace) -> int:
             continue
         print(render_answer(answer))
         history.append(question)
+
+
+def cmd_serve(assistant: Assistant, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .server import build_server
+
+    chunks = len(assistant.retriever.chunks)  # load the index now: a missing one fails here, not at a question
+    print(f"{chunks} chunks indexed; web chat on http://{args.host}:{args.port}/ · API docs at /docs", file=sys.stderr)
+    uvicorn.run(build_server(assistant), host=args.host, port=args.port, log_level="warning")
+    return 0
 
 
 def cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:

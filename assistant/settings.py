@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from .errors import ConfigurationError
+
 PROJECT_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 ENV_PREFIX = "ASSISTANT_"
 
@@ -30,6 +32,10 @@ class Settings:
     openai_base_url: str | None = None  # for llm = "openai:<model>": any OpenAI-compatible server
     openai_api_key: str | None = None
     llm_timeout: float = 120.0  # seconds for one model call
+    api_key: str | None = None  # when set, every /api and /v1 call needs `Authorization: Bearer <key>`
+    api_queue_size: int = 8  # requests waiting for the model before new ones get 503
+    api_rate_limit: int = 60  # requests per minute per client IP (0: no limit)
+    api_max_body_bytes: int = 64_000
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -39,8 +45,14 @@ class Settings:
             f.name: env[ENV_PREFIX + f.name.upper()] for f in fields(cls) if env.get(ENV_PREFIX + f.name.upper())
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if "llm_timeout" in values:
-            values["llm_timeout"] = float(str(values["llm_timeout"]))
+        for name, kind in (
+            ("llm_timeout", float),
+            ("api_queue_size", int),
+            ("api_rate_limit", int),
+            ("api_max_body_bytes", int),
+        ):
+            if name in values:
+                values[name] = _number(kind, name, values[name])
         corpus = Path(str(values.pop("corpus", default_corpus()))).expanduser().resolve()
         index_dir = values.pop("index_dir", None)
         settings = cls(
@@ -49,6 +61,13 @@ class Settings:
             **values,  # type: ignore[arg-type]
         )
         return settings if settings.collection else replace(settings, collection=collection_name(corpus))
+
+
+def _number(kind: type, name: str, value: object) -> float | int:
+    try:
+        return kind(str(value))  # type: ignore[no-any-return]
+    except ValueError:
+        raise ConfigurationError(f"{ENV_PREFIX}{name.upper()}={value!r} is not a number") from None
 
 
 def default_corpus() -> Path:

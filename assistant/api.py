@@ -1,0 +1,357 @@
+"""An HTTP API over an `Assistant` (FastAPI): JSON and server-sent-event answers, an OpenAI-compatible
+chat endpoint, health checks. `create_api` receives a built `Assistant`; answers run one at a time, in
+arrival order, in worker threads (`jobs`), so the event loop stays free. Errors become JSON with a
+status and what to do next. Serving (uvicorn), the web page and Slack are left to other modules.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+
+from .answer import MAX_QUESTION_CHARS
+from .core import Assistant
+from .errors import AssistantError, InputError, ModelTimeoutError
+from .jobs import Answering, AnswerQueue, BodyLimit, Busy, QueuedStream, RateLimiter, Ticket
+from .types import Answer, Citation
+
+log = logging.getLogger(__name__)
+
+MODEL_ID = "assistant"  # the one model /v1/models lists
+MAX_HISTORY = 20  # earlier user turns accepted with a question
+UNEXPECTED = "internal error ({}): try again; if it keeps happening, ask whoever runs this server to check its log"
+_BEARER = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>` when the server has an API key")
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, examples=["Step-3 每次推理激活多少参数？"])
+    history: list[str] = Field(default=[], max_length=MAX_HISTORY, description="earlier user questions, oldest first")
+    fast: bool = Field(default=False, description="a cited quote only, no generation (about 1 s)")
+
+
+class CitationOut(BaseModel):
+    n: int
+    chunk_id: str
+    source: str
+    title: str
+    paragraph: int
+    start: int = Field(description="offset into the source file: source_text[start:end] == text")
+    end: int
+    text: str = Field(description="the cited passage")
+    quote: str = Field(description="the passage's sentence that supports the answer")
+    section: str = ""
+
+
+class AnswerOut(BaseModel):
+    question: str
+    answer: str = Field(description="the verified answer with [n] markers, or a refusal")
+    refused: bool
+    citations: list[CitationOut]
+    timings: dict[str, float]
+    models: dict[str, str]
+    related: list[CitationOut] = Field(default=[], description="the closest passages when refused (not cited)")
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="what went wrong and what to do next")
+    detail: list[dict[str, Any]] | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):  # content parts: keep the text ones
+            return "".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+        return self.content or ""
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # OpenAI clients send temperature, stream_options, ...
+
+    model: str = MODEL_ID
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    fast: bool = Field(default=False, description="an extension: a cited quote only, no generation")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers
+
+
+def create_api(
+    assistant: Assistant,
+    *,
+    api_key: str | None = None,
+    max_question_chars: int = 2000,
+    max_body_bytes: int = 64_000,
+    queue_size: int = 8,
+    rate_limit_per_minute: int | None = 60,
+) -> FastAPI:
+    """The app: /api/ask, /api/ask/stream, /v1/chat/completions, /v1/models, /healthz, /readyz, /docs.
+
+    `app.state.answering.queue` is the answer queue: anything else answering with this assistant in the
+    same process (a web page) should take its turn there too (`async with queue.turn(): ...`).
+    """
+    answering = Answering(assistant, AnswerQueue(queue_size))
+    guards = [Depends(_rate_limit(RateLimiter(rate_limit_per_minute)))] if rate_limit_per_minute else []
+    guards += [Depends(_authorize(api_key))] if api_key else []
+    app = FastAPI(title="assistant", version="0.1.0", description="Short, cited answers about the indexed corpus.")
+    app.state.answering = answering
+    too_large = f"the request body is over {max_body_bytes} bytes: send a shorter question and history"
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, reject=lambda path: _error_response(path, 413, too_large))
+    for kind in (RequestValidationError, ApiError, Busy, HTTPException, AssistantError, Exception):
+        app.add_exception_handler(kind, _handle)
+    app.include_router(_health_routes(answering))
+    app.include_router(_api_routes(answering, max_question_chars), dependencies=guards)
+    app.include_router(_openai_routes(answering, max_question_chars), dependencies=guards)
+    return app
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 401, 413, 422, 429, 503)}
+
+
+def _api_routes(answering: Answering, max_chars: int) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["answers"], responses=_ERRORS)
+
+    @router.post("/ask", response_model=AnswerOut)
+    async def ask(body: AskRequest) -> dict[str, Any]:
+        """A verified, cited answer (or a refusal): the answer contract."""
+        answer = await _ask(answering, _checked(body.question, max_chars), body.history, body.fast)
+        return answer.to_dict()
+
+    @router.post(
+        "/ask/stream", response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}}
+    )
+    async def ask_stream(body: AskRequest) -> StreamingResponse:
+        """Server-sent events: `token` ({"text"}) for each draft token, then one `answer` (the answer
+        contract) or `error` ({"error", "status"}). The draft can differ from the answer: sentences
+        that fail verification are removed, so show tokens as a draft and replace it with `answer`."""
+        _checked(body.question, max_chars)
+        ticket = answering.queue.join()
+        return QueuedStream(ticket, _draft_events(answering, ticket, body))
+
+    return router
+
+
+def _openai_routes(answering: Answering, max_chars: int) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+
+    @router.post("/chat/completions", response_model=None)
+    async def chat_completions(body: ChatRequest) -> dict[str, Any] | StreamingResponse:
+        """The last user message is the question, earlier user messages the history. The content is the
+        verified answer and a "Sources:" list; `citations` and `refused` are extra top-level fields.
+        With `stream: true` the answer is sent in chunks only after verification (a draft could still be
+        withdrawn), citations and `refused` in the last chunk, then `data: [DONE]`."""
+        question, history = _conversation(body.messages, max_chars)
+        if body.stream:
+            ticket = answering.queue.join()
+            return QueuedStream(ticket, _openai_events(answering, ticket, question, history, body.fast))
+        answer = await _ask(answering, question, history, body.fast)
+        message = {"role": "assistant", "content": completion_text(answer)}
+        choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
+        return {**_completion_head("chat.completion"), "choices": [choice], **_extras(answer)}
+
+    @router.get("/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "assistant"}]}
+
+    return router
+
+
+def _health_routes(answering: Answering) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Liveness: the server answers (even while an answer is being generated)."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", responses={503: {"model": ErrorOut}})
+    async def readyz() -> JSONResponse:
+        """Readiness: 200 when the index exists and can be searched, else 503 with the reason."""
+        try:
+            return JSONResponse(await run_in_threadpool(answering.readiness))
+        except Exception as exc:
+            return JSONResponse({"status": "not ready", "error": str(exc) or type(exc).__name__}, 503)
+
+    return router
+
+
+async def _ask(answering: Answering, question: str, history: list[str], fast: bool) -> Answer:
+    """`answering.ask`, with an unexpected failure logged and turned into an `ApiError` (the server stays up)."""
+    try:
+        return await answering.ask(question, history, fast)
+    except (AssistantError, Busy):
+        raise
+    except Exception as exc:
+        status, message, _, _ = _describe(exc)
+        raise ApiError(status, message) from exc
+
+
+async def _draft_events(answering: Answering, ticket: Ticket, body: AskRequest) -> AsyncIterator[str]:
+    try:
+        if ahead := answering.queue.ahead(ticket):
+            yield f": waiting for {ahead} earlier request(s)\n\n"
+        async with aclosing(answering.stream(ticket, body.question, body.history, body.fast)) as events:
+            async for item in events:
+                yield sse("token", {"text": item}) if isinstance(item, str) else sse("answer", item.to_dict())
+    except Exception as exc:
+        status, message, _, _ = _describe(exc)
+        yield sse("error", {"error": message, "status": status})
+
+
+async def _openai_events(
+    answering: Answering, ticket: Ticket, question: str, history: list[str], fast: bool
+) -> AsyncIterator[str]:
+    """chat.completion.chunk data: the role, the verified answer in pieces, citations, then `[DONE]`."""
+    head = _completion_head("chat.completion.chunk")
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+        return f"data: {json.dumps({**head, 'choices': [choice], **extra}, ensure_ascii=False)}\n\n"
+
+    try:
+        yield chunk({"role": "assistant", "content": ""})
+        answer = await answering.ask(question, history, fast, ticket)
+        text = completion_text(answer)
+        for i in range(0, len(text), 24):
+            yield chunk({"content": text[i : i + 24]})
+        yield chunk({}, "stop", **_extras(answer))
+    except Exception as exc:
+        status, message, _, _ = _describe(exc)
+        yield f"data: {json.dumps({'error': _openai_error(status, message)}, ensure_ascii=False)}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def _rate_limit(limiter: RateLimiter) -> Callable[[Request], Awaitable[None]]:
+    async def check(request: Request) -> None:
+        if wait := limiter.check(request.client.host if request.client else "?"):
+            seconds = math.ceil(wait)
+            message = f"too many requests: the limit is {limiter.per_minute} a minute per client; retry in {seconds} s"
+            raise ApiError(429, message, {"Retry-After": str(seconds)})
+
+    return check
+
+
+def _authorize(api_key: str) -> Callable[[HTTPAuthorizationCredentials | None], Awaitable[None]]:
+    async def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> None:
+        if not hmac.compare_digest((credentials.credentials if credentials else "").encode(), api_key.encode()):
+            message = "missing or wrong API key: send the header `Authorization: Bearer <key>`"
+            raise ApiError(401, message, {"WWW-Authenticate": "Bearer"})
+
+    return check
+
+
+def _checked(question: str, max_chars: int) -> str:
+    if not question.strip():
+        raise ApiError(422, "the question is empty: ask something about the corpus, e.g. 阶跃星辰融资了多少？")
+    if len(question) > max_chars:
+        raise ApiError(422, f"the question is {len(question)} characters long; the limit is {max_chars}")
+    return question
+
+
+def _conversation(messages: list[ChatMessage], max_chars: int) -> tuple[str, list[str]]:
+    """The last user message (the question) and the earlier ones (the history, oldest first)."""
+    turns = [m.text() for m in messages if m.role == "user"]
+    if not turns:
+        raise ApiError(422, 'messages: send at least one message with role "user": its content is the question')
+    return _checked(turns[-1], max_chars), [t for t in turns[:-1] if t.strip()][-MAX_HISTORY:]
+
+
+async def _handle(request: Request, exc: Exception) -> JSONResponse:
+    status, message, headers, detail = _describe(exc)
+    return _error_response(request.url.path, status, message, headers, detail)
+
+
+def _describe(exc: Exception) -> tuple[int, str, dict[str, str] | None, Any]:
+    """(status, message, headers, detail) for anything a request can end with; unexpected ones are logged."""
+    if isinstance(exc, ApiError):
+        return exc.status, exc.message, exc.headers, None
+    if isinstance(exc, Busy):
+        log.warning("turned a request away: %s", exc)
+        return 503, str(exc), {"Retry-After": str(exc.retry_after)}, None
+    if isinstance(exc, RequestValidationError):
+        return _invalid(jsonable_encoder(exc.errors()))
+    if isinstance(exc, HTTPException):
+        hint = ": the endpoints are listed at /docs" if exc.status_code in (404, 405) else ""
+        return exc.status_code, f"{exc.detail}{hint}", dict(exc.headers or {}), None
+    if isinstance(exc, AssistantError):  # InputError: the question; the rest: the server's model or index
+        status = 422 if isinstance(exc, InputError) else 504 if isinstance(exc, ModelTimeoutError) else 503
+        return status, str(exc), None, None
+    log.exception("unexpected failure", exc_info=exc)
+    return 500, UNEXPECTED.format(type(exc).__name__), None, None
+
+
+def _invalid(errors: list[dict[str, Any]]) -> tuple[int, str, None, Any]:
+    if any(e.get("type") == "json_invalid" for e in errors):
+        message = 'the body is not valid JSON: send an object such as {"question": "…"} as application/json'
+        return 400, message, None, None
+    where = [".".join(str(p) for p in e.get("loc", ())[1:]) or "the request body" for e in errors]
+    message = "; ".join(f"{w}: {e.get('msg', '')}" for w, e in zip(where, errors, strict=True)) or "invalid request"
+    if "the request body" in where:
+        message += " (send a JSON object, with the header Content-Type: application/json)"
+    return 422, message, None, errors
+
+
+def _error_response(
+    path: str, status: int, message: str, headers: dict[str, str] | None = None, detail: Any = None
+) -> JSONResponse:
+    """{"error": message} (with `detail` for invalid fields), or OpenAI's error object under /v1."""
+    if path.startswith("/v1/"):
+        return JSONResponse({"error": _openai_error(status, message)}, status, headers=headers)
+    return JSONResponse({"error": message, **({"detail": detail} if detail else {})}, status, headers=headers)
+
+
+def _openai_error(status: int, message: str) -> dict[str, Any]:
+    kinds = {401: "authentication_error", 429: "rate_limit_error"}
+    kind = kinds.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"message": message, "type": kind, "param": None, "code": status}
+
+
+def completion_text(answer: Answer) -> str:
+    """The answer, then "Sources:" with one line per citation: [n] section · ¶paragraph · “quote”."""
+    if not answer.citations:
+        return answer.answer
+    return "\n".join([answer.answer, "", "Sources:", *map(_source_line, answer.citations)])
+
+
+def _source_line(c: Citation) -> str:
+    where = " · ".join(part for part in (c.section, f"¶{c.paragraph}") if part)
+    return f"[{c.n}] {where} · “{c.quote}”"
+
+
+def _completion_head(kind: str) -> dict[str, Any]:
+    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": kind, "created": int(time.time()), "model": MODEL_ID}
+
+
+def _extras(answer: Answer) -> dict[str, Any]:
+    return {"citations": [c.to_dict() for c in answer.citations], "refused": answer.refused}
+
+
+def sse(event: str, data: Any) -> str:
+    """One server-sent event with a one-line JSON payload."""
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"

@@ -1,0 +1,242 @@
+"""Admitting and running answers for a server: one at a time, in arrival order, in worker threads.
+
+`AnswerQueue` lets one job run while up to `size` wait (first come, first served); past that it refuses
+at once with `Busy`, so a server can say 503 instead of piling requests up. `Answering` runs an
+`Assistant`'s `ask`/`stream` in its turn in a worker thread. `RateLimiter` (a token bucket per client)
+and `BodyLimit` (ASGI) turn away the rest. Routes, status codes and formats are left to `api`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from starlette.responses import StreamingResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .core import Assistant
+from .errors import IndexNotFoundError
+from .types import Answer
+
+log = logging.getLogger(__name__)
+
+
+class Busy(Exception):
+    """The queue is full: `waiting` requests are already waiting; retry after `retry_after` seconds."""
+
+    def __init__(self, waiting: int, retry_after: int) -> None:
+        super().__init__(f"busy: {waiting} requests are waiting; retry shortly")
+        self.waiting = waiting
+        self.retry_after = retry_after
+
+
+class Ticket:
+    """A place in an `AnswerQueue`: `await wait()` for its turn, `release()` when done (or given up)."""
+
+    def __init__(self, queue: AnswerQueue) -> None:
+        self._queue = queue
+        self._turn = asyncio.Event()
+        self.started = 0.0
+        self.released = False
+
+    async def wait(self) -> None:
+        await self._turn.wait()
+
+    def release(self) -> None:
+        """Give the turn (or the place in line) to the next request; safe to call more than once."""
+        if not self.released:
+            self.released = True
+            self._queue._leave(self)
+
+
+class AnswerQueue:
+    """One running job plus at most `size` waiting ones, served in the order they joined."""
+
+    def __init__(self, size: int, clock: Callable[[], float] = time.monotonic) -> None:
+        if size < 0:
+            raise ValueError(f"queue size must be 0 or more, not {size}")
+        self.size = size
+        self._clock = clock
+        self._running: Ticket | None = None
+        self._waiting: deque[Ticket] = deque()
+        self._seconds = 5.0  # moving average of how long a job holds its turn: the Retry-After hint
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def busy(self) -> bool:
+        return self._running is not None
+
+    def join(self) -> Ticket:
+        """A ticket, already holding the turn when nothing runs; `Busy` when the line is full."""
+        if self._running is not None and len(self._waiting) >= self.size:
+            raise Busy(len(self._waiting), max(1, math.ceil(self._seconds)))
+        ticket = Ticket(self)
+        if self._running is None:
+            self._start(ticket)
+        else:
+            self._waiting.append(ticket)
+        return ticket
+
+    def ahead(self, ticket: Ticket) -> int:
+        """How many requests will be served before `ticket` (the running one included)."""
+        if ticket is self._running or ticket.released:
+            return 0
+        return self._waiting.index(ticket) + 1
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Wait for this request's turn (`Busy` at once when the line is full), hold it inside the block."""
+        ticket = self.join()
+        try:
+            await ticket.wait()
+            yield
+        finally:
+            ticket.release()
+
+    def _start(self, ticket: Ticket) -> None:
+        self._running = ticket
+        ticket.started = self._clock()
+        ticket._turn.set()
+
+    def _leave(self, ticket: Ticket) -> None:
+        if ticket is self._running:
+            self._seconds = 0.7 * self._seconds + 0.3 * (self._clock() - ticket.started)
+            self._running = None
+            if self._waiting:
+                self._start(self._waiting.popleft())
+        else:  # gave up while waiting (client gone, cancelled)
+            with suppress(ValueError):
+                self._waiting.remove(ticket)
+
+
+class Answering:
+    """An `Assistant`'s answers, one at a time in arrival order, each computed in a worker thread."""
+
+    def __init__(self, assistant: Assistant, queue: AnswerQueue) -> None:
+        self.assistant = assistant
+        self.queue = queue
+
+    async def ask(self, question: str, history: Sequence[str], fast: bool, ticket: Ticket | None = None) -> Answer:
+        """The verified `Answer`, once it is `ticket`'s turn (a new place in the queue by default)."""
+        ticket = ticket or self.queue.join()
+        try:
+            await ticket.wait()
+            started = time.perf_counter()
+            answer = await anyio.to_thread.run_sync(self.assistant.ask, question, history, fast)
+        finally:
+            ticket.release()
+        log.info("answered %r in %.1f s (refused: %s)", question[:80], time.perf_counter() - started, answer.refused)
+        return answer
+
+    async def stream(
+        self, ticket: Ticket, question: str, history: Sequence[str], fast: bool
+    ) -> AsyncGenerator[str | Answer, None]:
+        """Draft tokens, then the verified `Answer`, once it is `ticket`'s turn; releases the ticket at the end
+        (after stopping the model when the consumer gives up early)."""
+        events: Iterator[str | Answer] | None = None
+        try:
+            await ticket.wait()
+            events = self.assistant.stream(question, history, fast)
+            while (item := await anyio.to_thread.run_sync(next, events, None)) is not None:
+                yield item
+        finally:
+            if close := getattr(events, "close", None):
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(close)
+            ticket.release()
+
+    def readiness(self) -> dict[str, Any]:
+        """Raises (saying what to do) unless the index exists and the retriever can search it."""
+        info = self.assistant.info()
+        if not info["exists"]:
+            raise IndexNotFoundError(f"no index at {info['location']}: run `assistant index`")
+        chunks = len(self.assistant.retriever.chunks)
+        if not chunks:
+            raise IndexNotFoundError(f"the index at {info['location']} is empty: run `assistant index`")
+        return {"status": "ready", "documents": info["documents"], "chunks": chunks, "models": self.assistant.models}
+
+
+class RateLimiter:
+    """A token bucket per client key: `per_minute` requests a minute, in bursts of up to `per_minute`."""
+
+    MAX_CLIENTS = 10_000  # past this many buckets, forget the clients whose bucket has refilled
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        if per_minute < 1:
+            raise ValueError(f"the rate limit must be at least 1 request a minute, not {per_minute}")
+        self.per_minute = per_minute
+        self._rate = per_minute / 60.0  # tokens a second
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, when counted)
+
+    def check(self, key: str) -> float:
+        """0.0 when `key` may go ahead (one token is taken), else the seconds until it may."""
+        now = self._clock()
+        tokens, then = self._buckets.get(key, (float(self.per_minute), now))
+        tokens = min(float(self.per_minute), tokens + (now - then) * self._rate)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            if len(self._buckets) > self.MAX_CLIENTS:
+                self._forget_idle(now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1.0 - tokens) / self._rate
+
+    def _forget_idle(self, now: float) -> None:
+        full = float(self.per_minute)
+        self._buckets = {k: (t, w) for k, (t, w) in self._buckets.items() if t + (now - w) * self._rate < full}
+
+
+class BodyLimit:
+    """ASGI middleware: bodies over `max_bytes` (declared or sent) to `paths` get the `reject(path)` response."""
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, reject: Callable[[str], ASGIApp], paths: tuple[str, ...] = ("/api/", "/v1/")
+    ) -> None:
+        self.app, self.max_bytes, self.reject, self.paths = app, max_bytes, reject, paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.paths):
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        too_big, body, more = declared.isdigit() and int(declared) > self.max_bytes, b"", True
+        while more and not too_big:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            more, too_big = message.get("more_body", False), len(body) > self.max_bytes
+        if too_big:
+            return await self.reject(scope["path"])(scope, receive, send)
+        replayed: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def replay() -> Message:
+            return replayed.pop() if replayed else await receive()
+
+        await self.app(scope, replay, send)
+
+
+class QueuedStream(StreamingResponse):
+    """An event stream that gives its queue place back however it ends, even if it never starts."""
+
+    def __init__(self, ticket: Ticket, content: AsyncIterator[str]) -> None:
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        super().__init__(content, media_type="text/event-stream", headers=headers)
+        self.ticket = ticket
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.ticket.release()

@@ -1,0 +1,29 @@
+"""The server behind `assistant serve`: the HTTP API with the chat page mounted beside it.
+
+Composes `api.create_api` (JSON, SSE and OpenAI-compatible endpoints, queue, key, limits) and
+`web.build_ui` (the Gradio page at `/`) over one `Assistant`, from `Settings`. Running it is left
+to uvicorn in the CLI.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from .api import create_api
+from .core import Assistant
+from .web import build_ui
+
+
+def build_server(assistant: Assistant) -> FastAPI:
+    """The API (under /api, /v1, /healthz, /readyz) and the chat page (at /) in one app."""
+    import gradio as gr
+
+    s = assistant.settings
+    app = create_api(
+        assistant,
+        api_key=s.api_key,
+        queue_size=s.api_queue_size,
+        rate_limit_per_minute=s.api_rate_limit or None,
+        max_body_bytes=s.api_max_body_bytes,
+    )
+    return gr.mount_gradio_app(app, build_ui(assistant), path="/", footer_links=["api"])

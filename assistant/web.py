@@ -1,0 +1,189 @@
+"""The web chat (Gradio): answers stream in, every `[n]` opens the passage it came from.
+
+`build_ui(assistant)` returns a `gr.Blocks` to mount on any FastAPI app
+(`gr.mount_gradio_app(app, build_ui(assistant), path="/")`); its CSS and script travel inside it.
+`launch` serves it alone with uvicorn. HTML rendering is `web_render`'s job; answering is the
+`Assistant`'s: this module only turns its stream and errors into page updates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .core import Assistant
+from .errors import AssistantError, ConfigurationError
+from .ingest import read_document
+from .types import Answer, Citation, Document
+from .web_render import ARTICLE_ON_LOAD, HEAD, answer_html, article_html, draft_html, error_html, sources_html
+
+if TYPE_CHECKING:
+    import gradio as gr
+    from fastapi import FastAPI
+
+log = logging.getLogger(__name__)
+
+TITLE = "文章问答 / Ask the article"
+# Questions about the packaged article (钛媒体 on StepFun's B+ round); pass your own for another corpus.
+EXAMPLES = (
+    "这轮融资的钱主要用在哪些方向？",
+    "Step-3 在国产芯片上的推理效率如何？",
+    "Which phone makers ship StepFun's models?",
+    "What might StepFun be valued at after this round?",
+)
+Message = dict[str, Any]
+
+
+def build_ui(assistant: Assistant, *, title: str = TITLE, examples: Sequence[str] = EXAMPLES) -> gr.Blocks:
+    """The chat page for `assistant`: chat and input on the left, sources and article on the right
+    (stacked on a phone). Mount it with `gr.mount_gradio_app`; the chat endpoint's api_name is "chat"."""
+    gr = _gradio()
+    with gr.Blocks(title=title, analytics_enabled=False) as page:
+        gr.HTML(f"<h2 style='margin:.2em 0'>{escape(title)}</h2>", head=HEAD, js_on_load=None, elem_id="page-head")
+        turns = gr.State([])
+        with gr.Row(elem_id="main-row", equal_height=False):
+            with gr.Column(scale=3, min_width=300, elem_id="chat-col"):
+                chat, question, ask, fast, clear = _chat_column(gr)
+                shown = _examples(gr, examples, question)
+            with gr.Column(scale=2, min_width=280, elem_id="side-col"):
+                gr.Markdown("### 来源 / Sources")
+                sources = gr.HTML(sources_html([]), elem_id="sources-panel", js_on_load=None)
+                gr.Markdown("### 原文 / The article")
+                article = gr.HTML(article_html([]), elem_id="article-panel", js_on_load=ARTICLE_ON_LOAD)
+
+        def respond(text: str, is_fast: bool, messages: list[Message], past: list[Answer]) -> Iterator[Any]:
+            yield from _respond(assistant, text, is_fast, messages, past)
+
+        def reset() -> tuple[str, list[Message], list[Answer], str, str]:
+            return "", [], [], sources_html([]), article_html([])
+
+        inputs, outputs = [question, fast, chat, turns], [question, chat, turns, sources, article]
+        # One answer at a time across all sessions: a local model serves one request at once.
+        once = {"show_progress": "hidden", "concurrency_limit": 1, "concurrency_id": "answer"}
+        ask.click(respond, inputs, outputs, api_name="chat", **once)
+        question.submit(respond, inputs, outputs, api_visibility="private", **once)
+        if shown is not None:  # clicking an example asks it
+            shown.load_input_event.then(respond, inputs, outputs, api_visibility="private", **once)
+        clear.click(reset, None, outputs, api_visibility="private")
+        chat.clear(reset, None, outputs, api_visibility="private")
+    return page
+
+
+def _chat_column(gr: Any) -> tuple[Any, ...]:
+    chat = gr.Chatbot(
+        elem_id="chat",
+        label="对话 / Conversation",
+        height=520,
+        buttons=["copy"],
+        feedback_options=None,
+        placeholder="问一个关于文章的问题 / Ask a question about the article",
+    )
+    with gr.Row(elem_id="ask-row"):
+        question = gr.Textbox(
+            show_label=False,
+            placeholder="输入问题，回车提问 / Type a question, press Enter",
+            elem_id="question",
+            scale=5,
+            min_width=160,
+            max_lines=4,
+        )
+        ask = gr.Button("提问 / Ask", variant="primary", elem_id="ask", scale=1, min_width=90)
+    with gr.Row():
+        fast = gr.Checkbox(label="快速回答（原文摘录，不生成）/ Fast answer (quote, no generation)", elem_id="fast")
+        clear = gr.Button("清空 / Clear", size="sm", elem_id="clear", scale=0, min_width=90)
+    return chat, question, ask, fast, clear
+
+
+def _examples(gr: Any, examples: Sequence[str], question: Any) -> Any:
+    if not examples:
+        return None
+    return gr.Examples(
+        [[e] for e in examples], inputs=[question], label="示例问题 / Example questions", elem_id="examples"
+    )
+
+
+def _respond(
+    assistant: Assistant, text: str, fast: bool, messages: list[Message], past: list[Answer]
+) -> Iterator[tuple[Any, ...]]:
+    """Stream one answer into the chat: `(question box, chat, turns, sources, article)` updates."""
+    import gradio as gr
+
+    question = (text or "").strip()
+    if not question:
+        yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return
+    messages = [*messages, {"role": "user", "content": question}, {"role": "assistant", "content": draft_html("")}]
+    yield "", messages, gr.skip(), gr.skip(), gr.skip()
+    draft, answer = "", None
+    try:
+        for event in assistant.stream(question, [a.question for a in past], fast):
+            if isinstance(event, str):
+                draft += event
+                messages[-1] = {"role": "assistant", "content": draft_html(draft)}
+                yield gr.skip(), messages, gr.skip(), gr.skip(), gr.skip()
+            else:
+                answer = event
+    except AssistantError as exc:
+        log.warning("web question failed: %s", exc)
+        messages[-1] = {"role": "assistant", "content": error_html(str(exc))}
+        yield gr.skip(), messages, gr.skip(), gr.skip(), gr.skip()
+        return
+    except Exception:  # the page stays usable; the details go to the log
+        log.exception("web question failed")
+        messages[-1] = {"role": "assistant", "content": error_html("an unexpected error; see the server log")}
+        yield gr.skip(), messages, gr.skip(), gr.skip(), gr.skip()
+        return
+    if answer is None:
+        return
+    turns = [*past, answer]
+    messages[-1] = {"role": "assistant", "content": answer_html(answer, len(turns) - 1)}
+    yield "", messages, turns, sources_html(turns), _article(assistant, turns)
+
+
+def _article(assistant: Assistant, turns: Sequence[Answer]) -> str:
+    """The article view: every document cited so far, the latest answer's first passage shown."""
+    cited = [c for a in turns for c in (a.related if a.refused else a.citations)]
+    documents: dict[str, Document] = {}
+    for c in cited:
+        if c.source not in documents and (doc := _document(assistant, c)) is not None:
+            documents[c.source] = doc
+    latest = turns[-1].related if turns[-1].refused else turns[-1].citations
+    return article_html(documents.items(), latest[0] if latest else None)
+
+
+def _document(assistant: Assistant, c: Citation) -> Document | None:
+    """The cleaned source document of a citation (its `source` is relative to the working directory)."""
+    for path in (Path(c.source), assistant.settings.corpus / c.source):
+        if path.is_file():
+            try:
+                return _read(str(path.resolve()), path.stat().st_mtime_ns)
+            except (OSError, AssistantError) as exc:
+                log.warning("cannot show %s in the article view: %s", path, exc)
+                return None
+    return None
+
+
+@lru_cache(maxsize=64)
+def _read(path: str, mtime_ns: int) -> Document:  # mtime in the key: an edited file is read again
+    return read_document(Path(path), Path(path).name)
+
+
+def create_app(assistant: Assistant, path: str = "/", **ui: Any) -> FastAPI:
+    """A FastAPI app with the chat page mounted at `path` (the HTTP API can mount beside it)."""
+    gr = _gradio()
+    from fastapi import FastAPI
+
+    app = FastAPI(title="assistant")
+    return gr.mount_gradio_app(app, build_ui(assistant, **ui), path=path, footer_links=["api"])
+
+
+def _gradio() -> Any:
+    try:
+        import gradio
+    except ImportError as exc:
+        raise ConfigurationError("the web chat needs Gradio: pip install 'gradio==6.31.0'") from exc
+    return gradio

@@ -1,0 +1,392 @@
+"""The HTTP API over real HTTP: uvicorn on 127.0.0.1, httpx and the `openai` client as the callers.
+
+The assistant runs over a real index (fake embeddings, built once) with scripted, echo and slowed-down
+chat models, so the assertions are about what a program calling the API sees: the answer contract,
+events in order, clear errors with useful statuses, the queue, the rate limit and the key.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import httpx2
+import openai
+import pytest
+import uvicorn
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from pydantic import Field
+
+from assistant.api import create_api
+from assistant.core import Assistant
+
+from conftest import ARTICLE_DIR, make_assistant, scripted, with_llm
+
+CTO_REPLY = "Step-3 每次推理仅激活 38B 参数 [1]。"
+QUESTION = "Step-3 每次推理激活多少参数？"
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    index_dir = tmp_path_factory.mktemp("api-index")
+    make_assistant(ARTICLE_DIR, index_dir).build_index()
+    return index_dir
+
+
+class SlowEcho(GenericFakeChatModel):
+    """Answers with its prompt after `delay` seconds and records every prompt; a condense call
+    ("改写后的问题") gets the conversation and the question back on one line, so the history shows."""
+
+    messages: Any = iter(())
+    delay: float = 0.0
+    prompts: list[str] = Field(default_factory=list)
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
+        time.sleep(self.delay)
+        prompt = "\n".join(m.text for m in messages)
+        self.prompts.append(prompt)
+        if "改写后的问题" in prompt:
+            prompt = " ".join(prompt.split("对话：", 1)[1].split("改写后的问题", 1)[0].split())
+        self.messages = iter([AIMessage(content=prompt)])
+        return super()._generate(messages, stop=stop, run_manager=run_manager, **kw)
+
+
+@contextmanager
+def serving(assistant: Assistant, **options: Any) -> Iterator[httpx.Client]:
+    """The API for `assistant` on a free loopback port, and an httpx client pointed at it."""
+    options.setdefault("rate_limit_per_minute", None)
+    app = create_api(assistant, **options)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, trust_env=False) as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def assistant_with(index_dir: Path, llm: Any) -> Assistant:
+    return with_llm(make_assistant(ARTICLE_DIR, index_dir), llm)
+
+
+def openai_client(http: httpx.Client, key: str = "unused") -> openai.OpenAI:
+    """The official client (it speaks through httpx2) against the API's /v1."""
+    base_url = f"{str(http.base_url).rstrip('/')}/v1"
+    return openai.OpenAI(base_url=base_url, api_key=key, max_retries=0, http_client=httpx2.Client(trust_env=False))
+
+
+def sse_events(response: httpx.Response) -> list[tuple[str, Any]]:
+    """(event, JSON data) pairs of a server-sent event stream, comments skipped."""
+    events, name, data = [], "message", []
+    for line in response.iter_lines():
+        if not line:
+            if data:
+                events.append((name, json.loads("\n".join(data))))
+            name, data = "message", []
+        elif line.startswith("event:"):
+            name = line.removeprefix("event:").strip()
+        elif line.startswith("data:"):
+            data.append(line.removeprefix("data:").strip())
+    return events
+
+
+def stream(http: httpx.Client, body: dict[str, Any]) -> list[tuple[str, Any]]:
+    with http.stream("POST", "/api/ask/stream", json=body) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        return sse_events(response)
+
+
+# -- answers ---------------------------------------------------------------------------------------
+
+
+def test_ask_returns_the_answer_contract_with_exact_citations(index_dir):
+    with serving(assistant_with(index_dir, scripted(CTO_REPLY))) as http:
+        response = http.post("/api/ask", json={"question": QUESTION})
+    assert response.status_code == 200, response.text
+    d = response.json()
+    assert set(d) == {"question", "answer", "refused", "citations", "timings", "models", "related"}
+    assert d["answer"] == CTO_REPLY and d["refused"] is False and d["question"] == QUESTION
+    [c] = d["citations"]
+    assert "每次推理仅激活 38B 参数" in c["quote"] and c["quote"] in c["text"]
+    source = (ARTICLE_DIR / Path(c["source"]).name).read_text(encoding="utf-8")
+    assert source[c["start"] : c["end"]] == c["text"]
+    assert {"retrieve_s", "first_token_s", "total_s"} <= set(d["timings"])
+
+
+def test_a_question_the_article_does_not_answer_is_refused_with_related_passages(index_dir):
+    with serving(assistant_with(index_dir, scripted("不应被调用"))) as http:
+        d = http.post("/api/ask", json={"question": "Python 的 GIL 是什么？"}).json()
+    assert d["refused"] is True and d["answer"].startswith("文章没有提到") and d["citations"] == []
+
+
+def test_the_stream_sends_draft_tokens_then_the_verified_answer(index_dir):
+    draft = "印奇是旷视科技创始人 [1]。阶跃星辰的总部位于北京 [1]。"
+    with serving(assistant_with(index_dir, scripted(draft))) as http:
+        events = stream(http, {"question": "印奇是哪家公司的创始人？"})
+    names = [name for name, _ in events]
+    assert names[-1] == "answer" and set(names[:-1]) == {"token"} and len(names) > 5
+    assert "".join(data["text"] for _, data in events[:-1]) == draft
+    answer = events[-1][1]
+    assert "旷视" in answer["answer"] and "北京" not in answer["answer"], "the unsupported sentence is withdrawn"
+    assert answer["citations"][0]["quote"]
+
+
+def test_a_follow_up_uses_the_history(index_dir):
+    llm = scripted("阶跃星辰的 CTO 朱亦博有什么特别的经验？", "朱亦博具备万卡集群建设经验 [1]。")
+    with serving(assistant_with(index_dir, llm)) as http:
+        d = http.post(
+            "/api/ask", json={"question": "他有什么特别的经验？", "history": ["阶跃星辰的 CTO 是谁？"]}
+        ).json()
+    assert "万卡集群" in d["answer"] and not d["refused"] and "condense_s" in d["timings"]
+
+
+# -- bad input -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plain(index_dir: Path) -> Iterator[httpx.Client]:
+    with serving(assistant_with(index_dir, scripted(CTO_REPLY)), max_question_chars=100) as http:
+        yield http
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        ({}, 422, "question: Field required"),
+        ({"question": ""}, 422, "question"),
+        ({"question": "   "}, 422, "the question is empty"),
+        ({"question": "融资" * 60}, 422, "120 characters long; the limit is 100"),
+        ({"question": "融资" * 1001}, 422, "at most 2000 characters"),
+        ({"question": 42}, 422, "question: Input should be a valid string"),
+        ({"question": "CTO 是谁？", "history": "CTO"}, 422, "history"),
+        ({"question": "CTO 是谁？", "history": ["a", 1]}, 422, "history.1"),
+        ({"question": "CTO 是谁？", "fast": "yes"}, 422, "fast: Input should be a valid boolean"),
+        ({"question": "CTO 是谁？", "questoin": "typo"}, 422, "questoin: Extra inputs are not permitted"),
+        ([QUESTION], 422, "the request body"),
+    ],
+)
+def test_bad_requests_get_clear_errors(plain, body, status, says):
+    response = plain.post("/api/ask", json=body)
+    assert response.status_code == status, response.text
+    assert says in response.json()["error"]
+
+
+def test_malformed_json_is_a_400_that_says_so(plain):
+    response = plain.post("/api/ask", content=b'{"question": "CTO', headers={"content-type": "application/json"})
+    assert response.status_code == 400 and "not valid JSON" in response.json()["error"]
+
+
+def test_huge_bodies_are_refused_whether_declared_or_streamed(plain):
+    body = json.dumps({"question": "CTO 是谁？", "history": ["融资" * 500] * 40}).encode()
+    assert len(body) > 64_000
+    declared = plain.post("/api/ask", content=body, headers={"content-type": "application/json"})
+    chunked = plain.post(
+        "/api/ask", content=iter([body[:40_000], body[40_000:]]), headers={"content-type": "application/json"}
+    )
+    for response in (declared, chunked):
+        assert response.status_code == 413 and "over 64000 bytes" in response.json()["error"]
+    assert plain.post("/api/ask", json={"question": QUESTION}).status_code == 200
+
+
+def test_a_failure_inside_the_assistant_is_a_json_500_and_the_server_lives_on(index_dir, monkeypatch):
+    assistant = assistant_with(index_dir, scripted(CTO_REPLY))
+    monkeypatch.setattr(assistant, "ask", lambda *a: 1 / 0)
+    with serving(assistant) as http:
+        response = http.post("/api/ask", json={"question": QUESTION})
+        assert response.status_code == 500 and "internal error (ZeroDivisionError)" in response.json()["error"]
+        assert http.get("/healthz").status_code == 200
+
+
+# -- OpenAI-compatible -----------------------------------------------------------------------------
+
+
+def test_openai_clients_get_the_verified_answer_with_sources_and_citations(index_dir):
+    with serving(assistant_with(index_dir, scripted(CTO_REPLY))) as http:
+        client = openai_client(http)
+        assert [m.id for m in client.models.list()] == ["assistant"]
+        completion = client.chat.completions.create(model="assistant", messages=[{"role": "user", "content": QUESTION}])
+        chunks = list(
+            client.chat.completions.create(
+                model="assistant", messages=[{"role": "user", "content": QUESTION}], stream=True
+            )
+        )
+    content = completion.choices[0].message.content or ""
+    assert content.startswith(CTO_REPLY) and "\n\nSources:\n[1] " in content and "¶" in content
+    assert "每次推理仅激活 38B 参数" in content.split("Sources:")[1]
+    extra = completion.model_extra or {}
+    assert extra["refused"] is False and extra["citations"][0]["n"] == 1
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert streamed == content, "the stream carries the same verified answer"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert (chunks[-1].model_extra or {})["citations"] == extra["citations"]
+
+
+def test_openai_messages_make_a_conversation(index_dir):
+    llm = scripted("阶跃星辰的 CTO 朱亦博有什么特别的经验？", "朱亦博具备万卡集群建设经验 [1]。")
+    messages = [
+        {"role": "system", "content": "You are helpful."},
+        {"role": "user", "content": "阶跃星辰的 CTO 是谁？"},
+        {"role": "assistant", "content": "朱亦博 [1]。"},
+        {"role": "user", "content": [{"type": "text", "text": "他有什么特别的经验？"}]},
+    ]
+    with serving(assistant_with(index_dir, llm)) as http:
+        completion = openai_client(http).chat.completions.create(model="any", messages=messages)  # type: ignore[arg-type]
+        with pytest.raises(openai.UnprocessableEntityError, match="role"):
+            openai_client(http).chat.completions.create(
+                model="assistant", messages=[{"role": "system", "content": "x"}]
+            )
+    assert "万卡集群" in (completion.choices[0].message.content or "")
+
+
+# -- access ----------------------------------------------------------------------------------------
+
+
+def test_an_api_key_guards_the_api_but_not_the_health_checks(index_dir):
+    with serving(assistant_with(index_dir, scripted(CTO_REPLY)), api_key="s3cret") as http:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+            response = http.post("/api/ask", json={"question": QUESTION}, headers=headers)
+            assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+            assert "Authorization: Bearer" in response.json()["error"]
+        ok = http.post("/api/ask", json={"question": QUESTION}, headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200 and ok.json()["answer"] == CTO_REPLY
+        assert http.get("/healthz").status_code == 200 and http.get("/readyz").status_code == 200
+        with pytest.raises(openai.AuthenticationError):
+            openai_client(http, "wrong").models.list()
+        assert [m.id for m in openai_client(http, "s3cret").models.list()] == ["assistant"]
+
+
+def test_the_rate_limit_answers_429_with_retry_after(index_dir):
+    with serving(assistant_with(index_dir, scripted(CTO_REPLY)), rate_limit_per_minute=2) as http:
+        statuses = [http.get("/v1/models").status_code for _ in range(3)]
+        limited = http.post("/api/ask", json={"question": QUESTION})
+        assert all(http.get("/healthz").status_code == 200 for _ in range(5)), "health checks are not limited"
+    assert statuses == [200, 200, 429] and limited.status_code == 429
+    assert 1 <= int(limited.headers["retry-after"]) <= 30 and "2 a minute" in limited.json()["error"]
+
+
+# -- one answer at a time --------------------------------------------------------------------------
+
+
+def test_past_the_queue_requests_get_503_busy_and_the_rest_are_answered(index_dir):
+    with serving(assistant_with(index_dir, SlowEcho(delay=0.8)), queue_size=1) as http:
+        with ThreadPoolExecutor(5) as pool:
+            responses = list(pool.map(lambda _: http.post("/api/ask", json={"question": QUESTION}), range(5)))
+        assert http.post("/api/ask", json={"question": "CTO 是谁？", "fast": True}).status_code == 200
+    assert sorted(r.status_code for r in responses) == [200, 200, 503, 503, 503]
+    for busy in (r for r in responses if r.status_code == 503):
+        assert busy.json() == {"error": "busy: 1 requests are waiting; retry shortly"}
+        assert int(busy.headers["retry-after"]) >= 1
+
+
+def test_requests_are_answered_in_arrival_order(index_dir):
+    questions = ["阶跃星辰的 CTO 是谁？", "阶跃星辰的首席科学家是谁？", "Step-3 模型的总参数量是多少？", QUESTION]
+    llm = SlowEcho(delay=0.3)
+    with serving(assistant_with(index_dir, llm)) as http, ThreadPoolExecutor(4) as pool:
+        futures = []
+        for q in questions:
+            futures.append(pool.submit(http.post, "/api/ask", json={"question": q}))
+            time.sleep(0.1)
+        assert all(f.result().status_code == 200 for f in futures)
+    assert [p.rsplit("问题：", 1)[1].strip() for p in llm.prompts] == questions
+
+
+def test_concurrent_conversations_never_see_each_others_history(index_dir):
+    llm = SlowEcho(delay=0.2)
+    histories = {"cto": ["阶跃星辰的 CTO 是谁？"], "scientist": ["阶跃星辰的首席科学家是谁？"]}
+    with serving(assistant_with(index_dir, llm)) as http, ThreadPoolExecutor(2) as pool:
+        drafts = dict(
+            zip(
+                histories,
+                pool.map(lambda h: stream(http, {"question": "他有什么经验？", "history": h}), histories.values()),
+                strict=True,
+            )
+        )
+    for name, events in drafts.items():
+        draft = "".join(data["text"] for event, data in events if event == "token")
+        other = next(h for n, h in histories.items() if n != name)[0]
+        assert histories[name][0] in draft and other not in draft, draft
+        assert events[-1][0] == "answer"
+
+
+def test_a_client_leaving_mid_stream_gives_its_turn_back(index_dir):
+    # LangChain's LCEL stream finishes the model's generation when closed early, so the turn comes back
+    # when the (bounded) generation ends: here about 1.3 s.
+    llm = scripted("印奇是旷视科技创始人，也是阶跃星辰的联合创始人 [1]。")
+    llm.sleep = 0.05  # a token every 50 ms
+    with serving(assistant_with(index_dir, llm), queue_size=0) as http:
+        with http.stream("POST", "/api/ask/stream", json={"question": "印奇是哪家公司的创始人？"}) as response:
+            lines = response.iter_lines()
+            assert next(lines).startswith("event: token")
+            assert http.post("/api/ask", json={"question": QUESTION}).status_code == 503, "one answer at a time"
+        deadline = time.monotonic() + 5
+        while (response := http.post("/api/ask", json={"question": "CTO 是谁？", "fast": True})).status_code == 503:
+            assert time.monotonic() < deadline, "the abandoned stream still holds the queue"
+            time.sleep(0.05)
+        assert response.status_code == 200 and response.json()["citations"]
+
+
+def test_health_answers_at_once_while_an_answer_is_generated(index_dir):
+    with serving(assistant_with(index_dir, SlowEcho(delay=2.0))) as http, ThreadPoolExecutor(1) as pool:
+        answering = pool.submit(http.post, "/api/ask", json={"question": QUESTION})
+        queue = http.app.state.answering.queue  # type: ignore[attr-defined]
+        while not queue.busy:
+            time.sleep(0.01)
+        started = time.monotonic()
+        assert http.get("/healthz").json() == {"status": "ok"}
+        assert time.monotonic() - started < 0.5 and not answering.done()
+        assert answering.result().status_code == 200
+
+
+# -- readiness and schema --------------------------------------------------------------------------
+
+
+def test_readyz_is_503_until_the_index_exists(tmp_path):
+    assistant = make_assistant(ARTICLE_DIR, tmp_path / "no-index-yet")
+    with serving(with_llm(assistant, scripted(CTO_REPLY))) as http:
+        before = http.get("/readyz")
+        asked = http.post("/api/ask", json={"question": QUESTION})
+        streamed = stream(http, {"question": QUESTION})
+        assistant.build_index()
+        after = http.get("/readyz")
+    assert before.status_code == 503 and "run `assistant index`" in before.json()["error"]
+    assert asked.status_code == 503 and "run `assistant index`" in asked.json()["error"]
+    assert streamed[-1][0] == "error" and streamed[-1][1]["status"] == 503
+    assert after.status_code == 200 and after.json()["chunks"] > 10
+
+
+def test_the_openapi_schema_describes_the_endpoints(plain):
+    schema = plain.get("/openapi.json").json()
+    assert {"/api/ask", "/api/ask/stream", "/v1/chat/completions", "/v1/models", "/healthz", "/readyz"} <= set(
+        schema["paths"]
+    )
+    ask = schema["paths"]["/api/ask"]["post"]
+    request = schema["components"]["schemas"][
+        ask["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+    ]
+    assert request["required"] == ["question"]
+    assert (
+        request["properties"]["question"]["type"] == "string" and request["properties"]["question"]["maxLength"] == 2000
+    )
+    assert request["properties"]["history"]["items"]["type"] == "string"
+    assert request["properties"]["fast"]["type"] == "boolean"
+    answer = schema["components"]["schemas"][
+        ask["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+    ]
+    assert {"question", "answer", "refused", "citations", "timings", "models"} <= set(answer["required"])
+    assert "text/event-stream" in schema["paths"]["/api/ask/stream"]["post"]["responses"]["200"]["content"]

@@ -1,0 +1,242 @@
+"""The web chat in a real headless Chromium (Playwright), served by uvicorn on 127.0.0.1.
+
+One server per module: the article indexed with the fake embedder, a scripted chat model swapped in
+per test. Each test opens a fresh page (a new Gradio session). The browser may reach only the
+loopback server. Set `UPDATE_SCREENSHOTS=1` to rewrite docs/screenshots/{desktop,phone}.png.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.core import Assistant
+from assistant.errors import StoreUnavailableError
+from assistant.web import EXAMPLES
+
+from conftest import ARTICLE_DIR, ROOT, make_assistant, scripted, with_llm
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+INT8 = "INT8 量化后的 Step-3 需要几 GB 显存？"
+INT8_REPLY = "Step-3 的 INT8 量化版本仅需 5GB 显存 [1]。"
+FINAL = "#chat .reply.answer, #chat .reply.refusal, #chat .reply.error"
+
+if not CHROMIUM.exists() and not os.environ.get("CI"):
+    pytest.skip("needs Debian's chromium: apt-get install -y chromium", allow_module_level=True)
+playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the dev extra)")
+pytest.importorskip("gradio", reason="pip install gradio==6.31.0")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Assistant, str]]:
+    import uvicorn
+
+    from assistant.web import create_app
+
+    assistant = make_assistant(ARTICLE_DIR, tmp_path_factory.mktemp("web-index"))
+    assistant.build_index()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(assistant), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the web server did not start"
+        time.sleep(0.05)
+    yield assistant, f"http://127.0.0.1:{port}/"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    with playwright_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 900},
+        )
+        context.route("**/*", _loopback_only)
+        yield context
+        context.close()
+
+
+def _loopback_only(route: Any) -> None:
+    url = route.request.url
+    if url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
+        route.continue_()
+    else:
+        route.abort()
+
+
+@pytest.fixture
+def page(browser: Any, served: tuple[Assistant, str]) -> Iterator[Any]:
+    page = browser.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(served[1])
+    page.wait_for_selector("#question textarea")
+    yield page
+    page.close()
+
+
+def ask(page: Any, question: str, fast: bool = False) -> Any:
+    """Ask through the page; wait for the final (verified) reply and return it."""
+    before = page.locator(FINAL).count()
+    if fast != page.locator("#fast input").is_checked():
+        page.locator("#fast input").click()
+    page.fill("#question textarea", question)
+    page.click("#ask")
+    page.wait_for_function(f"document.querySelectorAll({FINAL!r}).length > {before}")
+    return page.locator(FINAL).nth(before)
+
+
+def shot(page: Any, name: str, tmp_path: Path) -> None:
+    target = ROOT / "docs" / "screenshots" if os.environ.get("UPDATE_SCREENSHOTS") else tmp_path
+    target.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target / f"{name}.png"))
+    assert (target / f"{name}.png").stat().st_size > 10_000
+
+
+def test_an_answer_streams_then_its_marker_opens_the_passage_and_the_article(page, served, tmp_path):
+    llm = scripted(INT8_REPLY)
+    llm.sleep = 0.04  # slow enough to watch the draft grow
+    with_llm(served[0], llm)
+    page.fill("#question textarea", INT8)
+    page.click("#ask")
+    page.wait_for_function("(document.querySelector('#chat .reply.draft p')?.textContent || '').length > 8")
+    assert page.locator("#chat .reply.answer").count() == 0, "the draft shows before the verified answer"
+    reply = page.locator("#chat .reply.answer")
+    reply.wait_for()
+    assert page.locator("#chat .reply.draft").count() == 0, "the draft is replaced"
+    assert "仅需 5GB 显存" in reply.inner_text() and "[1]" in reply.inner_text()
+    assert "first token" in reply.locator(".meta").inner_text() and "fake" in reply.locator(".meta").inner_text()
+
+    reply.locator("a.cite").first.click()
+    card = page.locator("#sources-panel .source.active")
+    assert card.get_attribute("id") == "src-0-1"
+    assert "从技术创新到商业闭环 · ¶" in card.locator(".where").inner_text()
+    assert "INT8 量化版本仅需 5GB 显存" in card.locator("mark").inner_text()
+    article = page.locator("#article-panel section.article:visible")
+    assert "阶跃星辰凭什么拿最多的钱" in article.locator("h3").inner_text()
+    assert "关于ZAKER" not in article.inner_text(), "the article view is the cleaned text"
+    assert "INT8 量化版本仅需 5GB 显存" in article.locator("mark.quote").first.inner_text()
+    _assert_in_view(page, "#article-panel mark.quote", "#article-panel .article-scroll")
+    shot(page, "desktop", tmp_path)
+
+
+def test_a_follow_up_uses_the_conversation_and_old_markers_still_work(page, served):
+    # Turn 1 answers; turn 2 ("那…呢") is condensed with turn 1 as history, then answered.
+    with_llm(served[0], scripted(INT8_REPLY, "阶跃星辰的 CTO 是谁？", "CTO 朱亦博具备万卡集群建设经验 [1]。"))
+    ask(page, INT8)
+    second = ask(page, "那 CTO 是谁呢？")
+    assert "万卡集群建设经验" in second.inner_text(), "the follow-up was rewritten with the first question"
+    assert "万卡集群" in page.locator("#article-panel mark.quote").first.inner_text()
+    _assert_in_view(page, "#article-panel mark.quote", "#article-panel .article-scroll")
+
+    page.locator("#chat .reply.answer").first.locator("a.cite").click()  # the first answer's [1]
+    assert page.locator("#sources-panel .source.active").get_attribute("id") == "src-0-1"
+    marked = "".join(page.locator("#article-panel section.article:visible mark").all_inner_texts())
+    assert "INT8" in marked and "万卡集群" not in marked
+
+
+def test_a_refusal_looks_different_and_lists_related_passages(page, served):
+    with_llm(served[0], scripted("阶跃星辰的总部在北京 [1]。"))
+    reply = ask(page, "阶跃星辰的办公地点在哪座城市？")
+    assert "refusal" in (reply.get_attribute("class") or "")
+    assert reply.locator(".refusal-text").inner_text().startswith("文章没有提到")
+    assert "Related (not cited)" in reply.inner_text() and reply.locator("li").count() == 3
+    assert reply.locator("a.cite").count() == 0
+    style = reply.evaluate("e => [getComputedStyle(e).backgroundColor, getComputedStyle(e).borderStyle]")
+    assert style == ["rgb(243, 244, 246)", "dashed"]
+    assert page.locator("#sources-panel .source.related").count() == 3
+    reply.locator("a.rel").first.click()
+    assert page.locator("#article-panel section.article:visible mark").count() > 0
+
+
+def test_the_fast_toggle_answers_with_a_cited_quote(page, served):
+    with_llm(served[0], scripted("不应被调用"))
+    reply = ask(page, "Step-3 的总参数量有多大？", fast=True)
+    assert reply.inner_text().startswith("文章原文（摘录") and "321B" in reply.inner_text()
+    assert reply.locator("a.cite").count() >= 1 and "不应被调用" not in reply.inner_text()
+    assert "extractive" in reply.locator(".meta").inner_text()
+
+
+def test_clicking_an_example_asks_it(page, served):
+    example = "Step-3 在国产芯片上的推理效率如何？"
+    assert example in EXAMPLES
+    with_llm(served[0], scripted("Step-3 在国产芯片上的推理效率最高可达 DeepSeek-R1 的 300% [1]。"))
+    page.locator("#examples button", has_text=example).click()
+    reply = page.locator(FINAL).first
+    reply.wait_for()
+    assert "300%" in reply.inner_text() and reply.locator("a.cite").count() == 1
+    assert page.locator("#chat [data-testid=user]").first.inner_text().strip() == example
+
+
+def test_errors_are_a_polite_chat_message_and_the_page_keeps_working(page, served, monkeypatch):
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailableError("cannot reach the Chroma server at http://127.0.0.1:9: is `chroma run` up?")
+
+    monkeypatch.setattr(served[0], "stream", down)
+    reply = ask(page, INT8)
+    assert "error" in (reply.get_attribute("class") or "")
+    assert "Sorry" in reply.inner_text() and "chroma run" in reply.inner_text()
+    monkeypatch.undo()
+    with_llm(served[0], scripted(INT8_REPLY))
+    assert "5GB" in ask(page, INT8).inner_text()
+
+
+def test_a_phone_sized_screen_stacks_the_sources_under_the_chat(browser, served, tmp_path):
+    with_llm(served[0], scripted(INT8_REPLY))
+    page = browser.new_page()
+    try:
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.set_default_timeout(20_000)
+        page.goto(served[1])
+        page.wait_for_selector("#question textarea")
+        ask(page, INT8).locator("a.cite").click()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
+        chat, side = page.locator("#chat-col").bounding_box(), page.locator("#side-col").bounding_box()
+        assert side["y"] >= chat["y"] + chat["height"] - 1 and side["width"] > 300
+        assert page.locator("#sources-panel .source.active").is_visible()
+        page.evaluate(
+            "window.scrollBy(0, document.querySelector('#chat .reply.answer').getBoundingClientRect().top - 8)"
+        )
+        shot(page, "phone", tmp_path)  # the answer on top, its source below
+    finally:
+        page.close()
+
+
+def test_gradio_client_calls_the_chat_endpoint(served):
+    gradio_client = pytest.importorskip("gradio_client")
+    with_llm(served[0], scripted(INT8_REPLY))
+    client = gradio_client.Client(served[1], verbose=False)
+    box, chat, sources, article = client.predict(INT8, False, [], api_name="/chat")
+    assert box == "" and chat[-1]["role"] == "assistant"
+    assert 'class="cite"' in str(chat[-1]["content"]) and "5GB" in str(chat[-1]["content"])
+    assert 'id="src-0-1"' in sources and "<mark" in article
+
+
+def _assert_in_view(page: Any, selector: str, box: str) -> None:
+    inner, outer = page.locator(selector).first.bounding_box(), page.locator(box).bounding_box()
+    assert outer["y"] <= inner["y"] <= outer["y"] + outer["height"], f"{selector} is scrolled out of view"
