@@ -26,4 +26,13 @@ def build_server(assistant: Assistant) -> FastAPI:
         rate_limit_per_minute=s.api_rate_limit or None,
         max_body_bytes=s.api_max_body_bytes,
     )
-    return gr.mount_gradio_app(app, build_ui(assistant), path="/", footer_links=["api"])
+    key = s.api_key
+    auth = (lambda _user, password: password == key) if key and not s.page_open else None
+    return gr.mount_gradio_app(
+        app,
+        build_ui(assistant),
+        path="/",
+        footer_links=["api"],
+        auth=auth,
+        auth_message="Log in with any user name and the server's API key (ASSISTANT_API_KEY).",
+    )

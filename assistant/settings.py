@@ -36,6 +36,7 @@ class Settings:
     api_queue_size: int = 8  # requests waiting for the model before new ones get 503
     api_rate_limit: int = 60  # requests per minute per client IP (0: no limit)
     api_max_body_bytes: int = 64_000
+    page_open: bool = True  # False (with api_key set): the chat page asks for the key (any user name)
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -53,6 +54,8 @@ class Settings:
         ):
             if name in values:
                 values[name] = _number(kind, name, values[name])
+        if "page_open" in values:
+            values["page_open"] = str(values["page_open"]).strip().lower() not in ("0", "false", "no", "off")
         corpus = Path(str(values.pop("corpus", default_corpus()))).expanduser().resolve()
         index_dir = values.pop("index_dir", None)
         settings = cls(

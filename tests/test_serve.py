@@ -6,8 +6,11 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 from conftest import make_assistant
 
@@ -74,3 +77,38 @@ def test_serve_without_an_index_says_to_build_one(tmp_path: Path, article_corpus
         timeout=120,
     )
     assert out.returncode == 4 and "run `assistant index`" in out.stderr
+
+
+def test_the_page_can_be_closed_behind_the_api_key(article_corpus: Path, tmp_path: Path):
+    import threading
+
+    import uvicorn
+
+    from assistant.server import build_server
+
+    assistant = make_assistant(article_corpus, tmp_path / "index", api_key="s3cret", page_open="false")
+    assistant.build_index()
+    assert assistant.settings.page_open is False
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(build_server(assistant), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.time() + 30
+        while not server.started:
+            assert time.time() < deadline
+            time.sleep(0.1)
+        with pytest.raises(urllib.error.HTTPError) as closed:  # the page's config needs a login now
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=10)
+        assert closed.value.code == 401
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/ask", data=b'{"question": "x"}', headers={"Content-Type": "application/json"}
+        )
+        try:
+            urllib.request.urlopen(request, timeout=10)
+            raise AssertionError("the API answered without the key")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 401
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
