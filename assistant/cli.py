@@ -224,8 +224,8 @@ def cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
     try:
         for n, item in enumerate(items, start=1):
             started = time.perf_counter()
-            answer = assistant.ask(item.turns[-1], history=item.turns[:-1], fast=args.fast).to_dict()
-            record = {"id": item.id, **answer, "latency_s": round(time.perf_counter() - started, 3)}
+            record = {"id": item.id, **_eval_answer(assistant, item, args.fast)}
+            record["latency_s"] = round(time.perf_counter() - started, 3)
             results.append((item, record))
             if out:
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -236,6 +236,24 @@ def cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
             out.close()
     print(json.dumps(answer_metrics(results), ensure_ascii=False, indent=2))
     return 0
+
+
+def _eval_answer(assistant: Assistant, item: Any, fast: bool) -> dict[str, Any]:
+    """One eval item's answer; an item the assistant rejects (e.g. an empty question) scores as a
+    refusal carrying the error, and the run goes on."""
+    try:
+        return assistant.ask(item.turns[-1], history=item.turns[:-1], fast=fast).to_dict()
+    except AssistantError as exc:
+        return {
+            "question": item.turns[-1],
+            "answer": "",
+            "refused": True,
+            "citations": [],
+            "timings": {},
+            "models": assistant.models,
+            "related": [],
+            "error": str(exc),
+        }
 
 
 def _ask_streaming(assistant: Assistant, question: str, history: list[str], fast: bool, show_draft: bool) -> Answer:

@@ -120,3 +120,28 @@ def test_chat_keeps_the_conversation(env: dict[str, str]):
     out = run(["chat", "--fast"], env, stdin="阶跃星辰的 CTO 是谁？\n他有什么特别的经验？\n")
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("文章原文") == 2 and "万卡集群" in out.stdout
+
+
+def test_eval_scores_an_unusable_item_and_goes_on(env: dict[str, str], tmp_path: Path):
+    run(["index"], env)
+    items = [
+        {"id": "a", "turns": [""], "answers": ["x"], "evidence": [], "answerable": True, "type": "entity"},
+        {
+            "id": "b",
+            "turns": ["印奇是哪家公司的创始人？"],
+            "answers": ["旷视"],
+            "evidence": ["旷视科技创始人"],
+            "answerable": True,
+            "type": "entity",
+        },
+    ]
+    path = tmp_path / "set.jsonl"
+    path.write_text("\n".join(json.dumps(i, ensure_ascii=False) for i in items), encoding="utf-8")
+    out = run(
+        ["eval", str(path), "--out", str(tmp_path / "pred.jsonl"), "--llm", "fake:印奇是旷视科技创始人 [1]。"], env
+    )
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads(out.stdout)
+    assert metrics["answer_accuracy"] == 0.5 and metrics["citation_support"] == 1.0
+    preds = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert "empty" in preds[0]["error"] and preds[1]["latency_s"] > 0
