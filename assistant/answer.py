@@ -237,7 +237,8 @@ def render(
             quotes.setdefault(passage, quote)
         markers = "".join(f"[{numbering[p]}]" for p in claim.passages)
         body, end = _split_terminator(claim.text)
-        sentences.append(f"{body} {markers}{end}")
+        # Chinese: "…。[1]" keeps the sentence, its full stop included, one unbroken quote-able span
+        sentences.append(f"{body} {markers}{end}" if body.isascii() else f"{body}{end}{markers}")
     citations = tuple(
         Citation.of(new, chunks[old - 1], quotes[old], source_path(chunks[old - 1].source))
         for old, new in numbering.items()

@@ -29,7 +29,7 @@ def test_a_supported_answer_is_cited_with_the_exact_passage_and_quote(indexed):
     a = assistant_with(indexed, scripted("Step-3 每次推理仅激活 38B 参数 [1]。"))
     answer = a.ask("Step-3 每次推理激活多少参数？")
     assert not answer.refused
-    assert answer.answer == "Step-3 每次推理仅激活 38B 参数 [1]。"
+    assert answer.answer == "Step-3 每次推理仅激活 38B 参数。[1]"
     [c] = answer.citations
     assert c.n == 1 and "每次推理仅激活 38B 参数" in c.quote and c.quote in c.text
     source = (indexed[0] / Path(c.source).name).read_text(encoding="utf-8")

@@ -31,6 +31,7 @@ from assistant.core import Assistant
 from conftest import ARTICLE_DIR, make_assistant, scripted, with_llm
 
 CTO_REPLY = "Step-3 每次推理仅激活 38B 参数 [1]。"
+VERIFIED = "Step-3 每次推理仅激活 38B 参数。[1]"  # as rendered: the marker after the full stop
 QUESTION = "Step-3 每次推理激活多少参数？"
 
 
@@ -121,7 +122,7 @@ def test_ask_returns_the_answer_contract_with_exact_citations(index_dir):
     assert response.status_code == 200, response.text
     d = response.json()
     assert set(d) == {"question", "answer", "refused", "citations", "timings", "models", "related"}
-    assert d["answer"] == CTO_REPLY and d["refused"] is False and d["question"] == QUESTION
+    assert d["answer"] == VERIFIED and d["refused"] is False and d["question"] == QUESTION
     [c] = d["citations"]
     assert "每次推理仅激活 38B 参数" in c["quote"] and c["quote"] in c["text"]
     source = (ARTICLE_DIR / Path(c["source"]).name).read_text(encoding="utf-8")
@@ -227,7 +228,7 @@ def test_openai_clients_get_the_verified_answer_with_sources_and_citations(index
             )
         )
     content = completion.choices[0].message.content or ""
-    assert content.startswith(CTO_REPLY) and "\n\nSources:\n[1] " in content and "¶" in content
+    assert content.startswith(VERIFIED) and "\n\nSources:\n[1] " in content and "¶" in content
     assert "每次推理仅激活 38B 参数" in content.split("Sources:")[1]
     extra = completion.model_extra or {}
     assert extra["refused"] is False and extra["citations"][0]["n"] == 1
@@ -264,7 +265,7 @@ def test_an_api_key_guards_the_api_but_not_the_health_checks(index_dir):
             assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
             assert "Authorization: Bearer" in response.json()["error"]
         ok = http.post("/api/ask", json={"question": QUESTION}, headers={"Authorization": "Bearer s3cret"})
-        assert ok.status_code == 200 and ok.json()["answer"] == CTO_REPLY
+        assert ok.status_code == 200 and ok.json()["answer"] == VERIFIED
         assert http.get("/healthz").status_code == 200 and http.get("/readyz").status_code == 200
         with pytest.raises(openai.AuthenticationError):
             openai_client(http, "wrong").models.list()

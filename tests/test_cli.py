@@ -102,7 +102,7 @@ def test_ask_json_with_a_scripted_model(env: dict[str, str]):
     run(["index"], env)
     out = run(["ask", "印奇是哪家公司的创始人？", "--json", "--llm", "fake:印奇是旷视科技创始人 [1]。"], env)
     answer = json.loads(out.stdout)
-    assert answer["answer"] == "印奇是旷视科技创始人 [1]。" and not answer["refused"]
+    assert answer["answer"] == "印奇是旷视科技创始人。[1]" and not answer["refused"]
     assert answer["citations"][0]["n"] == 1 and "旷视科技创始人" in answer["citations"][0]["quote"]
 
 
@@ -110,7 +110,7 @@ def test_ask_prints_the_answer_then_numbered_sources(env: dict[str, str]):
     run(["index"], env)
     out = run(["ask", "印奇是哪家公司的创始人？", "--llm", "fake:印奇是旷视科技创始人 [1]。"], env)
     lines = out.stdout.splitlines()
-    assert lines[0] == "印奇是旷视科技创始人 [1]。"
+    assert lines[0] == "印奇是旷视科技创始人。[1]"
     assert "Sources:" in lines and any(line.startswith("[1] 从技术创新到商业闭环 · ¶") for line in lines)
     assert "fake" in lines[-1] and "total" in lines[-1]
 

@@ -55,7 +55,7 @@ def test_serve_runs_the_page_and_the_api(article_corpus: Path, tmp_path: Path):
             headers={"Content-Type": "application/json"},
         )
         answer = json.loads(urllib.request.urlopen(request, timeout=30).read())
-        assert answer["answer"] == "印奇是旷视科技创始人 [1]。" and answer["citations"][0]["n"] == 1
+        assert answer["answer"] == "印奇是旷视科技创始人。[1]" and answer["citations"][0]["n"] == 1
         assert urllib.request.urlopen(f"{url}/readyz", timeout=10).status == 200
     finally:
         proc.terminate()

@@ -261,7 +261,7 @@ def test_a_mention_is_answered_in_its_thread_with_sources(indexed, slack, start_
     assert placeholder["text"] == "thinking…"
     [c] = spy.answers[0].citations
     answer, sources, context = reply["blocks"]
-    assert answer["text"]["text"] == STEP3
+    assert answer["text"]["text"] == "Step-3 每次推理仅激活 38B 参数。[1]"  # verified, marker after the full stop
     assert "*Sources*" in sources["text"]["text"]
     assert f"*[1]* {c.section} · ¶{c.paragraph}" in sources["text"]["text"] and c.section
     assert "每次推理仅激活 38B 参数" in c.quote and c.quote in sources["text"]["text"]
