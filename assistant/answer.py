@@ -166,7 +166,8 @@ class Answerer:
         chunks = [h.chunk for h in hits[: self.settings.passages]]
         t = time.perf_counter()
         translate = self._claim_to_chinese if english and self.retriever.corpus_is_cjk else None
-        verdict = verify(raw, chunks, self.similarity, english, translate, question=query)
+        # a translated question is too loose a probe (内存 for 显存): English claims are checked on their own
+        verdict = verify(raw, chunks, self.similarity, english, translate, question="" if english else query)
         timings["verify_s"] = time.perf_counter() - t
         log.info("model said %r; kept %d claims, dropped %r", raw, len(verdict.claims), verdict.dropped)
         if not verdict.claims or _MODEL_REFUSES.search(raw):
