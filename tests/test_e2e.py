@@ -13,7 +13,7 @@ import pytest
 
 from assistant.core import Assistant
 
-from conftest import ARTICLE_DIR
+from conftest import ARTICLE_DIR, running
 
 pytestmark = pytest.mark.slow
 
@@ -74,32 +74,12 @@ def test_fast_answer_needs_no_model(e5_article: Assistant):
 
 
 def test_http_api_answers_with_the_real_model(e5_article: Assistant):
-    import socket
-    import threading
-    import time
-
     import httpx
-    import uvicorn
 
     from assistant.api import create_api
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_api(e5_article), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.time() + 30
-        while not server.started:
-            assert time.time() < deadline
-            time.sleep(0.1)
-        response = httpx.post(
-            f"http://127.0.0.1:{port}/api/ask", json={"question": "印奇是哪家公司的创始人？"}, timeout=300
-        )
-        assert response.status_code == 200, response.text
-        answer = response.json()
-        assert "旷视" in answer["answer"] and not answer["refused"] and answer["citations"]
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with running(create_api(e5_article)) as url:
+        response = httpx.post(f"{url}/api/ask", json={"question": "印奇是哪家公司的创始人？"}, timeout=300)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert "旷视" in answer["answer"] and not answer["refused"] and answer["citations"]

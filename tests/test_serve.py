@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,13 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_assistant
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from conftest import free_port, make_assistant, running
 
 
 def test_serve_runs_the_page_and_the_api(article_corpus: Path, tmp_path: Path):
@@ -80,35 +73,18 @@ def test_serve_without_an_index_says_to_build_one(tmp_path: Path, article_corpus
 
 
 def test_the_page_can_be_closed_behind_the_api_key(article_corpus: Path, tmp_path: Path):
-    import threading
-
-    import uvicorn
-
     from assistant.server import build_server
 
     assistant = make_assistant(article_corpus, tmp_path / "index", api_key="s3cret", page_open="false")
     assistant.build_index()
     assert assistant.settings.page_open is False
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(build_server(assistant), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.time() + 30
-        while not server.started:
-            assert time.time() < deadline
-            time.sleep(0.1)
+    with running(build_server(assistant)) as url:
         with pytest.raises(urllib.error.HTTPError) as closed:  # the page's config needs a login now
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=10)
+            urllib.request.urlopen(f"{url}/config", timeout=10)
         assert closed.value.code == 401
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/api/ask", data=b'{"question": "x"}', headers={"Content-Type": "application/json"}
+            f"{url}/api/ask", data=b'{"question": "x"}', headers={"Content-Type": "application/json"}
         )
-        try:
+        with pytest.raises(urllib.error.HTTPError) as unauthorized:
             urllib.request.urlopen(request, timeout=10)
-            raise AssertionError("the API answered without the key")
-        except urllib.error.HTTPError as exc:
-            assert exc.code == 401
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        assert unauthorized.value.code == 401
