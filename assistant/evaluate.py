@@ -10,15 +10,14 @@ the item names a `source` file, comes from that file. The questions never reach 
 from __future__ import annotations
 
 import json
-import re
 import time
-import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import AssistantError
+from .keyword import squash
 from .types import Hit
 
 
@@ -68,8 +67,7 @@ def sample(items: list[Item], n: int, seed: int = 0) -> list[Item]:
     return [item for i, item in enumerate(items) if i in keep]
 
 
-def normalize(text: str) -> str:
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).lower()
+normalize = squash  # the eval README's rule: NFKC, lower-case, whitespace removed
 
 
 def is_hit(hit: Hit, item: Item) -> bool:

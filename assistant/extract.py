@@ -9,11 +9,10 @@ for more than "模型"; questions in another script are matched by embedding sim
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
 
 from .chunk import split_sentences
-from .keyword import tokenize
+from .keyword import squash, tokenize
 from .types import Chunk, Hit
 from .verify import Similarity
 
@@ -46,7 +45,7 @@ def best_sentences(
         return candidates[best][0], candidates[best][1]
     keywords = {t: weight(t) for t in tokenize(question)}
     total = sum(keywords.values())
-    scores = [sum(w for t, w in keywords.items() if t in _norm(s)) / total if total else 0.0 for _, s in candidates]
+    scores = [sum(w for t, w in keywords.items() if t in squash(s)) / total if total else 0.0 for _, s in candidates]
     best = max(range(len(candidates)), key=scores.__getitem__)
     chunk, sentence = candidates[best]
     return chunk, (sentence if scores[best] >= MIN_COVERAGE else None)
@@ -61,11 +60,7 @@ def prompt_passages(chunks: Sequence[Chunk], query: str, weight: Weight) -> str:
         text = chunk.text
         if n > 1 and keywords:
             sentences = [text[s:e] for s, e in split_sentences(text, 0, len(text))]
-            kept = [s for s in sentences if any(k in _norm(s) for k in keywords)]
+            kept = [s for s in sentences if any(k in squash(s) for k in keywords)]
             text = "".join(kept) or text
         parts.append(f"[{n}] {text}")
     return "\n".join(parts)
-
-
-def _norm(text: str) -> str:
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text).lower())

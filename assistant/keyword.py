@@ -37,6 +37,17 @@ QUESTION_WORDS = re.compile(
 )
 
 
+def squash(text: str) -> str:
+    """NFKC, lower-cased, whitespace removed: the form in which texts are compared everywhere."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).lower()
+
+
+def bigrams(text: str) -> set[str]:
+    """Character bigrams of the squashed text (robust to jieba's word boundaries)."""
+    t = squash(text)
+    return {t[i : i + 2] for i in range(len(t) - 1)}
+
+
 def tokenize(text: str) -> list[str]:
     """Search tokens of `text` (NFKC, lower-cased, punctuation and stopwords removed)."""
     normalized = unicodedata.normalize("NFKC", text).lower()

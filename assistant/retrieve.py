@@ -12,9 +12,7 @@ Rewriting follow-up questions with a model is left to `answer`.
 from __future__ import annotations
 
 import logging
-import re
 import time
-import unicodedata
 from dataclasses import dataclass
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -24,7 +22,7 @@ from pydantic import ConfigDict
 
 from .chunk import split_sentences
 from .index import Index
-from .keyword import BM25, QUESTION_WORDS, tokenize
+from .keyword import BM25, QUESTION_WORDS, bigrams, tokenize
 from .types import Chunk, Hit
 
 log = logging.getLogger(__name__)
@@ -95,7 +93,7 @@ class HybridRetriever:
             return []
         w = self.weights
         best_rrf = fused[0]["rrf"]
-        question = _bigrams(QUESTION_WORDS.sub(" ", query))
+        question = bigrams(QUESTION_WORDS.sub(" ", query))
         for e in fused[: w.rerank_depth]:
             e["overlap"] = self._coverage(int(e["i"]), question)
             e["score"] = e["rrf"] / best_rrf + w.overlap * e["overlap"]
@@ -110,14 +108,9 @@ class HybridRetriever:
             return 0.0
         text = self.chunks[i].text
         return max(
-            (len(question & _bigrams(text[s:e])) / len(question) for s, e in split_sentences(text, 0, len(text))),
+            (len(question & bigrams(text[s:e])) / len(question) for s, e in split_sentences(text, 0, len(text))),
             default=0.0,
         )
-
-
-def _bigrams(text: str) -> set[str]:
-    t = re.sub(r"\s+", "", unicodedata.normalize("NFKC", text).lower())
-    return {t[i : i + 2] for i in range(len(t) - 1)}
 
 
 def _hit(chunk: Chunk, rank: int, e: dict[str, float]) -> Hit:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,7 +19,7 @@ import jieba
 import jieba.posseg as pseg
 
 from .chunk import split_sentences
-from .keyword import QUESTION_WORDS
+from .keyword import QUESTION_WORDS, bigrams, squash
 from .types import Chunk
 
 jieba.setLogLevel(logging.WARNING)
@@ -165,9 +164,9 @@ def _support_across_languages(
 ) -> str | None:
     """A claim in another script: codes and acronyms must occur, and the meaning must match."""
     codes = re.findall(r"\b(?=\w*\d)[\w.-]+\b|\b[A-Z]{2,}\b", claim)
-    if any(_norm(code) not in context for code in codes if not NUMBER.fullmatch(code)):
+    if any(squash(code) not in context for code in codes if not NUMBER.fullmatch(code)):
         return None
-    anchored = [s for s in sentences if all(_norm(c) in _norm(s) for c in codes)] or sentences
+    anchored = [s for s in sentences if all(squash(c) in squash(s) for c in codes)] or sentences
     if similarity is None:
         return anchored[0] if codes else None
     scores = similarity(claim, anchored)
@@ -199,7 +198,7 @@ def numbers_supported(claim: str, context: str) -> bool:
     """Every number in the claim occurs in the context: as written (same unit, or the claim gives none),
     or as the same value in another unit (50 亿 = 5 billion). 10% does not match "10 亿"."""
     have = _numbers(context)
-    for raw, scaled, unit in _numbers(_norm(claim)):
+    for raw, scaled, unit in _numbers(squash(claim)):
         if not any(
             (_same(raw, r) and (unit == u or not unit)) or (unit and u and _same(scaled, s)) for r, s, u in have
         ):
@@ -211,7 +210,7 @@ def noun_support(claim: str, context: str) -> float:
     """Weighted share of the claim's nouns and names that occur in the context (1.0 when it has none)."""
     total = found = 0.0
     for word, flag in pseg.cut(claim):
-        w = _norm(word)
+        w = squash(word)
         weight = _NOUN_WEIGHT.get(flag, 0)
         if not weight or len(w) < 2 or w in _GENERIC or NUMBER.fullmatch(w):
             continue
@@ -222,7 +221,7 @@ def noun_support(claim: str, context: str) -> float:
 
 def content_support(claim: str, context: str) -> float:
     """Share of the claim's Chinese content bigrams (pairs without function characters) in the context."""
-    text = _norm(claim)
+    text = squash(claim)
     pairs = {
         text[i : i + 2]
         for i in range(len(text) - 1)
@@ -246,21 +245,12 @@ def _same(a: float, b: float) -> bool:
 
 
 def _overlap(claim: str, sentence: str) -> float:
-    a, b = _bigrams(claim), _bigrams(sentence)
+    a, b = bigrams(claim), bigrams(sentence)
     return len(a & b) / len(a) if a else 0.0
 
 
-def _bigrams(text: str) -> set[str]:
-    t = _norm(text)
-    return {t[i : i + 2] for i in range(len(t) - 1)}
-
-
 def _context(passage: Chunk) -> str:
-    return _norm(f"{passage.title} {passage.section} {passage.text}")
-
-
-def _norm(text: str) -> str:
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).lower()
+    return squash(f"{passage.title} {passage.section} {passage.text}")
 
 
 def _is_cjk(text: str) -> bool:
