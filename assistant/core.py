@@ -2,7 +2,8 @@
 
 Every interface (CLI, web, Slack, Python) receives an `Assistant`; none builds its own backends.
 It is built by `factory.build_assistant`, the only code that names concrete backends. Models load
-lazily, so `info` stays cheap and `search` pays for the keyword index once.
+lazily, so `info` stays cheap and `search` pays for the keyword index once (and again only after
+a re-index, from this or another process, switched in a new build).
 """
 
 from __future__ import annotations
@@ -36,13 +37,18 @@ class Assistant:
         self._make_llm = make_llm
         self._llm: BaseChatModel | None = None
         self._retriever: HybridRetriever | None = None
+        self._generation = -1  # the index generation the retriever was built on
         self._answerer: Answerer | None = None
         self.skipped: list[Skipped] = []
 
     @property
     def retriever(self) -> HybridRetriever:
-        if self._retriever is None:
+        """The hybrid retriever, rebuilt when another build of the index was switched in (e.g. by an
+        `assistant index` in another process); requests already running finish on the old one."""
+        generation = self.index.refresh()
+        if self._retriever is None or generation != self._generation:
             self._retriever = HybridRetriever(self.index)
+            self._generation = generation
         return self._retriever
 
     @property
@@ -85,7 +91,7 @@ class Assistant:
                 + (f"; skipped {len(self.skipped)} unreadable file(s)" if self.skipped else "")
             )
         report = self.index.sync(documents, rebuild=rebuild, progress=progress)
-        self._retriever = None  # the next search sees the new chunks
+        self._retriever = None  # the next search sees the new chunks (the server's store is never switched)
         return report
 
     def search(self, question: str, k: int = 5, history: list[str] | None = None) -> list[Hit]:
@@ -97,4 +103,10 @@ class Assistant:
         return LangChainRetriever(retriever=self.retriever, k=k)
 
     def info(self) -> dict[str, Any]:
+        self.index.refresh()
         return {"corpus": str(self.settings.corpus), **self.index.info()}
+
+    def close(self) -> None:
+        """Release the index's Chroma clients (the next call opens them again)."""
+        self._retriever = None
+        self.index.close()

@@ -41,6 +41,24 @@ class StoreUnavailableError(AssistantError):
     exit_code = 6
 
 
+class IndexCorruptError(AssistantError):
+    """The index directory holds something Chroma cannot read (`assistant index --rebuild` fixes it)."""
+
+    exit_code = 9
+
+
+class IndexBusyError(AssistantError):
+    """Another `assistant index` run holds the index directory's lock."""
+
+    exit_code = 10
+
+
+class IndexNotWritableError(AssistantError):
+    """The index directory cannot be written (read-only, no permission, disk full)."""
+
+    exit_code = 11
+
+
 class ModelTimeoutError(AssistantError):
     """The chat model did not finish within the configured timeout."""
 

@@ -1,8 +1,8 @@
 """Build an `Assistant` from `Settings`: the only code that picks concrete backends.
 
 Embeddings and the chat model are chosen by name (`embeddings`, `llm`), the store by whether a
-Chroma server URL is set. Models load on first use. Chroma telemetry is off and nothing here
-touches the network beyond that URL.
+Chroma server URL is set. Models load, and the store connects, on first use. Chroma telemetry is
+off and nothing here touches the network beyond that URL.
 """
 
 from __future__ import annotations
@@ -11,23 +11,17 @@ import os
 
 from .core import Assistant
 from .embeddings import LazyEmbeddings
-from .index import Index, connect
+from .index import Index
 from .llm import make_chat_model, model_label
 from .settings import Settings
+from .store import make_store
 
 
 def build_assistant(settings: Settings | None = None) -> Assistant:
     settings = settings or Settings.load()
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-    client = connect(settings.index_dir, settings.chroma_url)
-    location = settings.chroma_url or str(settings.index_dir)
-    index = Index(
-        client,
-        settings.collection,
-        LazyEmbeddings(settings.embeddings),
-        settings.embeddings,
-        location=f"{location} (collection {settings.collection})",
-    )
+    store = make_store(settings.index_dir, settings.chroma_url)
+    index = Index(store, settings.collection, LazyEmbeddings(settings.embeddings), settings.embeddings)
     model_label(settings.llm)  # an unknown chat model name fails now, not at the first question
 
     def make_llm():  # type: ignore[no-untyped-def]

@@ -1,32 +1,31 @@
 """Index: `Document`s in, a Chroma collection of chunk vectors out (and chunks back for search).
 
-Chroma, through `langchain-chroma`, is the one store: embedded (`PersistentClient` in the index
-directory) or a server (`HttpClient`). Each chunk's record holds its text, its metadata (source,
-title, section, paragraph, offsets, the document's sha256) and its jieba tokens, so the keyword
-index is persisted with the vectors and rebuilt from them by `retrieve`. The collection records
-which embedding model built it; a query with another model is refused. `sync` re-embeds only
-chunks whose text is new: an unchanged corpus costs one metadata read.
+Chroma, through `langchain-chroma`, is the one vector store: embedded in the index directory or a
+server (`store`). Records carry each chunk's text, metadata and jieba tokens (`records`), so the
+keyword index is rebuilt from them by `retrieve`. The collection records which embedding model
+built it; a query with another model is refused. `sync` re-embeds only chunks whose text is new (an
+unchanged corpus costs one metadata read) and writes into a new build that is switched in at the
+end, so readers never see a half-written index; `refresh` notices a build switched in elsewhere.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
 
-from .chunk import chunk_document
-from .errors import ConfigurationError, IndexMismatchError, IndexNotFoundError, StoreUnavailableError
-from .keyword import tokenize
-from .types import Chunk, Document
+from .errors import AssistantError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from .records import Plan, StoredChunk, chunk_from_record, embed_text, record_metadata, stored_documents
+from .store import Store
+from .types import Document
 
 log = logging.getLogger(__name__)
 
@@ -48,75 +47,107 @@ class SyncReport:
     seconds: float = 0.0
 
 
-@dataclass(frozen=True)
-class StoredChunk:
-    chunk: Chunk
-    tokens: list[str]
-
-
-def embed_text(chunk: Chunk) -> str:
-    """What the embedding model sees: the chunk with its title and section as context."""
-    context = " · ".join(part for part in (chunk.title, chunk.section) if part)
-    return f"{context}\n{chunk.text}" if context else chunk.text
-
-
-def connect(index_dir: Path, chroma_url: str | None) -> Any:
-    """A Chroma client: the server at `chroma_url` if given, else the embedded store in `index_dir`."""
-    import chromadb
-    from chromadb.config import Settings
-
-    settings = Settings(anonymized_telemetry=False, allow_reset=False)
-    if not chroma_url:
-        return chromadb.PersistentClient(path=str(index_dir / "chroma"), settings=settings)
-    url = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise ConfigurationError(f"ASSISTANT_CHROMA_URL {chroma_url!r} is not a URL like http://127.0.0.1:8000")
-    port = url.port or (443 if url.scheme == "https" else 8000)
-    try:
-        return chromadb.HttpClient(host=url.hostname, port=port, ssl=url.scheme == "https", settings=settings)
-    except Exception as exc:  # chromadb raises plain ValueError/ConnectionError subclasses here
-        raise StoreUnavailableError(
-            f"cannot reach the Chroma server at {chroma_url} ({exc}): start it with "
-            f"`chroma run --path DIR --host {url.hostname} --port {port}`, or unset ASSISTANT_CHROMA_URL "
-            "to use the embedded store"
-        ) from exc
-
-
 class Index:
-    """One Chroma collection of chunks, embedded with one named model."""
+    """One Chroma collection of chunks, embedded with one named model, in a `Store`."""
 
-    def __init__(self, client: Any, collection: str, embeddings: Embeddings, embeddings_name: str, location: str):
-        self.client = client
+    def __init__(self, source: Store, collection: str, embeddings: Embeddings, embeddings_name: str) -> None:
+        self.source = source
         self.collection_name = collection
         self.embeddings = embeddings
         self.embeddings_name = embeddings_name
-        self.location = location
+        self.generation = 0  # changes when another build is switched in: keyword indexes must be rebuilt
+        self._version = source.version()
+        self._client: Any = None
         self._store: Chroma | None = None
+        self._retired: list[Any] = []
+        self._lock = threading.RLock()
+
+    @property
+    def location(self) -> str:
+        return f"{self.source.location} (collection {self.collection_name})"
+
+    # -- the open client -------------------------------------------------------------------------
+
+    def refresh(self) -> int:
+        """Reopen if a new build was switched in (by any process) since the last call; one `stat`."""
+        version = self.source.version()
+        if version != self._version:
+            with self._lock:
+                if version != self._version:
+                    self._reset()
+                    self._version = version
+                    self.generation += 1
+        return self.generation
+
+    def close(self) -> None:
+        with self._lock:
+            self._reset()
+            for client in self._retired:
+                self.source.close(client)
+            self._retired.clear()
+
+    def _client_or_none(self) -> Any | None:
+        with self._lock:
+            if self._client is None:
+                self._client = self.source.open()
+            return self._client
+
+    def _reset(self) -> None:
+        """Stop using the open client. It is closed one reset later, so a request still on it finishes."""
+        with self._lock:
+            if self._client is not None:
+                self._retired.append(self._client)
+            self._client, self._store = None, None
+            while len(self._retired) > 1:
+                self.source.close(self._retired.pop(0))
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Chroma's exceptions as errors that say what to do; after one, the next call reconnects."""
+        try:
+            yield
+        except AssistantError:
+            raise
+        except Exception as exc:
+            error = self.source.failure(exc)
+            if error is None and _is_missing(exc):  # e.g. rebuilt on the server by another process
+                error = IndexNotFoundError(
+                    f"the index at {self.location} was replaced or removed: try again, or run `assistant index`"
+                )
+            if error is None:
+                raise
+            self._reset()
+            raise error from exc
 
     # -- reading ---------------------------------------------------------------------------------
 
     @property
     def store(self) -> Chroma:
         """The LangChain vector store over the collection; refuses a missing or mismatched index."""
-        if self._store is None:
+        store = self._store
+        if store is None:
             meta = self._collection_metadata()
             if meta is None:
                 raise IndexNotFoundError(f"no index at {self.location}: run `assistant index` first")
             self._check_model(meta)
-            self._store = self._open_store(create=False)
-        return self._store
+            with self._reading():
+                store = self._store = self._open_store(self._client_or_none(), create=False)
+        return store
 
     def dense_search(self, query: str, k: int) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the `k` nearest chunks."""
+        store = self.store  # taken first: a build switched in while the query is embedded doesn't change it
         vector = self.embeddings.embed_query(query)
-        results = self.store.similarity_search_by_vector_with_relevance_scores(vector, k=k)
+        with self._reading():
+            results = store.similarity_search_by_vector_with_relevance_scores(vector, k=k)
         return [(doc.id or "", 1.0 - distance) for doc, distance in results]
 
     def stored_chunks(self) -> list[StoredChunk]:
         """Every chunk in the collection with its keyword tokens, in document order."""
-        data = self.store.get(include=["documents", "metadatas"])
+        with self._reading():
+            data = self.store.get(include=["documents", "metadatas"])
         stored = [
-            StoredChunk(_chunk_from_record(cid, text, meta), str(meta.get("tokens", "")).split())
+            StoredChunk(chunk_from_record(cid, text, meta), str(meta.get("tokens", "")).split())
             for cid, text, meta in zip(data["ids"], data["documents"], data["metadatas"], strict=True)
         ]
         return sorted(stored, key=lambda s: (s.chunk.source, s.chunk.start))
@@ -125,22 +156,8 @@ class Index:
         """source -> {sha256, title, chunks, ids} for what is indexed now."""
         if self._collection_metadata() is None:
             return {}
-        data = self._open_store(create=False).get(include=["metadatas"])
-        docs: dict[str, dict[str, Any]] = defaultdict(lambda: {"sha256": set(), "ids": []})
-        for cid, meta in zip(data["ids"], data["metadatas"], strict=True):
-            doc = docs[str(meta["source"])]
-            doc["sha256"].add(meta.get("doc_sha256"))
-            doc["ids"].append(cid)
-            doc["title"] = meta.get("title", "")
-        return {
-            source: {
-                "sha256": next(iter(d["sha256"])) if len(d["sha256"]) == 1 else None,
-                "title": d["title"],
-                "chunks": len(d["ids"]),
-                "ids": d["ids"],
-            }
-            for source, d in docs.items()
-        }
+        with self._reading():
+            return stored_documents(self._collection().get(include=["metadatas"]))
 
     def info(self) -> dict[str, Any]:
         meta = self._collection_metadata()
@@ -161,45 +178,54 @@ class Index:
     def sync(
         self, documents: Sequence[Document], *, rebuild: bool = False, progress: Progress | None = None
     ) -> SyncReport:
-        """Make the collection hold exactly `documents`, embedding only chunks it lacks."""
+        """Make the collection hold exactly `documents`, embedding only chunks it lacks. The store writes
+        a changed index aside and switches it in at the end; an unchanged corpus costs one metadata read."""
         started = time.perf_counter()
-        meta = self._collection_metadata()
-        if meta is not None and rebuild:
-            self.client.delete_collection(self.collection_name)
-            meta = None
-        if meta is not None:
-            self._check_model(meta, hint="run `assistant index --rebuild` to re-embed with the configured model")
-        self._store = self._open_store(create=True)
-        existing = self.documents()
-        wanted = {d.source: d for d in documents}
-        removed = sorted(set(existing) - set(wanted))
-        stale = [d for d in documents if existing.get(d.source, {}).get("sha256") != d.sha256]
-        chunks = [c for d in stale for c in chunk_document(d)]
-        doc_sha = {d.source: d.sha256 for d in stale}
-        old_ids = {cid for s in removed + [d.source for d in stale] for cid in existing.get(s, {}).get("ids", [])}
-        embedded = self._write(chunks, doc_sha, reusable=old_ids, progress=progress)
-        obsolete = sorted(old_ids - {c.chunk_id for c in chunks})
-        if obsolete:
-            self.store.delete(ids=obsolete)
-        total = sum(d["chunks"] for d in self.documents().values())
+        with self.source.locked():
+            self.refresh()
+            existing, readable = self._existing(rebuild)
+            plan = Plan.between(existing, documents)
+            embedded, total = 0, sum(d["chunks"] for d in existing.values())
+            if rebuild or plan.stale or plan.removed:
+                with self.source.writing(copy=readable) as client:
+                    if rebuild and readable:
+                        _drop_collection(client, self.collection_name)
+                    store = self._open_store(client, create=True)
+                    embedded = self._write(store, plan, progress)
+                    total = store._collection.count()
+                self._reset()  # a server's collection may have been recreated: read it afresh
+        self.refresh()
         return SyncReport(
             documents=len(documents),
             chunks=total,
-            added=sorted(d.source for d in stale if d.source not in existing),
-            changed=sorted(d.source for d in stale if d.source in existing),
-            removed=removed,
+            added=sorted(d.source for d in plan.stale if d.source not in existing),
+            changed=sorted(d.source for d in plan.stale if d.source in existing),
+            removed=plan.removed,
             embedded=embedded,
             seconds=time.perf_counter() - started,
         )
 
-    def _write(
-        self, chunks: list[Chunk], doc_sha: dict[str, str], reusable: set[str], progress: Progress | None
-    ) -> int:
-        """Upsert chunks; vectors of chunks whose id (hence text) is already stored are reused."""
-        reuse_ids = sorted(reusable & {c.chunk_id for c in chunks})
+    def _existing(self, rebuild: bool) -> tuple[dict[str, dict[str, Any]], bool]:
+        """What is indexed now (nothing for a rebuild), and whether the current data can be read
+        (a rebuild of an unreadable index starts from nothing instead of a copy)."""
+        try:
+            meta = self._collection_metadata()
+        except IndexCorruptError:
+            if not rebuild:
+                raise
+            return {}, False
+        if meta is None or rebuild:
+            return {}, True
+        self._check_model(meta, hint="run `assistant index --rebuild` to re-embed with the configured model")
+        return self.documents(), True
+
+    def _write(self, store: Chroma, plan: Plan, progress: Progress | None) -> int:
+        """Upsert the plan's chunks (reusing the stored vectors of unchanged texts), delete obsolete ones."""
+        chunks = plan.chunks
+        reuse_ids = sorted(plan.old_ids & {c.chunk_id for c in chunks})
         known: dict[str, Any] = {}
         if reuse_ids:
-            got = self.store.get(ids=reuse_ids, include=["embeddings"])
+            got = store.get(ids=reuse_ids, include=["embeddings"])
             known = dict(zip(got["ids"], got["embeddings"], strict=True))
         todo = [c for c in chunks if c.chunk_id not in known]
         done = 0
@@ -210,26 +236,39 @@ class Index:
             fresh = [c for c in batch if c.chunk_id not in known]
             vectors = self.embeddings.embed_documents([embed_text(c) for c in fresh]) if fresh else []
             known.update(zip((c.chunk_id for c in fresh), vectors, strict=True))
-            self.store._collection.upsert(  # precomputed vectors: LangChain's add_texts would re-embed
+            store._collection.upsert(  # precomputed vectors: LangChain's add_texts would re-embed
                 ids=[c.chunk_id for c in batch],
                 embeddings=np.asarray([known[c.chunk_id] for c in batch], dtype=np.float32),
                 documents=[c.text for c in batch],
-                metadatas=[_record_metadata(c, doc_sha[c.source]) for c in batch],
+                metadatas=[record_metadata(c, plan.doc_sha[c.source]) for c in batch],
             )
             done += len(fresh)
             if progress and fresh:
                 progress(done, len(todo))
+        obsolete = sorted(plan.old_ids - {c.chunk_id for c in chunks})
+        if obsolete:
+            store.delete(ids=obsolete)
         return done
 
     # -- helpers ---------------------------------------------------------------------------------
 
+    def _collection(self) -> Any:
+        """Chroma's own collection object (cheaper than LangChain's store when only reading records)."""
+        client = self._client_or_none()
+        if client is None:
+            raise IndexNotFoundError(f"no index at {self.location}: run `assistant index` first")
+        return client.get_collection(self.collection_name)
+
     def _collection_metadata(self) -> dict[str, Any] | None:
-        try:
-            return dict(self.client.get_collection(self.collection_name).metadata or {})
-        except Exception as exc:  # chromadb raises NotFoundError (or ValueError in older releases)
-            if "does not exist" in str(exc) or type(exc).__name__ == "NotFoundError":
+        with self._reading():
+            try:
+                return dict(self._collection().metadata or {})
+            except IndexNotFoundError:
                 return None
-            raise StoreUnavailableError(f"cannot read the index at {self.location}: {exc}") from exc
+            except Exception as exc:
+                if _is_missing(exc):
+                    return None
+                raise
 
     def _check_model(self, meta: dict[str, Any], hint: str | None = None) -> None:
         built_with = meta.get("embeddings")
@@ -240,39 +279,25 @@ class Index:
                 + (hint or f"run `assistant index --rebuild`, or set ASSISTANT_EMBEDDINGS={built_with}")
             )
 
-    def _open_store(self, create: bool) -> Chroma:
+    def _open_store(self, client: Any, create: bool) -> Chroma:
         return Chroma(
             collection_name=self.collection_name,
             embedding_function=self.embeddings,
-            client=self.client,
+            client=client,
             collection_metadata={"embeddings": self.embeddings_name, "schema": SCHEMA},
             collection_configuration={"hnsw": {"space": "cosine"}},
             create_collection_if_not_exists=create,
         )
 
 
-def _record_metadata(chunk: Chunk, doc_sha256: str) -> dict[str, Any]:
-    tokens = tokenize(" ".join((chunk.title, chunk.section, chunk.text)))
-    return {
-        "source": chunk.source,
-        "title": chunk.title,
-        "section": chunk.section,
-        "paragraph": chunk.paragraph,
-        "start": chunk.start,
-        "end": chunk.end,
-        "doc_sha256": doc_sha256,
-        "tokens": " ".join(tokens),
-    }
+def _drop_collection(client: Any, name: str) -> None:
+    try:
+        client.delete_collection(name)
+    except Exception as exc:
+        if not _is_missing(exc):
+            raise
 
 
-def _chunk_from_record(chunk_id: str, text: str, meta: dict[str, Any]) -> Chunk:
-    return Chunk(
-        chunk_id=chunk_id,
-        source=str(meta["source"]),
-        title=str(meta.get("title", "")),
-        section=str(meta.get("section", "")),
-        paragraph=int(meta.get("paragraph", 0)),
-        start=int(meta["start"]),
-        end=int(meta["end"]),
-        text=text,
-    )
+def _is_missing(exc: Exception) -> bool:
+    """chromadb raises NotFoundError for a missing collection (ValueError in older releases)."""
+    return "does not exist" in str(exc) or type(exc).__name__ == "NotFoundError"

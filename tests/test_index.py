@@ -1,15 +1,27 @@
-"""Index bookkeeping on a real embedded Chroma: incremental sync, model check, missing index."""
+"""Index bookkeeping on a real embedded Chroma: incremental sync, model check, missing or damaged index,
+the layout of builds (and of an index from before them)."""
 
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from assistant.builds import BuildDir
 from assistant.core import Assistant
-from assistant.errors import CorpusError, IndexMismatchError, IndexNotFoundError
+from assistant.errors import CorpusError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from assistant.factory import build_assistant
 from assistant.settings import Settings
 
 from conftest import CountingEmbeddings, make_assistant
+
+CTO = "CTO 是谁"  # the article answers: 朱亦博
+
+
+def current(index_dir: Path) -> Path:
+    path = BuildDir(index_dir).current()
+    assert path is not None
+    return path
 
 
 def counting_assistant(corpus: Path, index_dir: Path) -> tuple[Assistant, CountingEmbeddings]:
@@ -27,11 +39,14 @@ def test_reindexing_an_unchanged_corpus_embeds_nothing(article_corpus: Path, tmp
     assistant, counter = counting_assistant(article_corpus, tmp_path / "idx")
     first = assistant.build_index()
     assert first.added == ["stepfun-b-plus-round.txt"] and first.embedded == first.chunks == counter.embedded > 15
+    pointer = (tmp_path / "idx" / "CURRENT").read_text()
     again, counter2 = counting_assistant(article_corpus, tmp_path / "idx")  # a new process, same index
     report = again.build_index()
     assert counter2.embedded == 0 and report.embedded == 0
     assert (report.added, report.changed, report.removed) == ([], [], [])
     assert report.chunks == first.chunks
+    assert (tmp_path / "idx" / "CURRENT").read_text() == pointer, "nothing changed, so no new build"
+    assert len(list((tmp_path / "idx" / "builds").iterdir())) == 1
 
 
 def test_a_changed_file_re_embeds_only_its_new_chunks(article_corpus: Path, tmp_path: Path):
@@ -131,3 +146,42 @@ def test_info_reports_model_documents_and_location(article_corpus: Path, tmp_pat
     assert info["embeddings"] == "fake" and info["documents"] == 1
     assert str(tmp_path / "i") in info["location"]
     assert info["sources"]["stepfun-b-plus-round.txt"]["title"] == "阶跃星辰凭什么拿最多的钱"
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda index: shutil.rmtree(current(index).parent), "missing or incomplete"),
+        (lambda index: (index / "CURRENT").write_bytes(b"\xff\xfe/etc\n"), "CURRENT"),
+    ],
+    ids=["missing-build", "garbage-pointer"],
+)
+def test_a_damaged_pointer_says_to_rebuild(
+    article_corpus: Path, tmp_path: Path, damage: Callable[[Path], object], message: str
+):
+    make_assistant(article_corpus, tmp_path / "index").build_index()
+    damage(tmp_path / "index")
+    damaged = make_assistant(article_corpus, tmp_path / "index")
+    with pytest.raises(IndexCorruptError, match=rf"{message}.*run `assistant index --rebuild`"):
+        damaged.search(CTO)
+    with pytest.raises(IndexCorruptError, match="--rebuild"):
+        damaged.build_index()
+    assert damaged.build_index(rebuild=True).added == ["stepfun-b-plus-round.txt"]
+    assert "朱亦博" in damaged.search(CTO, k=1)[0].chunk.text
+
+
+def test_an_index_from_before_builds_is_read_then_migrated(article_corpus: Path, tmp_path: Path):
+    index_dir = tmp_path / "index"
+    make_assistant(article_corpus, index_dir).build_index()
+    shutil.move(current(index_dir), index_dir / "chroma")  # the old layout: index_dir/chroma, no pointer
+    shutil.rmtree(index_dir / "builds")
+    (index_dir / "CURRENT").unlink()
+    old = make_assistant(article_corpus, index_dir)
+    assert "朱亦博" in old.search(CTO, k=1)[0].chunk.text
+    assert old.build_index().embedded == 0 and not (index_dir / "builds").exists(), "no change, no copy"
+    (article_corpus / "other.txt").write_text("其他\n\n另一篇文章。", encoding="utf-8")
+    assert old.build_index().added == ["other.txt"]
+    assert (index_dir / "CURRENT").exists() and (index_dir / "chroma").exists(), "kept as the previous build"
+    (article_corpus / "other.txt").unlink()
+    assert old.build_index().removed == ["other.txt"]
+    assert not (index_dir / "chroma").exists() and "朱亦博" in old.search(CTO, k=1)[0].chunk.text
