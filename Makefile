@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install deps browser index test test-fast lint bench clean
+.PHONY: install deps browser index test test-fast gate lint bench clean
 
 install: deps browser index
 
@@ -29,6 +29,10 @@ test:
 
 test-fast:
 	$(PY) -m pytest -m "not slow"
+
+# The quality gate: eval suites on the real model against quality_gate.toml; exit 1 on a regression.
+gate:
+	$(VENV)/bin/assistant gate --out bench/out/gate.json
 
 lint:
 	$(VENV)/bin/ruff check assistant tests bench

@@ -8,6 +8,7 @@ nothing else here decides anything about retrieval.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .core import Assistant
-from .errors import AssistantError
+from .errors import AssistantError, ConfigurationError
 from .factory import build_assistant
 from .settings import Settings
 from .types import Answer, Hit
@@ -94,6 +95,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="evaluate the extractive answers")
     p.add_argument("--index", action="store_true", help="bring the index up to date with --corpus first")
     p.set_defaults(run=cmd_eval)
+
+    p = sub.add_parser("gate", parents=[common], help="the quality gate: eval suites against recorded thresholds")
+    p.add_argument(
+        "--config", default="quality_gate.toml", help="the suites and thresholds (default ./quality_gate.toml)"
+    )
+    p.add_argument("--suite", action="append", help="run only this suite (repeatable)")
+    p.add_argument("--out", help="write every suite's metrics and failures here (JSON)")
+    p.set_defaults(run=cmd_gate)
 
     p = sub.add_parser("eval-retrieval", parents=[common], help="retrieval hit@1/3/5 on an eval set (JSON Lines)")
     p.add_argument("file", help="eval set, e.g. ../shared/eval/article_qa_dev.jsonl")
@@ -212,48 +221,64 @@ def cmd_serve(assistant: Assistant, args: argparse.Namespace) -> int:
 def cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .evaluate import answer_metrics, read_items, sample
+    from .evaluate import answer_metrics, read_items, run_answers, sample
 
     items = read_items(Path(args.file))
     if args.sample:
         items = sample(items, args.sample)
     if args.index:
         cmd_index(assistant, argparse.Namespace(rebuild=False, summary_to=sys.stderr))
-    out = open(args.out, "w", encoding="utf-8") if args.out else None  # noqa: SIM115 - closed below
-    results = []
-    try:
-        for n, item in enumerate(items, start=1):
-            started = time.perf_counter()
-            record = {"id": item.id, **_eval_answer(assistant, item, args.fast)}
-            record["latency_s"] = round(time.perf_counter() - started, 3)
-            results.append((item, record))
+    with open(args.out, "w", encoding="utf-8") if args.out else contextlib.nullcontext() as out:
+
+        def report(n: int, record: dict[str, Any]) -> None:
             if out:
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
                 out.flush()
-            print(f"[{n}/{len(items)}] {item.id} {record['latency_s']:.1f}s", file=sys.stderr)
-    finally:
-        if out:
-            out.close()
+            print(f"[{n}/{len(items)}] {record['id']} {record['latency_s']:.1f}s", file=sys.stderr)
+
+        results = run_answers(assistant, items, fast=args.fast, on_result=report)
     print(json.dumps(answer_metrics(results), ensure_ascii=False, indent=2))
     return 0
 
 
-def _eval_answer(assistant: Assistant, item: Any, fast: bool) -> dict[str, Any]:
-    """One eval item's answer; an item the assistant rejects (e.g. an empty question) scores as a
-    refusal carrying the error, and the run goes on."""
-    try:
-        return assistant.ask(item.turns[-1], history=item.turns[:-1], fast=fast).to_dict()
-    except AssistantError as exc:
-        return {
-            "question": item.turns[-1],
-            "answer": "",
-            "refused": True,
-            "citations": [],
-            "timings": {},
-            "models": assistant.models,
-            "related": [],
-            "error": str(exc),
-        }
+def cmd_gate(assistant: Assistant, args: argparse.Namespace) -> int:
+    """Run each suite over its own corpus and index; exit 1 if any metric breaches its threshold."""
+    from pathlib import Path
+
+    from .gate import check, load_suites, run_suite, table
+
+    suites = load_suites(Path(args.config))
+    if args.suite:
+        unknown = set(args.suite) - {s.name for s in suites}
+        if unknown:
+            raise ConfigurationError(f"no suite {sorted(unknown)} in {args.config}: it has {[s.name for s in suites]}")
+        suites = [s for s in suites if s.name in args.suite]
+    rows, report = [], {}
+    for suite in suites:
+        settings = Settings.load(
+            corpus=suite.corpus, embeddings=args.embeddings, llm=args.llm, chroma_url=args.chroma_url
+        )
+        runner = build_assistant(settings)
+        runner.build_index()
+        print(f"suite {suite.name}: {suite.eval_file.name} over {suite.corpus}", file=sys.stderr)
+        metrics = run_suite(
+            runner, suite, on_result=lambda n, r: print(f"  [{n}] {r['id']} {r['latency_s']:.1f}s", file=sys.stderr)
+        )
+        rows.append((suite, metrics))
+        report[suite.name] = {"breaches": check(metrics, suite), **metrics}
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    print(table(rows))
+    breaches = [line for r in report.values() for line in r["breaches"]]
+    for name, r in report.items():
+        if r["breaches"]:
+            print(f"\nfailures of {name}:")
+            for f in r["failures"]:
+                print(f"  {f['id']} ({f['type']}): {f['question']}")
+                print(f"    expected {f['expected']}, got {f['got']!r}, cited {f['cited']!r}")
+    print("\n" + ("\n".join(f"FAIL {line}" for line in breaches) if breaches else "quality gate passed"))
+    return 1 if breaches else 0
 
 
 def _ask_streaming(assistant: Assistant, question: str, history: list[str], fast: bool, show_draft: bool) -> Answer:

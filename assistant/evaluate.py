@@ -14,11 +14,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import AssistantError
 from .keyword import squash
 from .types import Hit
+
+if TYPE_CHECKING:
+    from .core import Assistant
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,29 @@ def retrieval_metrics(
         "latency_p95_s": round(latencies[int(len(latencies) * 0.95)], 4) if latencies else None,
         "not_first": misses,
     }
+
+
+def run_answers(
+    assistant: Assistant,
+    items: list[Item],
+    fast: bool = False,
+    on_result: Callable[[int, dict[str, Any]], None] | None = None,
+) -> list[tuple[Item, dict[str, Any]]]:
+    """Ask every item (its earlier turns as history); each answer dict gets `id` and `latency_s`.
+    An item the assistant rejects (e.g. an empty question) scores as a refusal carrying the error."""
+    results = []
+    for n, item in enumerate(items, start=1):
+        started = time.perf_counter()
+        try:
+            answer = assistant.ask(item.turns[-1], history=item.turns[:-1], fast=fast).to_dict()
+        except AssistantError as exc:
+            answer = {"question": item.turns[-1], "answer": "", "refused": True, "citations": [], "timings": {}}
+            answer |= {"models": assistant.models, "related": [], "error": str(exc)}
+        record = {"id": item.id, **answer, "latency_s": round(time.perf_counter() - started, 3)}
+        results.append((item, record))
+        if on_result:
+            on_result(n, record)
+    return results
 
 
 def answer_is_right(answer: dict[str, Any], item: Item) -> bool:

@@ -1,0 +1,110 @@
+"""Quality gate: eval suites with thresholds recorded in the repo (`quality_gate.toml`).
+
+Each suite names an eval set, the corpus it is asked over, and the lowest (`min`) or highest
+(`max`) value each metric of `evaluate.answer_metrics` may take. `run_suite` answers the set with
+a real `Assistant`; `check` compares the metrics with the thresholds and returns one line per
+breach. CI runs `assistant gate`, which exits 1 when any suite breaches, so a change that makes
+answers worse does not land. Paths in the file are relative to the file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigurationError
+from .evaluate import answer_metrics, read_items, run_answers, sample
+
+if TYPE_CHECKING:
+    from .core import Assistant
+
+GATED_METRICS = ("answer_accuracy", "refusal_accuracy", "false_refusals", "citation_support")
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    eval_file: Path
+    corpus: Path
+    sample: int | None = None  # a fixed sample (seed 0) of this many items; None: all
+    fast: bool = False  # evaluate the extractive answers instead of the model's
+    minimum: dict[str, float] = field(default_factory=dict)
+    maximum: dict[str, float] = field(default_factory=dict)
+
+
+def load_suites(path: Path) -> list[Suite]:
+    """The suites of a gate file; a missing file, an unknown metric or a missing path is a ConfigurationError."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"cannot read the quality gate file {path}: {exc}") from exc
+    suites = []
+    for name, spec in raw.get("suites", {}).items():
+        try:
+            suite = Suite(
+                name=name,
+                eval_file=(path.parent / spec["eval"]).resolve(),
+                corpus=(path.parent / spec["corpus"]).resolve(),
+                sample=spec.get("sample"),
+                fast=bool(spec.get("fast", False)),
+                minimum={k: float(v) for k, v in spec.get("min", {}).items()},
+                maximum={k: float(v) for k, v in spec.get("max", {}).items()},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigurationError(f"{path}: suite {name!r} is malformed ({exc!r})") from exc
+        unknown = (set(suite.minimum) | set(suite.maximum)) - set(GATED_METRICS)
+        if unknown:
+            raise ConfigurationError(f"{path}: suite {name!r} gates unknown metrics {sorted(unknown)}")
+        for what in (suite.eval_file, suite.corpus):
+            if not what.exists():
+                raise ConfigurationError(f"{path}: suite {name!r} needs {what}, which does not exist")
+        suites.append(suite)
+    if not suites:
+        raise ConfigurationError(f"{path} defines no [suites.<name>] table")
+    return suites
+
+
+def run_suite(
+    assistant: Assistant, suite: Suite, on_result: Callable[[int, dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    """`answer_metrics` of the suite's items answered by `assistant` (whose corpus should be the suite's)."""
+    items = read_items(suite.eval_file)
+    if suite.sample:
+        items = sample(items, suite.sample)
+    return answer_metrics(run_answers(assistant, items, fast=suite.fast, on_result=on_result))
+
+
+def check(metrics: dict[str, Any], suite: Suite) -> list[str]:
+    """One line per threshold the metrics breach; empty when the suite passes."""
+    return [f"{suite.name}: {line}" for name in GATED_METRICS if (line := breach(name, metrics.get(name), suite))]
+
+
+def breach(name: str, value: float | None, suite: Suite) -> str | None:
+    """Why `value` of metric `name` fails the suite's gate, or None. A metric with no value (e.g. no
+    unanswerable items in a sample) is not gated."""
+    if value is None:
+        return None
+    if name in suite.minimum and value < suite.minimum[name]:
+        return f"{name} {value} is below the gate's minimum {suite.minimum[name]}"
+    if name in suite.maximum and value > suite.maximum[name]:
+        return f"{name} {value} is above the gate's maximum {suite.maximum[name]}"
+    return None
+
+
+def table(rows: list[tuple[Suite, dict[str, Any]]]) -> str:
+    """A markdown table: each suite's gated metrics with their thresholds and PASS/FAIL."""
+    lines = ["| suite | metric | value | gate | verdict |", "|---|---|---|---|---|"]
+    for suite, metrics in rows:
+        for name in GATED_METRICS:
+            if name in suite.minimum:
+                gate = f">= {suite.minimum[name]}"
+            elif name in suite.maximum:
+                gate = f"<= {suite.maximum[name]}"
+            else:
+                continue
+            verdict = "FAIL" if breach(name, metrics.get(name), suite) else "PASS"
+            lines.append(f"| {suite.name} | {name} | {metrics.get(name)} | {gate} | {verdict} |")
+    return "\n".join(lines)

@@ -1,0 +1,124 @@
+"""The quality gate is a real gate: the recorded thresholds pass on the healthy product and fail
+when the retriever is deliberately broken (the least relevant passages first), on the extractive
+answers and on the real local model; `assistant gate` turns a breach into exit code 1."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from assistant.cli import main
+from assistant.core import Assistant
+from assistant.gate import Suite, check, load_suites, run_suite
+from assistant.retrieve import HybridRetriever
+from assistant.types import Hit
+
+from conftest import ARTICLE_DIR, ROOT, SHARED, make_assistant
+
+GATE_FILE = ROOT / "quality_gate.toml"
+ARTICLE_SET = SHARED / "eval" / "article_qa_dev.jsonl"
+
+
+class BrokenRetriever(HybridRetriever):
+    """A regression on purpose: the same index, ranked upside down."""
+
+    def search(self, query: str, k: int = 5, history: list[str] | None = None) -> list[Hit]:
+        ranked = super().search(query, k=len(self.chunks), history=history)
+        return [dataclasses.replace(hit, rank=n) for n, hit in enumerate(reversed(ranked[-k:]), start=1)]
+
+
+def suite(name: str) -> Suite:
+    return next(s for s in load_suites(GATE_FILE) if s.name == name)
+
+
+@pytest.fixture(scope="module")
+def article(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assistant]:
+    """The article on the real e5 index, owned by this module (its retriever gets swapped)."""
+    assistant = make_assistant(ARTICLE_DIR, tmp_path_factory.mktemp("gate-index"), embeddings="e5-small")
+    assistant.build_index()
+    yield assistant
+
+
+@pytest.fixture
+def broken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every retriever the assistant builds from here on is the broken one."""
+    monkeypatch.setattr("assistant.core.HybridRetriever", BrokenRetriever)
+
+
+def test_the_gate_file_gates_every_metric_on_the_article_and_a_cmrc_sample():
+    suites = {s.name: s for s in load_suites(GATE_FILE)}
+    assert {"article", "cmrc", "article-fast", "cmrc-fast"} <= set(suites)
+    article = suites["article"]
+    assert not article.fast and article.eval_file == ARTICLE_SET.resolve()
+    assert set(article.minimum) == {"answer_accuracy", "refusal_accuracy", "citation_support"}
+    assert article.maximum == {"false_refusals": 2}
+    cmrc = suites["cmrc"]
+    assert cmrc.sample and cmrc.corpus.name == "corpus" and cmrc.minimum["answer_accuracy"] > 0
+
+
+def test_extractive_gate_passes_healthy_answers(article: Assistant):
+    gate = suite("article-fast")
+    healthy = run_suite(article, gate)
+    assert check(healthy, gate) == [], healthy["failures"]
+
+
+def test_extractive_gate_fails_a_broken_retriever(article: Assistant, broken: None):
+    gate = suite("article-fast")
+    metrics = run_suite(make_assistant_like(article), gate)
+    assert any("answer_accuracy" in line and "below" in line for line in check(metrics, gate)), metrics
+
+
+@pytest.mark.slow
+def test_model_gate_fails_a_broken_retriever(article: Assistant, broken: None):
+    """The suite CI runs on the real model (its healthy pass is CI's own gate run)."""
+    metrics = run_suite(make_assistant_like(article, llm="llama-cpp"), suite("article"))
+    assert any("answer_accuracy" in line for line in check(metrics, suite("article"))), metrics
+
+
+def make_assistant_like(assistant: Assistant, **overrides: str) -> Assistant:
+    """Another `Assistant` over the same built index (so the module fixture keeps its retriever)."""
+    s = assistant.settings
+    return make_assistant(s.corpus, s.index_dir, embeddings=s.embeddings, **overrides)
+
+
+def write_gate(path: Path, corpus: Path, minimum: str) -> Path:
+    path.write_text(
+        f'[suites.tiny]\neval = "{ARTICLE_SET}"\ncorpus = "{corpus}"\nsample = 6\nfast = true\nmin = {{ {minimum} }}\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_gate_command_exits_1_on_a_breach_and_0_on_a_pass(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ASSISTANT_INDEX_DIR", str(tmp_path / "index"))
+    corpus = tmp_path / "corpus"
+    shutil.copytree(ARTICLE_DIR, corpus)
+
+    impossible = write_gate(tmp_path / "strict.toml", corpus, "answer_accuracy = 1.01")
+    assert main(["gate", "--config", str(impossible), "--embeddings", "fake", "--out", str(tmp_path / "r.json")]) == 1
+    out = capsys.readouterr().out
+    assert "| tiny | answer_accuracy |" in out and "FAIL tiny: answer_accuracy" in out
+    assert '"breaches"' in (tmp_path / "r.json").read_text(encoding="utf-8")
+
+    lenient = write_gate(tmp_path / "lenient.toml", corpus, "answer_accuracy = 0.0")
+    assert main(["gate", "--config", str(lenient), "--embeddings", "fake"]) == 0
+    assert "quality gate passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "defines no [suites.<name>] table"),
+        ('[suites.x]\neval = "nowhere.jsonl"\ncorpus = "."\n', "which does not exist"),
+        (f'[suites.x]\neval = "{ARTICLE_SET}"\ncorpus = "."\nmin = {{ speed = 1 }}\n', "unknown metrics"),
+        ("[suites.x\n", "cannot read the quality gate file"),
+    ],
+)
+def test_a_bad_gate_file_is_a_clear_configuration_error(tmp_path, capsys, content, message):
+    (tmp_path / "gate.toml").write_text(content, encoding="utf-8")
+    assert main(["gate", "--config", str(tmp_path / "gate.toml"), "--embeddings", "fake"]) == 2
+    assert message in capsys.readouterr().err
