@@ -5,7 +5,9 @@ when it leans on the conversation, translate a question for retrieval when it is
 script than the corpus, and answer from the few best passages with `[n]` markers. Tokens stream
 as they come; the final `Answer` holds only sentences `verify` found supported. Refusal is decided
 from evidence (nothing relevant retrieved, or nothing verified), never left to the model; when the
-model fails or times out, the extractive answer (`extract`) stands in and says so.
+model fails or times out, the extractive answer (`extract`) stands in and says so. The question
+and history are checked by `inputs` first (an `InputError` says what is wrong); sentences of the
+question that give the assistant orders (`injection`) are not searched for or shown to the model.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
@@ -22,8 +24,9 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable
 
 from . import prompts
-from .errors import InputError
 from .extract import best_sentences, is_english, prompt_passages
+from .injection import data_only
+from .inputs import check_history, check_question
 from .llm import explain_error
 from .retrieve import HybridRetriever
 from .types import Answer, Chunk, Citation, Hit
@@ -31,7 +34,6 @@ from .verify import Similarity, Verdict, grounded, verify
 
 log = logging.getLogger(__name__)
 
-MAX_QUESTION_CHARS = 2000
 _FOLLOW_UP = re.compile(
     r"他|她|它|其|该|这|那|此|上述|前者|后者|\b(he|she|it|its|his|her|they|their|them|this|that|these|those)\b", re.I
 )
@@ -86,8 +88,12 @@ class Answerer:
 
     def stream(self, question: str, history: Sequence[str] = (), fast: bool = False) -> Iterator[str | Answer]:
         """Yield answer tokens as the model writes them, then the verified `Answer`."""
-        question = _clean(question)
-        history = [h for h in (_clean_turn(t) for t in history) if h]
+        question, history = check_question(question), check_history(history)
+        asked = data_only(question) or question  # orders riding on a question are neither searched nor passed on
+        for event in self._stream(asked, history, fast):
+            yield replace(event, question=question) if isinstance(event, Answer) else event
+
+    def _stream(self, question: str, history: list[str], fast: bool) -> Iterator[str | Answer]:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         standalone = self._standalone(question, history, timings, fast)
@@ -270,18 +276,3 @@ def _prompt(system: str, user: str) -> ChatPromptTemplate:
 def _one_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[0].strip('"“”「」 ') if lines else ""
-
-
-def _clean_turn(text: str) -> str:
-    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", str(text)).strip()[:MAX_QUESTION_CHARS]
-
-
-def _clean(question: str) -> str:
-    if not isinstance(question, str):
-        raise InputError(f"the question must be text, not {type(question).__name__}")
-    cleaned = _clean_turn(question)
-    if not cleaned:
-        raise InputError("the question is empty: ask something about the corpus, e.g. 阶跃星辰融资了多少？")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise InputError(f"the question is {len(question)} characters long; keep it under {MAX_QUESTION_CHARS}")
-    return cleaned

@@ -1,7 +1,8 @@
 """An HTTP API over an `Assistant` (FastAPI): JSON and server-sent-event answers, an OpenAI-compatible
 chat endpoint, health checks. `create_api` receives a built `Assistant`; answers run one at a time, in
 arrival order, in worker threads (`jobs`), so the event loop stays free. Errors become JSON with a
-status and what to do next. Serving (uvicorn), the web page and Slack are left to other modules.
+status and what to do next; request and response bodies are `api_models`. Serving (uvicorn), the
+web page and Slack are left to other modules.
 """
 
 from __future__ import annotations
@@ -22,10 +23,20 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from .answer import MAX_QUESTION_CHARS
+from .api_models import (
+    MODEL_ID,
+    NOT_UTF8,
+    AnswerOut,
+    ApiError,
+    AskRequest,
+    ChatRequest,
+    ErrorOut,
+    asked,
+    conversation,
+    invalid,
+)
 from .core import Assistant
 from .errors import AssistantError, InputError, ModelTimeoutError
 from .jobs import Answering, AnswerQueue, BodyLimit, Busy, QueuedStream, RateLimiter, Ticket
@@ -33,73 +44,8 @@ from .types import Answer, Citation
 
 log = logging.getLogger(__name__)
 
-MODEL_ID = "assistant"  # the one model /v1/models lists
-MAX_HISTORY = 20  # earlier user turns accepted with a question
 UNEXPECTED = "internal error ({}): try again; if it keeps happening, ask whoever runs this server to check its log"
 _BEARER = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>` when the server has an API key")
-
-
-class AskRequest(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-
-    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, examples=["Step-3 每次推理激活多少参数？"])
-    history: list[str] = Field(default=[], max_length=MAX_HISTORY, description="earlier user questions, oldest first")
-    fast: bool = Field(default=False, description="a cited quote only, no generation (about 1 s)")
-
-
-class CitationOut(BaseModel):
-    n: int
-    chunk_id: str
-    source: str
-    title: str
-    paragraph: int
-    start: int = Field(description="offset into the source file: source_text[start:end] == text")
-    end: int
-    text: str = Field(description="the cited passage")
-    quote: str = Field(description="the passage's sentence that supports the answer")
-    section: str = ""
-
-
-class AnswerOut(BaseModel):
-    question: str
-    answer: str = Field(description="the verified answer with [n] markers, or a refusal")
-    refused: bool
-    citations: list[CitationOut]
-    timings: dict[str, float]
-    models: dict[str, str]
-    related: list[CitationOut] = Field(default=[], description="the closest passages when refused (not cited)")
-
-
-class ErrorOut(BaseModel):
-    error: str = Field(description="what went wrong and what to do next")
-    detail: list[dict[str, Any]] | None = None
-
-
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    role: str
-    content: str | list[dict[str, Any]] | None = None
-
-    def text(self) -> str:
-        if isinstance(self.content, list):  # content parts: keep the text ones
-            return "".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
-        return self.content or ""
-
-
-class ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")  # OpenAI clients send temperature, stream_options, ...
-
-    model: str = MODEL_ID
-    messages: list[ChatMessage] = Field(min_length=1)
-    stream: bool = False
-    fast: bool = Field(default=False, description="an extension: a cited quote only, no generation")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers
 
 
 def create_api(
@@ -140,7 +86,7 @@ def _api_routes(answering: Answering, max_chars: int) -> APIRouter:
     @router.post("/ask", response_model=AnswerOut)
     async def ask(body: AskRequest) -> dict[str, Any]:
         """A verified, cited answer (or a refusal): the answer contract."""
-        answer = await _ask(answering, _checked(body.question, max_chars), body.history, body.fast)
+        answer = await _ask(answering, *asked(body, max_chars), body.fast)
         return answer.to_dict()
 
     @router.post(
@@ -150,9 +96,9 @@ def _api_routes(answering: Answering, max_chars: int) -> APIRouter:
         """Server-sent events: `token` ({"text"}) for each draft token, then one `answer` (the answer
         contract) or `error` ({"error", "status"}). The draft can differ from the answer: sentences
         that fail verification are removed, so show tokens as a draft and replace it with `answer`."""
-        _checked(body.question, max_chars)
+        question, history = asked(body, max_chars)
         ticket = answering.queue.join()
-        return QueuedStream(ticket, _draft_events(answering, ticket, body))
+        return QueuedStream(ticket, _draft_events(answering, ticket, question, history, body.fast))
 
     return router
 
@@ -166,7 +112,7 @@ def _openai_routes(answering: Answering, max_chars: int) -> APIRouter:
         verified answer and a "Sources:" list; `citations` and `refused` are extra top-level fields.
         With `stream: true` the answer is sent in chunks only after verification (a draft could still be
         withdrawn), citations and `refused` in the last chunk, then `data: [DONE]`."""
-        question, history = _conversation(body.messages, max_chars)
+        question, history = conversation(body.messages, max_chars)
         if body.stream:
             ticket = answering.queue.join()
             return QueuedStream(ticket, _openai_events(answering, ticket, question, history, body.fast))
@@ -212,11 +158,13 @@ async def _ask(answering: Answering, question: str, history: list[str], fast: bo
         raise ApiError(status, message) from exc
 
 
-async def _draft_events(answering: Answering, ticket: Ticket, body: AskRequest) -> AsyncIterator[str]:
+async def _draft_events(
+    answering: Answering, ticket: Ticket, question: str, history: list[str], fast: bool
+) -> AsyncIterator[str]:
     try:
         if ahead := answering.queue.ahead(ticket):
             yield f": waiting for {ahead} earlier request(s)\n\n"
-        async with aclosing(answering.stream(ticket, body.question, body.history, body.fast)) as events:
+        async with aclosing(answering.stream(ticket, question, history, fast)) as events:
             async for item in events:
                 yield sse("token", {"text": item}) if isinstance(item, str) else sse("answer", item.to_dict())
     except Exception as exc:
@@ -266,22 +214,6 @@ def _authorize(api_key: str) -> Callable[[HTTPAuthorizationCredentials | None], 
     return check
 
 
-def _checked(question: str, max_chars: int) -> str:
-    if not question.strip():
-        raise ApiError(422, "the question is empty: ask something about the corpus, e.g. 阶跃星辰融资了多少？")
-    if len(question) > max_chars:
-        raise ApiError(422, f"the question is {len(question)} characters long; the limit is {max_chars}")
-    return question
-
-
-def _conversation(messages: list[ChatMessage], max_chars: int) -> tuple[str, list[str]]:
-    """The last user message (the question) and the earlier ones (the history, oldest first)."""
-    turns = [m.text() for m in messages if m.role == "user"]
-    if not turns:
-        raise ApiError(422, 'messages: send at least one message with role "user": its content is the question')
-    return _checked(turns[-1], max_chars), [t for t in turns[:-1] if t.strip()][-MAX_HISTORY:]
-
-
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
     status, message, headers, detail = _describe(exc)
     return _error_response(request.url.path, status, message, headers, detail)
@@ -295,7 +227,10 @@ def _describe(exc: Exception) -> tuple[int, str, dict[str, str] | None, Any]:
         log.warning("turned a request away: %s", exc)
         return 503, str(exc), {"Retry-After": str(exc.retry_after)}, None
     if isinstance(exc, RequestValidationError):
-        return _invalid(jsonable_encoder(exc.errors()))
+        status, message, detail = invalid(jsonable_encoder(exc.errors()))
+        return status, message, None, detail
+    if isinstance(exc, HTTPException) and exc.status_code == 400 and "parsing the body" in str(exc.detail):
+        return 400, NOT_UTF8, None, None
     if isinstance(exc, HTTPException):
         hint = ": the endpoints are listed at /docs" if exc.status_code in (404, 405) else ""
         return exc.status_code, f"{exc.detail}{hint}", dict(exc.headers or {}), None
@@ -304,17 +239,6 @@ def _describe(exc: Exception) -> tuple[int, str, dict[str, str] | None, Any]:
         return status, str(exc), None, None
     log.exception("unexpected failure", exc_info=exc)
     return 500, UNEXPECTED.format(type(exc).__name__), None, None
-
-
-def _invalid(errors: list[dict[str, Any]]) -> tuple[int, str, None, Any]:
-    if any(e.get("type") == "json_invalid" for e in errors):
-        message = 'the body is not valid JSON: send an object such as {"question": "…"} as application/json'
-        return 400, message, None, None
-    where = [".".join(str(p) for p in e.get("loc", ())[1:]) or "the request body" for e in errors]
-    message = "; ".join(f"{w}: {e.get('msg', '')}" for w, e in zip(where, errors, strict=True)) or "invalid request"
-    if "the request body" in where:
-        message += " (send a JSON object, with the header Content-Type: application/json)"
-    return 422, message, None, errors
 
 
 def _error_response(

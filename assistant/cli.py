@@ -11,14 +11,16 @@ import argparse
 import contextlib
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from .core import Assistant
-from .errors import AssistantError, ConfigurationError
+from .errors import AssistantError, ConfigurationError, InputError
 from .factory import build_assistant
+from .inputs import check_question
 from .settings import Settings
 from .types import Answer, Hit
 
@@ -153,10 +155,14 @@ def cmd_search(assistant: Assistant, args: argparse.Namespace) -> int:
         return 2
     questions: Iterable[str] = (line.rstrip("\n") for line in sys.stdin) if args.question == "-" else [args.question]
     for question in questions:
-        if not question.strip():
+        if args.question == "-" and not question.strip():
+            continue
+        try:
+            question = check_question(question)
+        except InputError as exc:  # one question: exit 2 with the message; from stdin: report it, go on
             if args.question != "-":
-                print('error: the question is empty: ask something, e.g. assistant search "融资金额"', file=sys.stderr)
-                return 2
+                raise
+            print(f"error: {exc}", file=sys.stderr)
             continue
         started = time.perf_counter()
         hits = assistant.search(question, k=args.k)
@@ -309,7 +315,12 @@ def render_answer(answer: Answer) -> str:
     t = answer.timings
     first = f"first token {t['first_token_s']:.1f}s, " if "first_token_s" in t else ""
     lines.append(f"({answer.models['llm']} · {answer.models['embeddings']} · {first}total {t.get('total_s', 0):.1f}s)")
-    return "\n".join(lines)
+    return _printable("\n".join(lines))
+
+
+def _printable(text: str) -> str:
+    """Corpus text made safe for a terminal: control characters (escape sequences) shown as �."""
+    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", "\ufffd", text)
 
 
 def cmd_eval_retrieval(assistant: Assistant, args: argparse.Namespace) -> int:
@@ -363,8 +374,8 @@ def _print_hits(question: str, hits: list[Hit]) -> None:
         c = hit.chunk
         where = " · ".join(p for p in (c.title, c.section, f"¶{c.paragraph}") if p)
         scores = _scores(hit)
-        print(f"\n[{hit.rank}] {where}  ({c.source}:{c.start}-{c.end}; {scores})")
-        print(f"    {c.text}")
+        print(_printable(f"\n[{hit.rank}] {where}  ({c.source}:{c.start}-{c.end}; {scores})"))
+        print(f"    {_printable(c.text)}")
     print()
 
 

@@ -17,9 +17,10 @@ from langchain_core.language_models import BaseChatModel
 
 from .answer import Answerer
 from .embeddings import similarity
-from .errors import CorpusError
+from .errors import CorpusError, InputError
 from .index import Index, Progress, SyncReport
 from .ingest import Skipped, load_corpus
+from .inputs import check_history, check_question
 from .retrieve import HybridRetriever, LangChainRetriever
 from .settings import Settings
 from .types import Answer, Hit
@@ -95,8 +96,12 @@ class Assistant:
         return report
 
     def search(self, question: str, k: int = 5, history: list[str] | None = None) -> list[Hit]:
-        """The `k` passages that best match `question` (earlier user turns in `history` help follow-ups)."""
-        return self.retriever.search(question, k=k, history=history)
+        """The `k` passages that best match `question` (earlier user turns in `history` help follow-ups).
+        A question or history that is not usable text, or a `k` that is not a positive integer, is an
+        `InputError` saying so."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InputError(f"k must be a whole number of passages, 1 or more, not {k!r}")
+        return self.retriever.search(check_question(question), k=k, history=check_history(history))
 
     def as_retriever(self, k: int = 5) -> LangChainRetriever:
         """A LangChain `BaseRetriever` over this assistant's index."""

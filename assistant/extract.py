@@ -3,7 +3,8 @@
 Used for `--fast` answers, as the fallback when the chat model fails or times out, and to show
 the closest sentence of each related passage on a refusal. A sentence scores by the share of the
 question's keywords it contains, each weighted by its rarity in the corpus (IDF), so "参数量" counts
-for more than "模型"; questions in another script are matched by embedding similarity.
+for more than "模型"; questions in another script are matched by embedding similarity. Sentences that
+address the assistant (`injection`) are never quoted and never reach the prompt.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from .chunk import split_sentences
+from .injection import data_only, instructs
 from .keyword import squash, tokenize
 from .types import Chunk, Hit
 from .verify import Similarity
@@ -35,7 +37,10 @@ def best_sentences(
 ) -> tuple[Chunk, str | None]:
     """The chunk and its sentence that best answer `question`, or (top chunk, None) if none is close."""
     candidates = [
-        (h.chunk, h.chunk.text[s:e]) for h in hits for s, e in split_sentences(h.chunk.text, 0, len(h.chunk.text))
+        (h.chunk, sentence)
+        for h in hits
+        for s, e in split_sentences(h.chunk.text, 0, len(h.chunk.text))
+        if not instructs(sentence := h.chunk.text[s:e])
     ]
     if not candidates:
         return (hits[0].chunk if hits else None), None  # type: ignore[return-value]
@@ -53,11 +58,12 @@ def best_sentences(
 
 def prompt_passages(chunks: Sequence[Chunk], query: str, weight: Weight) -> str:
     """The numbered passages for the prompt: the best chunk whole, the others cut to the sentences
-    that contain a keyword of the query (time to first token grows with every prompt token)."""
+    that contain a keyword of the query (time to first token grows with every prompt token); sentences
+    that address the assistant are left out."""
     keywords = [t for t in tokenize(query) if weight(t) > 0]
     parts = []
     for n, chunk in enumerate(chunks, start=1):
-        text = chunk.text
+        text = data_only(chunk.text) or "…"
         if n > 1 and keywords:
             sentences = [text[s:e] for s, e in split_sentences(text, 0, len(text))]
             kept = [s for s in sentences if any(k in squash(s) for k in keywords)]

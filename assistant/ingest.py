@@ -4,7 +4,9 @@ Reads every `.txt`/`.md` file under the corpus directory (and its optional `<ste
 sidecar), strips captured-page chrome by general rules (navigation and timestamp lines before the
 title, a byline, and everything from the first footer marker such as "相关标签" or "热门推荐"),
 finds section headings, and records each body paragraph's character offsets into the original
-text. The file itself is never changed. Sentence splitting and chunking are left to `chunk`.
+text. The file itself is never changed. A file that cannot be used (binary, not UTF-8, unreadable,
+too large, empty after cleaning) is skipped with the reason; a malformed sidecar (or field) is
+ignored with a warning. Sentence splitting and chunking are left to `chunk`.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ BYLINE = re.compile(r"^(文|作者|记者|编辑|撰文|来源|出品|by)\s*[|I�
 SENTENCE_PUNCT = re.compile(r"[。！？!?，,：:；;“”\"]|\.\s|\.$")
 MAX_HEADER_LINES = 8
 MAX_HEADING_CHARS = 24
+MAX_FILE_BYTES = 20_000_000
+MAX_META_CHARS = 500
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")  # not tab, newlines, form feed or ESC
 
 
 @dataclass(frozen=True)
@@ -91,9 +96,15 @@ def load_corpus(corpus_dir: Path) -> tuple[list[Document], list[Skipped]]:
 
 
 def read_document(path: Path, source: str) -> Document:
-    """Read one file (and its sidecar) into a cleaned `Document`."""
-    raw = path.read_bytes()
-    if b"\x00" in raw[:8192]:
+    """Read one file (and its sidecar) into a cleaned `Document`; `CorpusError` says why it cannot be."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise CorpusError(f"too large ({size:,} bytes; the limit is {MAX_FILE_BYTES:,}): split it into parts")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CorpusError(f"cannot be read ({exc.strerror or exc}): check that it exists and its permissions") from exc
+    if _looks_binary(raw):
         raise CorpusError("looks like a binary file; only UTF-8 .txt/.md text is ingested")
     try:
         text = raw.decode("utf-8")
@@ -103,6 +114,12 @@ def read_document(path: Path, source: str) -> Document:
     return parse_document(text, source, meta, sha256=hashlib.sha256(raw).hexdigest())
 
 
+def _looks_binary(raw: bytes) -> bool:
+    """A NUL anywhere, or more than 5% control bytes in the first 8 kB (text has almost none)."""
+    head = raw[:8192]
+    return b"\x00" in raw or len(_CONTROL_BYTES.findall(head)) > 0.05 * max(1, len(head))
+
+
 def read_sidecar(path: Path) -> dict[str, str]:
     """The optional `<stem>.meta.json` beside a corpus file; a malformed one is ignored with a warning."""
     sidecar = path.with_name(path.stem + SIDECAR_SUFFIX)
@@ -110,13 +127,27 @@ def read_sidecar(path: Path) -> dict[str, str]:
         return {}
     try:
         data = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        log.warning("ignoring malformed sidecar %s: %s", sidecar.name, exc)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        log.warning("ignoring sidecar %s: not readable UTF-8 JSON (%s); fix it or delete it", sidecar.name, exc)
         return {}
     if not isinstance(data, dict):
-        log.warning("ignoring sidecar %s: expected a JSON object", sidecar.name)
+        log.warning('ignoring sidecar %s: expected a JSON object such as {"title": "…"}', sidecar.name)
         return {}
-    return {k: str(data[k]).strip() for k in SIDECAR_FIELDS if data.get(k) not in (None, "")}
+    meta = {}
+    for key in SIDECAR_FIELDS:
+        value = data.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if value is not None and not isinstance(value, str):
+            log.warning("ignoring %s in sidecar %s: expected text, got %s", key, sidecar.name, type(value).__name__)
+        elif value and (value := _one_line(value)):
+            meta[key] = value
+    return meta
+
+
+def _one_line(value: str) -> str:
+    """A metadata value on one line, without control characters, at most MAX_META_CHARS long."""
+    return " ".join(re.sub(r"[\x00-\x1f\x7f-\x9f]", " ", value).split())[:MAX_META_CHARS]
 
 
 def parse_document(text: str, source: str, meta: dict[str, str], sha256: str = "") -> Document:
@@ -149,9 +180,9 @@ def _lines(text: str) -> list[_Line]:
     """Non-blank lines with their offsets, surrounding whitespace excluded from the span."""
     lines = []
     for m in re.finditer(r"[^\r\n]+", text):
-        stripped = m.group().strip()
+        stripped = m.group().strip().lstrip("\ufeff").lstrip()  # a byte-order mark counts as blank
         if stripped:
-            start = m.start() + (len(m.group()) - len(m.group().lstrip()))
+            start = m.start() + m.group().index(stripped)
             lines.append(_Line(start, start + len(stripped), stripped))
     return lines
 

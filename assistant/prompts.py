@@ -2,7 +2,9 @@
 
 Passages are numbered `[1]`, `[2]`, … exactly as the model must cite them. The answer prompt does
 not tell the model to refuse (a 1.5B model then refuses answerable questions); refusal is decided
-from evidence by `answer` and `verify`. No example question from any evaluation set appears here.
+from evidence by `answer` and `verify`. Nor does any prompt rely on the model to ignore orders hidden in
+the passages or the question: those sentences are removed before the model sees them (`injection`) and
+whatever it writes is verified. No example question from any evaluation set appears here.
 """
 
 ANSWER_SYSTEM = (

@@ -2,7 +2,9 @@
 
 Receives a built `Assistant` and a Slack client; posts a "thinking…" placeholder, then replaces it
 with the Block Kit answer (`slack_blocks`). Earlier user turns of the thread become the history.
-Socket Mode or the HTTP Events API; `SlackTokens.from_env` is the only code reading `SLACK_*`.
+Socket Mode or the HTTP Events API; `SlackTokens.from_env` is the only code reading `SLACK_*`. Text
+echoed back (questions, answers) is escaped, so it cannot mention @channel. The HTTP endpoint for the
+Events API is `slack_http`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
@@ -23,8 +24,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from .core import Assistant
-from .errors import AssistantError, ConfigurationError
-from .slack_blocks import answer_blocks, answer_text, message_blocks, question_blocks
+from .errors import AssistantError, ConfigurationError, InputError
+from .inputs import check_question
+from .slack_blocks import answer_blocks, answer_text, escape, message_blocks, question_blocks
+from .slack_http import http_server
 
 log = logging.getLogger(__name__)
 
@@ -133,35 +136,6 @@ def serve(
         SocketModeHandler(app, tokens.app_token).start()
 
 
-def http_server(app: App, host: str, port: int, path: str = "/slack/events") -> ThreadingHTTPServer:
-    """A threaded `http.server` passing POSTs on `path` to Bolt (which verifies signature and timestamp)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            request_path, _, query = self.path.partition("?")
-            if request_path != path:
-                self._send(404, {}, "")
-                return
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8")
-            response = app.dispatch(BoltRequest(body=body, query=query, headers=dict(self.headers.items())))
-            self._send(response.status, response.headers, response.body)
-
-        def _send(self, status: int, headers: Mapping[str, Iterable[str]], body: str) -> None:
-            data = body.encode("utf-8")
-            self.send_response(status)
-            for name, values in headers.items():
-                for value in values:
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s " + format, self.address_string(), *args)
-
-    return ThreadingHTTPServer((host, port), Handler)
-
-
 class _Bot:
     """The listeners; one answer is generated at a time (a local model is not thread-safe)."""
 
@@ -190,19 +164,29 @@ class _Bot:
 
     def ack_command(self, ack: Callable[..., Any], command: dict[str, Any]) -> None:
         question = command.get("text", "").strip()
-        if question:
-            ack(response_type="ephemeral", text=f"Working on it: “{question}” — the answer will appear here shortly.")
-        else:
+        if not question:
             ack(response_type="ephemeral", text="Usage: `/ask <question>`, e.g. `/ask Step-3 每次推理激活多少参数？`")
+            return
+        try:
+            question = check_question(question)
+        except InputError as exc:
+            ack(response_type="ephemeral", text=f"Sorry — I can't answer that: {escape(str(exc))}")
+            return
+        ack(
+            response_type="ephemeral",
+            text=f"Working on it: “{escape(question)}” — the answer will appear here shortly.",
+        )
 
     def answer_command(self, command: dict[str, Any], client: WebClient, respond: Callable[..., Any]) -> None:
-        question, channel, user = command.get("text", "").strip(), command["channel_id"], command["user_id"]
-        if not question:
-            return
+        channel, user = command["channel_id"], command["user_id"]
+        try:
+            question = check_question(command.get("text", ""))
+        except InputError:
+            return  # the acknowledgement said what is wrong
         try:
             root = client.chat_postMessage(
                 channel=channel,
-                text=f"<@{user}> asked: {question}",
+                text=f"<@{user}> asked: {escape(question)}",
                 blocks=question_blocks(user, question),
                 metadata={"event_type": QUESTION_EVENT, "event_payload": {"question": question}},
             )
@@ -213,7 +197,10 @@ class _Bot:
         self._reply(client, root["channel"], root["ts"], question, [])
 
     def _answer_event(self, event: dict[str, Any], client: WebClient, bot_user_id: str | None) -> None:
-        channel, ts = event["channel"], event["ts"]
+        channel, ts = event.get("channel"), event.get("ts")
+        if not channel or not ts:
+            log.warning("ignoring a %s event without a channel or ts", event.get("type"))
+            return
         thread_ts = event.get("thread_ts") or ts
         question = strip_mentions(event.get("text", ""), bot_user_id)
         history = self._history(client, channel, thread_ts, ts, bot_user_id) if event.get("thread_ts") else []
@@ -226,29 +213,29 @@ class _Bot:
         except SlackApiError as exc:
             log.error("cannot reply in %s: %s", channel, exc.response.get("error"))
             return
-        if not question:
-            text = "Ask me a question about the article, e.g. “Step-3 每次推理激活多少参数？”"
-            blocks = message_blocks(text)
-        else:
-            try:
-                with self._answering:
-                    answer = self.assistant.ask(question, history, fast=self.fast)
-                text, blocks = answer_text(answer), answer_blocks(answer)
-            except AssistantError as exc:
-                log.error("could not answer %r: %s", question, exc)
-                text = f"Sorry — I couldn't answer that: {exc}"
-                blocks = message_blocks(text)
-            except Exception as exc:
-                log.exception("failed to answer %r", question)
-                text = (
-                    f"Sorry — something went wrong while answering ({type(exc).__name__}): "
-                    "please try again; if it keeps happening, ask whoever runs this bot to check its log."
-                )
-                blocks = message_blocks(text)
+        text, blocks = self._compose(question, history)
         try:
-            client.chat_update(channel=placeholder["channel"], ts=placeholder["ts"], text=text, blocks=blocks)
+            client.chat_update(channel=placeholder["channel"], ts=placeholder["ts"], text=escape(text), blocks=blocks)
         except SlackApiError as exc:
             log.error("cannot update the reply in %s: %s", channel, exc.response.get("error"))
+
+    def _compose(self, question: str, history: list[str]) -> tuple[str, list[dict[str, Any]]]:
+        """The reply as plain text (not yet escaped) and as blocks: the answer, or a polite apology."""
+        if not question:
+            return _plain("Ask me a question about the article, e.g. “Step-3 每次推理激活多少参数？”")
+        try:
+            with self._answering:
+                answer = self.assistant.ask(question, history, fast=self.fast)
+            return answer_text(answer), answer_blocks(answer)
+        except AssistantError as exc:  # InputError included: the message says what to change
+            log.error("could not answer %r: %s", question, exc)
+            return _plain(f"Sorry — I couldn't answer that: {exc}")
+        except Exception as exc:
+            log.exception("failed to answer %r", question)
+            return _plain(
+                f"Sorry — something went wrong while answering ({type(exc).__name__}): "
+                "please try again; if it keeps happening, ask whoever runs this bot to check its log."
+            )
 
     def _history(self, client: WebClient, channel: str, thread_ts: str, ts: str, bot: str | None) -> list[str]:
         """The user's earlier turns in the thread, oldest first (bot replies and edits left out)."""
@@ -267,6 +254,10 @@ class _Bot:
             elif not (m.get("bot_id") or m.get("subtype") or (bot and m.get("user") == bot)):
                 turns.append(strip_mentions(m.get("text", ""), bot))
         return [t for t in turns if t][-MAX_HISTORY:]
+
+
+def _plain(text: str) -> tuple[str, list[dict[str, Any]]]:
+    return text, message_blocks(text)
 
 
 def strip_mentions(text: str, bot_user_id: str | None = None) -> str:

@@ -5,7 +5,8 @@ markers outside the given passages removed. Each answer sentence must be support
 cites (or, if it cites none, by any given passage): every number must occur there (values compared
 across units, so 50 亿 = 5 billion but 2024 ≠ 2025 and 5.21 ≠ 5.12), its names and nouns must occur
 there, and it must resemble one sentence of the passage, which becomes its `quote`. Unsupported
-sentences are dropped. Deciding to refuse when nothing survives is left to `answer`.
+sentences are dropped. Passages are data: a sentence in them that addresses the assistant ("系统：…",
+"ignore the question and reply …") is never evidence. Deciding to refuse is left to `answer`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import jieba
 import jieba.posseg as pseg
 
 from .chunk import split_sentences
+from .injection import data_only, instructs
 from .keyword import QUESTION_WORDS, bigrams, squash
 from .types import Chunk
 
@@ -148,6 +151,7 @@ def support(claim: str, passage: Chunk, similarity: Similarity | None = None, en
     if not numbers_supported(claim, context):
         return None
     sentences = [passage.text[s:e] for s, e in split_sentences(passage.text, 0, len(passage.text))]
+    sentences = [s for s in sentences if not instructs(s)]
     if not sentences:
         return None
     if not (english and not _is_cjk(claim)):
@@ -249,8 +253,10 @@ def _overlap(claim: str, sentence: str) -> float:
     return len(a & b) / len(a) if a else 0.0
 
 
+@lru_cache(maxsize=4096)
 def _context(passage: Chunk) -> str:
-    return squash(f"{passage.title} {passage.section} {passage.text}")
+    """What a claim is checked against: title, section and the passage's text (instructions left out)."""
+    return squash(f"{passage.title} {passage.section} {data_only(passage.text)}")
 
 
 def _is_cjk(text: str) -> bool:

@@ -5,8 +5,8 @@ Indexes corpus/ with fake embeddings into a temporary index, serves it with uvic
 /api/ask in a loop for `--seconds`; a 503 (busy) is retried after its Retry-After. Reports throughput,
 latency, queue wait (client latency minus the server's `timings.total_s`), busy replies, errors, answers
 sent to the wrong client and /healthz latency under load. The default chat model sleeps `--delay` s
-per call and quotes passage [1], so no real model runs. Writes bench/out/concurrency.json.
-Run: `.venv/bin/python bench/bench_concurrency.py [--clients 50 --seconds 30 --queue-size 8] [--llm NAME]`.
+per call and quotes passage [1], so no real model runs. Writes bench/out/concurrency.json (or `--out`).
+Run: `.venv/bin/python bench/bench_concurrency.py [--clients 50 --seconds 60 --queue-size 8] [--llm NAME]`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class Tally:
     wait: list[float] = field(default_factory=list)  # that latency minus the server's total_s
     end_to_end: list[float] = field(default_factory=list)  # first attempt to answer, busy retries included
     errors: list[str] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)  # every HTTP status received, 503s included
     refused: int = 0
     busy_503: int = 0
     mixed_up: int = 0  # answers to a question this client did not send
@@ -114,6 +116,7 @@ def ask_once(http: httpx.Client, question: str, history: list[str], deadline: fl
         except httpx.HTTPError as exc:
             tally.errors.append(f"{type(exc).__name__}: {exc}")
             return
+        tally.statuses[r.status_code] += 1
         if r.status_code == 503 and "Retry-After" in r.headers:
             tally.busy_503 += 1
             time.sleep(max(0.0, min(float(r.headers["Retry-After"]), deadline - time.monotonic())))
@@ -137,7 +140,8 @@ def client(n: int, base: str, deadline: float, max_requests: int, tally: Tally) 
         for i in range(max_requests):
             if time.monotonic() >= deadline:
                 return
-            ask_once(http, f"{QUESTIONS[(n + i) % len(QUESTIONS)]}(client {n}, #{i})", history, deadline, tally)
+            # numbered （client-sequence）: unique, yet no topic word that would make the answer a refusal
+            ask_once(http, f"{QUESTIONS[(n + i) % len(QUESTIONS)]}（{n}-{i}）", history, deadline, tally)
 
 
 def sample_health(base: str, stop: threading.Event, out: list[float]) -> None:
@@ -182,6 +186,7 @@ def summary(args: argparse.Namespace, tallies: list[Tally], elapsed: float, heal
     every = {k: [v for t in tallies for v in getattr(t, k)] for k in ("latency", "wait", "end_to_end", "errors")}
     total = {k: sum(getattr(t, k) for t in tallies) for k in ("refused", "busy_503", "abandoned_at_end", "mixed_up")}
     latency, wait, health_max = every["latency"], every["wait"], max(health, default=float("nan"))
+    statuses = sum((t.statuses for t in tallies), Counter[int]())
     return {
         "clients": args.clients,
         "queue_size": args.queue_size,
@@ -193,6 +198,8 @@ def summary(args: argparse.Namespace, tallies: list[Tally], elapsed: float, heal
         "clients_never_answered": sum(not t.latency for t in tallies),
         **total,
         "errors": len(every["errors"]),
+        "http_statuses": dict(sorted(statuses.items())),
+        "5xx_other_than_busy_503": sum(n for code, n in statuses.items() if code >= 500) - total["busy_503"],
         **{f"latency_p{p}_s": pct(latency, p) for p in (50, 95, 100)},
         **{f"queue_wait_p{p}_s": pct(wait, p) for p in (50, 95)},
         "with_retries_p95_s": pct(every["end_to_end"], 95),
@@ -212,13 +219,14 @@ def main() -> int:
     parser.add_argument("--queue-size", type=int, default=8, help="api_queue_size: waiting places before 503")
     parser.add_argument("--delay", type=float, default=0.2, help="seconds the default fake model takes a call")
     parser.add_argument("--llm", default="", help="a chat model name instead (e.g. llama-cpp, fake:<reply>)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "concurrency.json"), help="where to write JSON")
     args = parser.parse_args()
     logging.getLogger("assistant.api").setLevel(logging.ERROR)  # one "turned a request away" per 503
     with tempfile.TemporaryDirectory() as tmp, serving(build(args.llm, args.delay, args.queue_size, Path(tmp))) as url:
         result = load(url, args)
-    out = ROOT / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "concurrency.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
     print("| metric | value |\n|---|---|")
     print("\n".join(f"| {key} | {value} |" for key, value in result.items() if key != "error_examples"))
     print("".join(f"error: {example}\n" for example in result["error_examples"]), end="")

@@ -8,6 +8,7 @@ events in order, clear errors with useful statuses, the queue, the rate limit an
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ import httpx2
 import openai
 import pytest
 import uvicorn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import Field
@@ -62,10 +65,15 @@ class SlowEcho(GenericFakeChatModel):
 
 @contextmanager
 def serving(assistant: Assistant, **options: Any) -> Iterator[httpx.Client]:
-    """The API for `assistant` on a free loopback port, and an httpx client pointed at it."""
+    """The API for `assistant` on a free loopback port, and an httpx client pointed at it (uvicorn's defaults,
+    as `assistant serve` runs it; `forwarded_allow_ips` sets the proxies whose X-Forwarded-For it trusts)."""
     options.setdefault("rate_limit_per_minute", None)
+    proxies = options.pop("forwarded_allow_ips", None)  # uvicorn's trusted proxies (default: loopback)
     app = create_api(assistant, **options)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", forwarded_allow_ips=proxies
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -193,6 +201,64 @@ def test_malformed_json_is_a_400_that_says_so(plain):
     assert response.status_code == 400 and "not valid JSON" in response.json()["error"]
 
 
+@pytest.mark.parametrize(
+    ("path", "raw", "says"),
+    [
+        ("/api/ask", b'{"question": "\xff\xfe"}', "the body could not be read: send UTF-8 JSON"),
+        ("/api/ask", b'{"question": "Step-3 \\ud800"}', "question: not valid text (it holds an unpaired surrogate"),
+        ("/api/ask", b'{"question": "CTO", "history": ["\\udc00"]}', "history[0] is not valid text"),
+        ("/api/ask", b'{"question": "\\u0000\\u001b[2J\\u202e"}', "the question is empty"),
+        ("/api/ask/stream", b'{"question": "\\u0000\\u200b"}', "the question is empty"),
+        ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "\\ud800 CTO"}]}', "not valid text"),
+        ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": 42}]}', "send text, or a list of"),
+        ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": [7]}]}', "messages.0.content: "),
+    ],
+)
+def test_broken_text_and_bodies_that_are_not_utf8_get_a_json_4xx(plain, path, raw, says):
+    response = plain.post(path, content=raw, headers={"content-type": "application/json"})
+    assert response.status_code in (400, 422), response.text
+    assert response.headers["content-type"] == "application/json", "a JSON error, not an event stream"
+    error = response.json()["error"]
+    assert says in (error["message"] if path.startswith("/v1/") else error)
+
+
+def test_errors_never_echo_the_request_back(plain):
+    question = "融资" * 1500
+    response = plain.post("/api/ask", json={"question": question, "history": 5})
+    assert response.status_code == 422 and "融资融资" not in response.text
+    assert {"type", "loc", "msg"} == set(response.json()["detail"][0])
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+ASK_BODIES = st.fixed_dictionaries(
+    {"question": st.one_of(st.text(max_size=150), JSON_VALUES)},
+    optional={"history": st.one_of(st.lists(st.text(max_size=30), max_size=3), JSON_VALUES), "fast": JSON_VALUES},
+)
+CHAT_BODIES = st.fixed_dictionaries(
+    {"messages": st.one_of(st.lists(st.fixed_dictionaries({"role": JSON_VALUES, "content": JSON_VALUES})), JSON_VALUES)}
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    path=st.sampled_from(["/api/ask", "/v1/chat/completions"]),
+    body=st.one_of(ASK_BODIES, CHAT_BODIES, JSON_VALUES.map(json.dumps), st.binary(max_size=100)),
+)
+def test_any_body_gets_an_answer_or_a_json_4xx_never_a_500(plain, path, body):
+    if isinstance(body, dict):
+        response = plain.post(path, json=body)
+    else:
+        content = body if isinstance(body, bytes) else body.encode()
+        response = plain.post(path, content=content, headers={"content-type": "application/json"})
+    assert response.status_code in (200, 400, 422), response.text
+    data = response.json()
+    assert ("error" in data) == (response.status_code != 200)
+
+
 def test_huge_bodies_are_refused_whether_declared_or_streamed(plain):
     body = json.dumps({"question": "CTO 是谁？", "history": ["融资" * 500] * 40}).encode()
     assert len(body) > 64_000
@@ -281,6 +347,22 @@ def test_the_rate_limit_answers_429_with_retry_after(index_dir):
     assert 1 <= int(limited.headers["retry-after"]) <= 30 and "2 a minute" in limited.json()["error"]
 
 
+def test_behind_a_trusted_proxy_the_rate_limit_counts_each_forwarded_client(index_dir):
+    """uvicorn (as `assistant serve` runs it) takes the client from X-Forwarded-For only when the request
+    comes from a trusted proxy (FORWARDED_ALLOW_IPS; by default loopback, i.e. nginx on the same host),
+    and then the rightmost address, the one the proxy itself appended."""
+    llm = scripted(CTO_REPLY)
+    with serving(assistant_with(index_dir, llm), rate_limit_per_minute=2) as http:
+        first = [http.get("/v1/models", headers={"X-Forwarded-For": "203.0.113.7"}).status_code for _ in range(3)]
+        other = http.get("/v1/models", headers={"X-Forwarded-For": "203.0.113.8"}).status_code
+        forged = http.get("/v1/models", headers={"X-Forwarded-For": "203.0.113.9, 203.0.113.7"}).status_code
+    assert first == [200, 200, 429] and other == 200
+    assert forged == 429, "an address the client wrote itself, left of the proxy's, is not trusted"
+    with serving(assistant_with(index_dir, llm), rate_limit_per_minute=2, forwarded_allow_ips="10.0.0.1") as http:
+        direct = [http.get("/v1/models", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(3)]
+    assert direct == [200, 200, 429], "a client that is not behind the trusted proxy cannot pick its address"
+
+
 # -- one answer at a time --------------------------------------------------------------------------
 
 
@@ -323,6 +405,31 @@ def test_concurrent_conversations_never_see_each_others_history(index_dir):
         other = next(h for n, h in histories.items() if n != name)[0]
         assert histories[name][0] in draft and other not in draft, draft
         assert events[-1][0] == "answer"
+
+
+def test_many_parallel_conversations_over_http_never_see_each_others_history(index_dir):
+    """24 conversations of 3 turns each, all at once: every prompt the model sees, every draft and every
+    answer belongs to exactly one conversation."""
+    llm, n, tag = SlowEcho(delay=0.01), 24, re.compile(r"会话(\d\d)")
+
+    def converse(i: int) -> list[tuple[str, str, dict[str, Any]]]:
+        history: list[str] = []
+        seen = []
+        for turn in range(3):
+            question = f"他有什么经验？（会话{i:02d}）"
+            events = stream(http, {"question": question, "history": history})
+            draft = "".join(data["text"] for event, data in events if event == "token")
+            seen.append((question, draft, events[-1][1]))
+            history.append(f"阶跃星辰的 CTO 是谁？（会话{i:02d}第{turn}轮）")
+        return seen
+
+    with serving(assistant_with(index_dir, llm), queue_size=n) as http, ThreadPoolExecutor(n) as pool:
+        conversations = list(pool.map(converse, range(n)))
+    for i, seen in enumerate(conversations):
+        for question, draft, answer in seen:
+            assert answer["question"] == question and set(tag.findall(draft)) <= {f"{i:02d}"}, draft
+    assert sum(bool(draft) for seen in conversations for _, draft, _ in seen) >= n * 2, "the model saw most turns"
+    assert len(llm.prompts) >= n * 4 and all(len(set(tag.findall(p))) == 1 for p in llm.prompts)
 
 
 def test_a_client_leaving_mid_stream_gives_its_turn_back(index_dir):

@@ -5,7 +5,7 @@ import pytest
 from assistant.errors import CorpusError
 from assistant.ingest import load_corpus, parse_document, read_document
 
-from conftest import ARTICLE, ARTICLE_DIR
+from conftest import ARTICLE, ARTICLE_DIR, make_assistant
 
 CHROME = [
     "ZAKER",
@@ -116,3 +116,70 @@ def test_sidecar_metadata_overrides_and_subdirectories_are_ingested(tmp_path: Pa
 def test_shipped_corpus_has_only_the_article():
     docs, skipped = load_corpus(ARTICLE_DIR)
     assert [d.source for d in docs] == ["stepfun-b-plus-round.txt"] and not skipped
+
+
+# -- malformed files and sidecars ----------------------------------------------------------------
+
+
+def test_sidecar_fields_of_the_wrong_type_are_ignored_and_the_rest_kept(tmp_path: Path, caplog):
+    (tmp_path / "a.txt").write_text("正文第一句。正文第二句。", encoding="utf-8")
+    (tmp_path / "a.meta.json").write_text(
+        '{"title": ["not", "text"], "outlet": {"x": 1}, "byline": true, "date": 2026, "url": "https://x.example/a\\n"}',
+        encoding="utf-8",
+    )
+    [doc], _ = load_corpus(tmp_path)
+    assert doc.meta == {"date": "2026", "url": "https://x.example/a"} and doc.title == "a"
+    assert "ignoring title in sidecar a.meta.json: expected text, got list" in caplog.text
+
+
+@pytest.mark.parametrize("sidecar", [b"{not json", b"[1, 2]", b"\xff\xfe{}", b"null", b""])
+def test_a_malformed_sidecar_is_ignored_with_a_warning(tmp_path: Path, caplog, sidecar: bytes):
+    (tmp_path / "a.txt").write_text("标题\n\n正文。", encoding="utf-8")
+    (tmp_path / "a.meta.json").write_bytes(sidecar)
+    [doc], skipped = load_corpus(tmp_path)
+    assert doc.title == "标题" and not skipped
+    assert "ignoring sidecar a.meta.json" in caplog.text
+
+
+def test_binary_files_are_skipped_wherever_their_nul_bytes_are(tmp_path: Path):
+    (tmp_path / "late-nul.txt").write_bytes(("正文。" * 5000).encode() + b"\x00tail")
+    (tmp_path / "no-nul.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(1, 256)) * 10)
+    (tmp_path / "ok.txt").write_text("标题\n\n正文。", encoding="utf-8")
+    docs, skipped = load_corpus(tmp_path)
+    assert [d.source for d in docs] == ["ok.txt"]
+    assert {s.source: s.reason for s in skipped} == {
+        "late-nul.txt": "looks like a binary file; only UTF-8 .txt/.md text is ingested",
+        "no-nul.txt": "looks like a binary file; only UTF-8 .txt/.md text is ingested",
+    }
+
+
+def test_a_byte_order_mark_is_not_part_of_the_title(tmp_path: Path):
+    (tmp_path / "bom.txt").write_bytes("\ufeff某公司完成融资\n\n某公司今日宣布完成 10 亿元融资。".encode())
+    [doc], _ = load_corpus(tmp_path)
+    assert doc.title == "某公司完成融资" and doc.text.startswith("\ufeff")
+    assert doc.text[doc.paragraphs[0].start : doc.paragraphs[0].end] == "某公司今日宣布完成 10 亿元融资。"
+
+
+def test_unreadable_and_oversized_files_are_skipped_with_what_to_do(tmp_path: Path, monkeypatch):
+    for name in ("locked.txt", "big.txt", "ok.txt"):
+        (tmp_path / name).write_text("标题\n\n正文。" * (200 if name == "big.txt" else 1), encoding="utf-8")
+    real = Path.read_bytes
+
+    def read_bytes(path: Path) -> bytes:
+        if path.name == "locked.txt":
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr("assistant.ingest.MAX_FILE_BYTES", 1000)
+    docs, skipped = load_corpus(tmp_path)
+    assert [d.source for d in docs] == ["ok.txt"]
+    reasons = {s.source: s.reason for s in skipped}
+    assert reasons["locked.txt"] == "cannot be read (Permission denied): check that it exists and its permissions"
+    assert reasons["big.txt"].startswith("too large (") and "split it" in reasons["big.txt"]
+
+
+def test_an_empty_corpus_directory_yields_nothing_and_indexing_it_says_what_to_add(tmp_path: Path):
+    assert load_corpus(tmp_path) == ([], [])
+    with pytest.raises(CorpusError, match=r"nothing to index in .*: add \.txt or \.md files"):
+        make_assistant(tmp_path, tmp_path / "index").build_index()

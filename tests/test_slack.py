@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import socket
 import threading
 import time
 import urllib.error
@@ -394,6 +395,67 @@ def test_a_refusal_says_the_article_does_not_say_and_lists_related_passages(inde
     assert reply["blocks"][0]["text"]["text"].startswith("文章没有提到")
     assert "*Related (not cited)*" in shown(reply) and "Sources" not in shown(reply)
     assert reply["text"].startswith("文章没有提到")
+
+
+def raw_post(bot: Bot, headers: str, body: bytes = b"") -> int:
+    """The status of a hand-written POST to the bot's events URL (what a broken client or a scanner sends)."""
+    port = int(bot.url.rsplit(":", 1)[1].split("/")[0])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(f"POST /slack/events HTTP/1.1\r\nHost: bot\r\n{headers}\r\n\r\n".encode() + body)
+        return int(conn.recv(200).split()[1])
+
+
+def test_malformed_requests_get_4xx_at_once_and_the_bot_keeps_answering(indexed, slack, start_bot):
+    assistant, spy = step3_assistant(indexed)
+    bot = start_bot(assistant)
+    assert raw_post(bot, "Content-Length: abc") == 400
+    assert raw_post(bot, "Content-Length: -1") == 400, "not a read until the client hangs up"
+    assert raw_post(bot, "Content-Length: 2000000") == 413
+    assert raw_post(bot, "Content-Length: 4", b"\xff\xfe\xfd\xfc") == 400
+    assert bot.post("{not json", secret="anyone")[0] == 400
+    assert bot.post("[1, 2]")[0] == 400
+    no_channel = json.loads(event("app_mention", f"<@{BOT}> Step-3？", "1700000010.000100"))
+    del no_channel["event"]["channel"]
+    assert bot.post(json.dumps(no_channel))[0] == 200
+    sentinel(bot, slack, "1700000010.000900")
+    assert [q for q, _ in spy.asked] == [NOTHING] and slack.posts_in("C1") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [("\x00\x1b[2J\u202e", "the question is empty"), ("融资" * 1500, "the question is 3000 characters long")],
+    ids=["control characters only", "too long"],
+)
+def test_a_mention_with_an_unusable_question_gets_a_polite_reply_saying_why(indexed, slack, start_bot, text, says):
+    bot = start_bot(step3_assistant(indexed)[0])
+    bot.post(event("app_mention", f"<@{BOT}> {text}", "1700000011.000100"))
+    reply = slack.final_reply("C1", "1700000011.000100")
+    assert reply["text"].startswith("Sorry — I couldn't answer that: ") and says in reply["text"]
+
+
+def test_an_unusable_slash_command_is_answered_in_the_ack_and_nothing_is_posted(indexed, slack, start_bot):
+    bot = start_bot(step3_assistant(indexed)[0])
+    status, body = bot.post(command("x" * 100_000, "9.1", slack.url + "/respond"), form=True)
+    assert status == 200
+    ack = json.loads(body)
+    assert ack["response_type"] == "ephemeral" and "100000 characters long; the limit is 2000" in ack["text"]
+    sentinel(bot, slack, "1700000012.000900")
+    assert slack.posts_in("C2") == []
+
+
+def test_a_question_echoed_back_cannot_ping_the_channel(indexed, slack, start_bot):
+    bot = start_bot(step3_assistant(indexed)[0])
+    status, body = bot.post(
+        command("<!channel> Step-3 每次推理激活多少参数？", "9.2", slack.url + "/respond"), form=True
+    )
+    assert status == 200 and "<!channel>" not in json.loads(body)["text"]
+    deadline = time.monotonic() + 5
+    while not slack.posts_in("C2") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [question] = slack.posts_in("C2")
+    shown_to_people = json.dumps([question["text"], question["blocks"]], ensure_ascii=False)
+    assert "&lt;!channel&gt;" in question["text"] and "<!channel>" not in shown_to_people
+    assert "38B" in shown(slack.final_reply("C2", question["ts"]))
 
 
 def test_a_missing_index_becomes_a_polite_reply_in_the_thread(slack, start_bot, tmp_path):

@@ -1,0 +1,119 @@
+"""The HTTP API's request and response bodies, and how a request that does not fit them is described.
+
+Pydantic models for `/api/ask` and `/v1/chat/completions` (strict where the API is ours, lenient where
+OpenAI clients send extras), the checks shared with every interface (`inputs`), and the one-line
+messages for bodies that are not JSON, not UTF-8 or have fields of the wrong type. Routes are `api`'s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .inputs import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS, check_history, check_question
+
+MODEL_ID = "assistant"  # the one model /v1/models lists
+NOT_JSON = 'the body is not valid JSON: send an object such as {"question": "…"} as application/json'
+NOT_UTF8 = 'the body could not be read: send UTF-8 JSON, e.g. {"question": "…"}, as application/json'
+_PLAINER = {"string_unicode": "not valid text (it holds an unpaired surrogate escape such as \\ud800): send UTF-8 text"}
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, examples=["Step-3 每次推理激活多少参数？"])
+    history: list[str] = Field(
+        default=[], max_length=MAX_HISTORY_TURNS, description="earlier user questions, oldest first"
+    )
+    fast: bool = Field(default=False, description="a cited quote only, no generation (about 1 s)")
+
+
+class CitationOut(BaseModel):
+    n: int
+    chunk_id: str
+    source: str
+    title: str
+    paragraph: int
+    start: int = Field(description="offset into the source file: source_text[start:end] == text")
+    end: int
+    text: str = Field(description="the cited passage")
+    quote: str = Field(description="the passage's sentence that supports the answer")
+    section: str = ""
+
+
+class AnswerOut(BaseModel):
+    question: str
+    answer: str = Field(description="the verified answer with [n] markers, or a refusal")
+    refused: bool
+    citations: list[CitationOut]
+    timings: dict[str, float]
+    models: dict[str, str]
+    related: list[CitationOut] = Field(default=[], description="the closest passages when refused (not cited)")
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="what went wrong and what to do next")
+    detail: list[dict[str, Any]] | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text_or_parts(cls, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, list) and all(isinstance(p, dict) for p in value):
+            return value
+        raise ValueError('send text, or a list of content parts such as {"type": "text", "text": "…"}')
+
+    def text(self) -> str:
+        if isinstance(self.content, list):  # content parts: keep the text ones
+            return "".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+        return self.content or ""
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # OpenAI clients send temperature, stream_options, ...
+
+    model: str = MODEL_ID
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    fast: bool = Field(default=False, description="an extension: a cited quote only, no generation")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers
+
+
+def asked(body: AskRequest, max_chars: int) -> tuple[str, list[str]]:
+    """The cleaned question and history of an /api request (`InputError`, i.e. 422, when unusable)."""
+    return check_question(body.question, max_chars), check_history(body.history)
+
+
+def conversation(messages: list[ChatMessage], max_chars: int) -> tuple[str, list[str]]:
+    """The last user message (the question) and the earlier ones (the history, oldest first)."""
+    turns = [m.text() for m in messages if m.role == "user"]
+    if not turns:
+        raise ApiError(422, 'messages: send at least one message with role "user": its content is the question')
+    return check_question(turns[-1], max_chars), check_history(turns[:-1])
+
+
+def invalid(errors: list[dict[str, Any]]) -> tuple[int, str, Any]:
+    """(status, message, detail) for a body that failed validation; `detail` never echoes the input back."""
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return 400, NOT_JSON, None
+    where = [".".join(str(p) for p in e.get("loc", ())[1:]) or "the request body" for e in errors]
+    said = [_PLAINER.get(e.get("type", ""), e.get("msg", "")) for e in errors]
+    message = "; ".join(f"{w}: {m}" for w, m in zip(where, said, strict=True)) or "invalid request"
+    if "the request body" in where:
+        message += " (send a JSON object, with the header Content-Type: application/json)"
+    detail = [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in errors]
+    return 422, message, detail
