@@ -7,6 +7,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 
 from assistant.core import Assistant
+from assistant.errors import InputError
 from assistant.retrieve import LangChainRetriever
 
 from conftest import HIT_FIELDS
@@ -55,8 +56,10 @@ def test_hits_carry_both_scores_and_the_fused_rank(e5_article: Assistant):
     assert set(d) >= HIT_FIELDS
 
 
-def test_blank_query_returns_nothing(e5_article: Assistant):
-    assert e5_article.search("   ") == []
+def test_blank_query_returns_nothing_from_the_retriever_and_is_an_input_error_to_the_assistant(e5_article: Assistant):
+    assert e5_article.retriever.search("   ") == []
+    with pytest.raises(InputError, match="empty"):
+        e5_article.search("   ")
 
 
 def test_retriever_in_a_langchain_chain(e5_article: Assistant):
