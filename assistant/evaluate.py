@@ -92,7 +92,10 @@ def retrieval_metrics(
             continue
         n += 1
         started = time.perf_counter()
-        hits = search(item.turns[-1], depth, item.turns[:-1])
+        try:
+            hits = search(item.turns[-1], depth, item.turns[:-1])
+        except AssistantError:  # a question the assistant rejects (e.g. blank) retrieves nothing: a miss
+            hits = []
         latencies.append(time.perf_counter() - started)
         first = next((h.rank for h in hits if is_hit(h, item)), None)
         for k in ks:

@@ -92,3 +92,13 @@ class TestStandardRetriever(RetrieversIntegrationTests):
     @property
     def retriever_query_example(self) -> str:
         return "阶跃星辰融资"
+
+
+def test_retrieval_metrics_count_a_question_the_assistant_rejects_as_a_miss():
+    from assistant.evaluate import Item, retrieval_metrics
+
+    def search(question: str, k: int, history: list[str]) -> list:
+        raise InputError("the question is empty")
+
+    metrics = retrieval_metrics(search, [Item("blank", ["  "], ["证据"], True, "cmrc", None, ["证据"])])
+    assert metrics["questions"] == 1 and metrics["hit@5"] == 0.0 and metrics["not_first"][0]["id"] == "blank"
