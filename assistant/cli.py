@@ -15,14 +15,18 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .core import Assistant
 from .errors import AssistantError, ConfigurationError, InputError
-from .factory import build_assistant
 from .inputs import check_question
 from .settings import Settings
 from .types import Answer, Hit
+
+if TYPE_CHECKING:
+    from .core import Assistant
+
+# Commands that embed a query or the corpus: their embedding model loads while the rest imports.
+PRELOAD = {"index", "search", "ask", "chat", "serve", "slack", "eval", "eval-retrieval"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
             embeddings=args.embeddings,
             llm=args.llm,
         )
-        result: int = args.run(build_assistant(settings), args)
+        from .factory import build_assistant  # imported here so a preload can start first
+
+        result: int = args.run(build_assistant(settings, preload=args.command in PRELOAD), args)
         return result
     except AssistantError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -251,6 +257,7 @@ def cmd_gate(assistant: Assistant, args: argparse.Namespace) -> int:
     """Run each suite over its own corpus and index; exit 1 if any metric breaches its threshold."""
     from pathlib import Path
 
+    from .factory import build_assistant
     from .gate import check, load_suites, run_suite, table
 
     suites = load_suites(Path(args.config))

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import re
+import threading
 import unicodedata
 from collections.abc import Callable
 from typing import Any
@@ -98,18 +99,35 @@ class FakeEmbeddings(Embeddings):
 
 
 class LazyEmbeddings(Embeddings):
-    """Checks the name now, loads the model on first use (so `info` and index errors stay fast)."""
+    """Checks the name now, loads the model on first use (so `info` and index errors stay fast),
+    or in the background from `preload()`."""
 
     def __init__(self, name: str) -> None:
         _check_name(name)
         self.name = name
         self._model: Embeddings | None = None
+        self._loading = threading.Lock()
 
     @property
     def model(self) -> Embeddings:
-        if self._model is None:
-            self._model = make_embeddings(self.name)
-        return self._model
+        with self._loading:  # a preload in progress is waited for, not repeated
+            if self._model is None:
+                self._model = make_embeddings(self.name)
+            return self._model
+
+    def preload(self) -> None:
+        """Load the model and embed one query on a background thread, while the caller imports and
+        opens the index. The e5 engine does its one-time set-up on the first query (~0.8 s) in C,
+        outside the GIL, so on two cores this hides it from a cold `assistant ask`. A failure is
+        left for the first real use to report."""
+
+        def load() -> None:
+            try:
+                self.model.embed_query("warm-up")
+            except Exception:  # noqa: BLE001 - reported by the first real call
+                log.debug("embeddings preload failed", exc_info=True)
+
+        threading.Thread(target=load, name="embeddings-preload", daemon=True).start()
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.model.embed_documents(texts)

@@ -1,27 +1,38 @@
 """Build an `Assistant` from `Settings`: the only code that picks concrete backends.
 
 Embeddings and the chat model are chosen by name (`embeddings`, `llm`), the store by whether a
-Chroma server URL is set. Models load, and the store connects, on first use. Chroma telemetry is
-off and nothing here touches the network beyond that URL.
+Chroma server URL is set. Models load, and the store connects, on first use, or (`preload`) the
+embedding model loads on a background thread while the modules below are imported, which is most
+of a cold start. Chroma telemetry is off and nothing here touches the network beyond that URL.
 """
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from .core import Assistant
 from .embeddings import LazyEmbeddings
-from .index import Index
-from .llm import make_chat_model, model_label
 from .settings import Settings
-from .store import make_store
+
+if TYPE_CHECKING:
+    from .core import Assistant
 
 
-def build_assistant(settings: Settings | None = None) -> Assistant:
+def build_assistant(settings: Settings | None = None, *, preload: bool = False) -> Assistant:
+    """An `Assistant` for `settings`; `preload` starts loading the embedding model at once."""
     settings = settings or Settings.load()
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    embeddings = LazyEmbeddings(settings.embeddings)
+    if preload:
+        embeddings.preload()
+    # Imported only now, so the preload above overlaps them (chromadb and LangChain: ~1.5 s of CPU).
+    from .core import Assistant
+    from .index import Index
+    from .llm import make_chat_model, model_label
+    from .store import make_store
+
     store = make_store(settings.index_dir, settings.chroma_url)
-    index = Index(store, settings.collection, LazyEmbeddings(settings.embeddings), settings.embeddings)
+    index = Index(store, settings.collection, embeddings, settings.embeddings)
     model_label(settings.llm)  # an unknown chat model name fails now, not at the first question
 
     def make_llm():  # type: ignore[no-untyped-def]
