@@ -39,8 +39,10 @@ lint:
 	$(VENV)/bin/ruff format --check assistant tests bench
 	$(VENV)/bin/mypy assistant
 
+# The benchmark (about an hour): bench/out/results.json, docs/bench/*.png and tables. QUICK=1: a few minutes, small sizes.
 bench:
-	$(PY) bench/bench_retrieval.py
+	$(PY) -c "import matplotlib" 2>/dev/null || $(PIP) install --quiet -e ".[bench]"
+	$(PY) bench/run.py $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) bench/out .pytest_cache

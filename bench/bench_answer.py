@@ -1,43 +1,61 @@
-"""Answer benchmark: the assistant against a naive RAG baseline, same machine, same chat model, one run.
+"""Answer latency and quality: the assistant against a naive RAG baseline, same chat model, one run.
 
 The baseline is what everyone builds first: 500-character windows (50 overlap) of the cleaned article,
 the same e5-small embeddings in an in-memory Chroma, dense top-4, a plain prompt, no refusal rule and
-no verification. Both answer every eval item, interleaved per question, and are scored by
-`assistant.evaluate.answer_metrics`. Writes bench/out/answer.json and prints two tables.
-Run: `.venv/bin/python bench/bench_answer.py [--llm fake] [--limit N]`.
+no verification. Both answer every eval item, interleaved per question (alternating which goes first),
+so background load hits both alike. Per question, each stage is timed: embedding the query, retrieval,
+condensing a follow-up, prompt evaluation (up to the first token), generation, verification; the
+prompt's token count is read from the model's usage report. Records part `latency` of
+bench/out/results.json (rows in bench/out/answer_rows.json) and prints the tables.
+Run: `.venv/bin/python bench/bench_answer.py [--quick] [--llm fake] [--limit N]`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ARTICLE_CORPUS, ARTICLE_QA, OUT, dur, markdown_table, part_parser, read_results, run_part, summary
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.language_models import BaseChatModel
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
 
-from langchain_core.language_models import BaseChatModel  # noqa: E402
-from langchain_core.output_parsers import StrOutputParser  # noqa: E402
-from langchain_core.prompts import ChatPromptTemplate  # noqa: E402
-
-from assistant.answer import AnswerSettings  # noqa: E402
-from assistant.core import Assistant  # noqa: E402
-from assistant.embeddings import make_embeddings  # noqa: E402
-from assistant.evaluate import Item, answer_metrics, read_items  # noqa: E402
-from assistant.factory import build_assistant  # noqa: E402
-from assistant.ingest import load_corpus  # noqa: E402
-from assistant.settings import Settings  # noqa: E402
+from assistant.answer import AnswerSettings
+from assistant.core import Assistant
+from assistant.embeddings import make_embeddings
+from assistant.evaluate import Item, answer_metrics, read_items
+from assistant.factory import build_assistant
+from assistant.ingest import load_corpus
+from assistant.settings import Settings
 
 WINDOW, OVERLAP, TOP_K = 500, 50, 4
-STAGES = ("condense_s", "translate_s", "retrieve_s", "first_token_s", "generate_s", "verify_s", "total_s")
-COLUMNS = ("answer_accuracy", "refusal_accuracy", "false_refusals", "citation_support")
-COLUMNS += ("first_token_p50_s", "first_token_p95_s", "total_p50_s", "total_p95_s")
+STAGES = ("embed_query", "retrieve", "condense", "translate", "prompt_eval", "generate", "verify")
+STAGES += ("first_token", "total")
+QUALITY = ("answer_accuracy", "refusal_accuracy", "false_refusals", "citation_support")
+
+
+class PromptTokens(BaseCallbackHandler):
+    """Collects the prompt token count of every chat-model call (from its usage report)."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+        for generation in (g for gens in response.generations for g in gens):
+            usage = getattr(getattr(generation, "message", None), "usage_metadata", None) or {}
+            if usage.get("input_tokens"):
+                self.calls.append(int(usage["input_tokens"]))
+
+    def take(self) -> int | None:
+        """The largest prompt since the last call (the answering one), and start over."""
+        largest, self.calls = max(self.calls, default=None), []
+        return largest
 
 
 def fixed_size_split(text: str, size: int = WINDOW, overlap: int = OVERLAP) -> list[str]:
@@ -55,13 +73,13 @@ class Baseline:
         from langchain_chroma import Chroma
 
         client = chromadb.EphemeralClient(settings=ChromaSettings(anonymized_telemetry=False))
-        self.store = Chroma(collection_name="baseline", embedding_function=make_embeddings("e5-small"), client=client)
+        self.embeddings = make_embeddings("e5-small")
+        self.store = Chroma(collection_name="baseline", embedding_function=self.embeddings, client=client)
         texts, metas = [], []
         for doc in load_corpus(corpus)[0]:
             body = "\n".join(doc.text[p.start : p.end] for p in doc.paragraphs)
-            for chunk in fixed_size_split(body):
-                texts.append(chunk)
-                metas.append({"source": doc.source})
+            texts += fixed_size_split(body)
+            metas += [{"source": doc.source}] * (len(texts) - len(metas))
         self.store.add_texts(texts, metadatas=metas)
         prompt = ChatPromptTemplate.from_messages(
             [("system", "根据下面的资料回答问题。\n\n{context}"), ("human", "{question}")]
@@ -71,116 +89,154 @@ class Baseline:
 
     def run(self, question: str) -> dict[str, Any]:
         started = time.perf_counter()
-        docs = self.store.similarity_search(question, k=TOP_K)
+        vector = self.embeddings.embed_query(question)
+        embedded = time.perf_counter()
+        docs = self.store.similarity_search_by_vector(vector, k=TOP_K)
+        retrieved = time.perf_counter()
         context = "\n".join(f"[{n}] {d.page_content}" for n, d in enumerate(docs, start=1))
         tokens: list[str] = []
         first = None
         for token in self.chain.stream({"context": context, "question": question}):
-            first = first if first is not None else time.perf_counter() - started
+            first = first or time.perf_counter()
             tokens.append(token)
-        total = time.perf_counter() - started
+        done = time.perf_counter()
+        first = first or done
+        stages = {"embed_query": embedded - started, "retrieve": retrieved - started, "prompt_eval": first - retrieved}
+        stages |= {"generate": done - first, "first_token": first - started, "total": done - started}
         citations = [
             {"n": n, "text": d.page_content, "source": d.metadata["source"], "quote": d.page_content[:80]}
             for n, d in enumerate(docs, start=1)
         ]
-        timings = {"first_token_s": round(first if first is not None else total, 3), "total_s": round(total, 3)}
-        return {
-            "question": question,
-            "answer": "".join(tokens),
-            "refused": False,
-            "citations": citations,
-            "timings": timings,
-            "latency_s": round(total, 3),
-        }
+        return {"question": question, "answer": "".join(tokens), "refused": False, "citations": citations, **_t(stages)}
 
 
 def run_assistant(assistant: Assistant, item: Item) -> dict[str, Any]:
-    """One streamed answer; first token = the first text event (a refusal has none: its total stands in)."""
+    """One streamed answer and its stages; first token = the first text event (a refusal's total if none)."""
+    embed_query = _embed_seconds(assistant, item.turns[-1])
     started = time.perf_counter()
     first, answer = None, None
     for event in assistant.stream(item.turns[-1], history=item.turns[:-1]):
         if isinstance(event, str):
-            first = first if first is not None else time.perf_counter() - started
+            first = first or time.perf_counter() - started
         else:
             answer = event
     total = time.perf_counter() - started
     assert answer is not None, "Assistant.stream ended without an Answer"
     record = answer.to_dict()
-    record["stage_timings"] = record.pop("timings")
-    record["timings"] = {"first_token_s": round(first if first is not None else total, 3), "total_s": round(total, 3)}
-    record["latency_s"] = round(total, 3)
-    return record
+    reported = {k.removesuffix("_s"): v for k, v in record.pop("timings").items()}
+    stages = {"embed_query": embed_query, **reported, "first_token": first or total, "total": total}
+    if "first_token" in reported:  # the model was asked: what came before its first token is not prompt eval
+        before = sum(reported.get(k, 0.0) for k in ("condense", "translate", "retrieve"))
+        stages["prompt_eval"] = reported["first_token"] - before
+    return {**record, **_t(stages)}
 
 
-def percentiles(values: list[float]) -> tuple[float | None, float | None]:
-    values = sorted(values)
-    if not values:
-        return None, None
-    return tuple(round(values[min(len(values) - 1, int(len(values) * q))], 3) for q in (0.5, 0.95))  # type: ignore[return-value]
+def _embed_seconds(assistant: Assistant, text: str) -> float | None:
+    """Embedding `text` alone, timed (the retrieve stage includes it); None if the index hides its model."""
+    embeddings = getattr(assistant.index, "embeddings", None)
+    if embeddings is None:
+        return None
+    started = time.perf_counter()
+    embeddings.embed_query(text)
+    return time.perf_counter() - started
+
+
+def _t(stages: dict[str, float | None]) -> dict[str, Any]:
+    """The answer contract's `timings` and `latency_s` from stage seconds."""
+    timings = {f"{k}_s": round(v, 3) for k, v in stages.items() if v is not None}
+    return {"timings": timings, "latency_s": timings["total_s"]}
+
+
+def answer_all(assistant: Assistant, baseline: Baseline, items: list[Item]) -> dict[str, list[dict[str, Any]]]:
+    """Both systems on every item, interleaved, alternating which goes first; prompt tokens noted."""
+    counter = PromptTokens()
+    assistant.llm.callbacks = [counter]
+    rows: dict[str, list[dict[str, Any]]] = {"assistant": [], "baseline": []}
+    systems = {"assistant": lambda i: run_assistant(assistant, i), "baseline": lambda i: baseline.run(i.turns[-1])}
+    for n, item in enumerate(items, start=1):
+        order = ["assistant", "baseline"] if n % 2 else ["baseline", "assistant"]
+        for name in order:
+            counter.take()
+            record = systems[name](item)
+            rows[name].append({"id": item.id, **record, "prompt_tokens": counter.take()})
+        print(f"[{n}/{len(items)}] {item.id}", file=sys.stderr, flush=True)
+    return rows
 
 
 def stage_table(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """p50/p95 of each stage timing the assistant reported, over the items where that stage ran."""
+    """p50/p95 of each stage over the items where it ran, plus prompt size and prompt-eval speed."""
     table = {}
     for stage in STAGES:
-        values = [r["stage_timings"][stage] for r in rows if stage in r["stage_timings"]]
-        p50, p95 = percentiles(values)
-        table[stage] = {"n": len(values), "p50_s": p50, "p95_s": p95}
+        values = [r["timings"][f"{stage}_s"] for r in rows if f"{stage}_s" in r["timings"]]
+        if values:
+            table[stage] = summary(values, digits=3)
+    tokens = [r["prompt_tokens"] for r in rows if r.get("prompt_tokens")]
+    speeds = [r["prompt_tokens"] / r["timings"]["prompt_eval_s"] for r in rows if _has_speed(r)]
+    table["prompt_tokens"] = summary(tokens, digits=0)
+    table["prompt_tokens_per_s"] = summary(speeds, digits=1)
     return table
 
 
-def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    items = read_items(Path(args.set))[: args.limit]
-    settings = Settings.load(env={}, corpus=args.corpus, index_dir=workdir, embeddings="e5-small", llm=args.llm)
-    assistant = build_assistant(settings)
-    report = assistant.build_index()
-    baseline = Baseline(settings.corpus, assistant.llm)
-    rows: dict[str, list[dict[str, Any]]] = {"assistant": [], "baseline": []}
-    for n, item in enumerate(items, start=1):
-        rows["assistant"].append({"id": item.id, **run_assistant(assistant, item)})
-        rows["baseline"].append({"id": item.id, **baseline.run(item.turns[-1])})
-        print(f"[{n}/{len(items)}] {item.id}", file=sys.stderr, flush=True)
-    summary = {name: answer_metrics(list(zip(items, r, strict=True))) for name, r in rows.items()}
+def _has_speed(row: dict[str, Any]) -> bool:
+    return bool(row.get("prompt_tokens")) and row["timings"].get("prompt_eval_s", 0) > 0
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    limit = args.limit or (4 if args.quick else None)
+    items = read_items(Path(args.set))[:limit]
+    with tempfile.TemporaryDirectory(prefix="bench-answer-") as tmp:
+        settings = Settings.load(env={}, corpus=args.corpus, index_dir=tmp, embeddings="e5-small", llm=args.llm)
+        assistant = build_assistant(settings)
+        report = assistant.build_index()
+        baseline = Baseline(settings.corpus, assistant.llm)
+        rows = answer_all(assistant, baseline, items)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "answer_rows.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False), encoding="utf-8")
     return {
-        "machine": {"machine": platform.machine(), "cpu_count": os.cpu_count()},
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "set": str(args.set),
+        "set": Path(args.set).name,
+        "items": len(items),
         "models": assistant.models,
-        "index": {"chunks": report.chunks, "seconds": round(report.seconds, 2)},
-        "baseline_chunks": len(baseline.store.get()["ids"]),
-        "summary": summary,
-        "assistant_stages": stage_table(rows["assistant"]),
-        "rows": rows,
+        "chunks": {"assistant": report.chunks, "baseline": len(baseline.store.get()["ids"])},
+        "quality": {name: _quality(items, r) for name, r in rows.items()},
+        "stages": {name: stage_table(r) for name, r in rows.items()},
     }
 
 
-def print_tables(result: dict[str, Any]) -> None:
-    print("| system | " + " | ".join(COLUMNS) + " |")
-    print("|---|" + "---|" * len(COLUMNS))
-    for name, metrics in result["summary"].items():
-        print(f"| {name} | " + " | ".join(str(metrics[c]) for c in COLUMNS) + " |")
-    print("\n| assistant stage | n | p50_s | p95_s |\n|---|---|---|---|")
-    for stage, t in result["assistant_stages"].items():
-        print(f"| {stage} | {t['n']} | {t['p50_s']} | {t['p95_s']} |")
-    m = result["machine"]
-    print(f"\nmachine: {m['machine']}, {m['cpu_count']} cores; models: {result['models']}")
-    print(f"command: {result['command']}")
+def _quality(items: list[Item], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    metrics = answer_metrics(list(zip(items, rows, strict=True)))
+    return {key: metrics[key] for key in QUALITY}
+
+
+def table(part: dict[str, Any]) -> str:
+    """Quality of both systems, then each stage's p50 / p95 side by side."""
+    quality = markdown_table(
+        ["system", *QUALITY], ([name, *(q[k] for k in QUALITY)] for name, q in part["quality"].items())
+    )
+    stages = part["stages"]
+    rows = []
+    for stage in [*STAGES, "prompt_tokens", "prompt_tokens_per_s"]:
+        cells = [_cell(stages[name].get(stage), stage) for name in ("assistant", "baseline")]
+        rows.append([stage.replace("_", " "), *cells])
+    return quality + "\n\n" + markdown_table(["stage (p50 / p95, n)", "assistant", "baseline"], rows)
+
+
+def _cell(stat: dict[str, Any] | None, stage: str) -> str:
+    if not stat or not stat["n"]:
+        return "–"
+    if stage.startswith("prompt_tokens"):
+        return f"{stat['p50']:.0f} / {stat['p95']:.0f}"
+    return f"{dur(stat['p50'])} / {dur(stat['p95'])} ({stat['n']})"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", default=str(ROOT.parent / "shared" / "eval" / "article_qa_dev.jsonl"))
-    parser.add_argument("--corpus", default=str(ROOT / "corpus"))
+    parser = part_parser(__doc__)
+    parser.add_argument("--set", default=str(ARTICLE_QA))
+    parser.add_argument("--corpus", default=str(ARTICLE_CORPUS))
     parser.add_argument("--llm", default="llama-cpp")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N items")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "out"))
+    parser.add_argument("--limit", type=int, default=None, help="only the first N items (--quick: 4)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        result = run(args, Path(tmp))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "answer.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
-    print_tables(result)
+    run_part("latency", args, measure)
+    print(table(read_results()["parts"]["latency"]))
     return 0
 
 
