@@ -17,10 +17,11 @@ from langchain_core.language_models import BaseChatModel
 
 from .answer import Answerer
 from .embeddings import similarity
-from .errors import CorpusError, InputError
+from .errors import AssistantError, CorpusError, InputError
 from .index import Index, Progress, SyncReport
 from .ingest import Skipped, load_corpus
 from .inputs import check_history, check_question
+from .llm import UnavailableChatModel
 from .retrieve import HybridRetriever, LangChainRetriever
 from .settings import Settings
 from .types import Answer, Hit
@@ -54,8 +55,14 @@ class Assistant:
 
     @property
     def llm(self) -> BaseChatModel:
+        """The chat model, made on first use; one that cannot be made (a missing model file or
+        package) is replaced by a stand-in whose every call fails, so answers become quotes saying why."""
         if self._llm is None:
-            self._llm = self._make_llm()
+            try:
+                self._llm = self._make_llm()
+            except AssistantError as exc:
+                log.warning("chat model unavailable (%s): answering with quotes", exc)
+                self._llm = UnavailableChatModel(reason=str(exc))
         return self._llm
 
     @property

@@ -200,6 +200,20 @@ class LlamaCppChat(BaseChatModel):
         return model_file.load(path, self.n_ctx, self.n_threads or max(1, cores - 1), self.n_threads_batch or cores)
 
 
+class UnavailableChatModel(BaseChatModel):
+    """Stands in for a chat model that could not be set up: every call raises `ModelUnavailableError`
+    with the reason, so answers fall back to a quote that says why instead of failing."""
+
+    reason: str
+
+    @property
+    def _llm_type(self) -> str:
+        return "unavailable"
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
+        raise ModelUnavailableError(self.reason)
+
+
 def _as_dict(message: BaseMessage) -> dict[str, str]:
     role = message.role if isinstance(message, ChatMessage) else _ROLES.get(message.type, "user")
     return {"role": role, "content": message.text}

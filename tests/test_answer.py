@@ -145,3 +145,11 @@ def test_a_model_that_is_down_still_gets_a_quoted_answer_to_a_follow_up(indexed)
     answer = assistant_with(indexed, Unreachable()).ask("它的总参数量是多少？", history=["Step-3 模型用了什么架构？"])
     assert "321B" in answer.answer and answer.models["llm"] == "extractive (no generation)"
     assert "connection refused" in answer.answer
+
+
+@pytest.mark.parametrize("llm", ["llama-cpp:/nowhere/model.gguf", "openai:gpt-x"])
+def test_a_chat_model_that_cannot_be_set_up_gives_quotes_that_say_why(indexed, llm):
+    answer = make_assistant(*indexed, llm=llm).ask("Step-3 模型的总参数量是多少？")
+    assert not answer.refused and "321B" in answer.answer and answer.citations
+    assert answer.models["llm"] == "extractive (no generation)" and "生成模型不可用" in answer.answer
+    assert "/nowhere/model.gguf" in answer.answer or "OPENAI" in answer.answer
