@@ -8,8 +8,11 @@ telemetry endpoint fails loudly. Fixtures build real Chroma indexes in temporary
 from __future__ import annotations
 
 import ipaddress
+import os
 import shutil
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -187,3 +190,27 @@ def running(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def run_cli(
+    args: list[str], env: dict[str, str], stdin: str | None = None, prefix: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`assistant ARGS` as a real process (with `env` added to this one's); `prefix` wraps it, e.g. in `unshare`."""
+    return subprocess.run(
+        [*(prefix or []), sys.executable, "-m", "assistant.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def env(article_corpus: Path, tmp_path: Path) -> dict[str, str]:
+    """Settings for a CLI process: a copy of the article, an index in the test's directory, the fake embedder."""
+    return {
+        "ASSISTANT_CORPUS": str(article_corpus),
+        "ASSISTANT_INDEX_DIR": str(tmp_path / "index"),
+        "ASSISTANT_EMBEDDINGS": "fake",
+    }

@@ -1,47 +1,22 @@
 """The `assistant` command as a user runs it: a real process, real flags, real output."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
-from conftest import HIT_FIELDS, SHARED
-
-
-def run(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "assistant.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=300,
-    )
-
-
-@pytest.fixture
-def env(article_corpus: Path, tmp_path: Path) -> dict[str, str]:
-    return {
-        "ASSISTANT_CORPUS": str(article_corpus),
-        "ASSISTANT_INDEX_DIR": str(tmp_path / "index"),
-        "ASSISTANT_EMBEDDINGS": "fake",
-    }
+from conftest import HIT_FIELDS, SHARED, run_cli
 
 
 def test_index_then_reindex_prints_a_summary(env: dict[str, str]):
-    first = run(["index"], env)
+    first = run_cli(["index"], env)
     assert first.returncode == 0, first.stderr
     assert "indexed 1 documents" in first.stdout and "1 added" in first.stdout
-    second = run(["index"], env)
+    second = run_cli(["index"], env)
     assert "no changes; 0 chunks embedded" in second.stdout
 
 
 def test_search_json_has_the_documented_fields(env: dict[str, str]):
-    run(["index"], env)
-    out = run(["search", "首席科学家是谁", "-k", "2", "--json"], env)
+    run_cli(["index"], env)
+    out = run_cli(["search", "首席科学家是谁", "-k", "2", "--json"], env)
     hits = json.loads(out.stdout)
     assert len(hits) == 2
     for hit in hits:
@@ -52,63 +27,63 @@ def test_search_json_has_the_documented_fields(env: dict[str, str]):
 
 
 def test_search_reads_questions_from_stdin_one_json_line_each(env: dict[str, str]):
-    run(["index"], env)
-    out = run(["search", "-", "--json", "-k", "1"], env, stdin="CTO 是谁\n\n印奇是哪家公司的创始人\n")
+    run_cli(["index"], env)
+    out = run_cli(["search", "-", "--json", "-k", "1"], env, stdin="CTO 是谁\n\n印奇是哪家公司的创始人\n")
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert [line["question"] for line in lines] == ["CTO 是谁", "印奇是哪家公司的创始人"]
     assert "朱亦博" in lines[0]["hits"][0]["text"] and "旷视" in lines[1]["hits"][0]["text"]
 
 
 def test_human_output_shows_section_paragraph_and_scores(env: dict[str, str]):
-    run(["index"], env)
-    out = run(["search", "Step-3 总参数量", "-k", "1"], env)
+    run_cli(["index"], env)
+    out = run_cli(["search", "Step-3 总参数量", "-k", "1"], env)
     assert out.returncode == 0
     assert "从技术创新到商业闭环" in out.stdout and "¶" in out.stdout and "bm25" in out.stdout
 
 
 def test_info_before_and_after_indexing(env: dict[str, str]):
-    before = run(["info"], env)
+    before = run_cli(["info"], env)
     assert "not built yet" in before.stdout and "assistant index" in before.stdout
-    run(["index"], env)
-    info = json.loads(run(["info", "--json"], env).stdout)
+    run_cli(["index"], env)
+    info = json.loads(run_cli(["info", "--json"], env).stdout)
     assert info["documents"] == 1 and info["embeddings"] == "fake" and info["chunks"] > 15
 
 
 def test_errors_are_one_line_with_advice_and_an_exit_code(env: dict[str, str], tmp_path: Path):
-    missing = run(["search", "融资"], env)
+    missing = run_cli(["search", "融资"], env)
     assert missing.returncode == 4 and "run `assistant index`" in missing.stderr and "Traceback" not in missing.stderr
-    bad = run(["index", "--embeddings", "word2vec"], env)
+    bad = run_cli(["index", "--embeddings", "word2vec"], env)
     assert bad.returncode == 2 and "unknown embeddings backend" in bad.stderr
-    empty = run(["index", "--corpus", str(tmp_path / "nowhere")], env)
+    empty = run_cli(["index", "--corpus", str(tmp_path / "nowhere")], env)
     assert empty.returncode == 3 and "does not exist" in empty.stderr
-    run(["index"], env)
-    blank = run(["search", "  "], env)
+    run_cli(["index"], env)
+    blank = run_cli(["search", "  "], env)
     assert blank.returncode == 2 and "empty" in blank.stderr
 
 
 def test_flags_override_the_environment(env: dict[str, str], tmp_path: Path):
-    out = run(["index", "--index-dir", str(tmp_path / "elsewhere")], env)
+    out = run_cli(["index", "--index-dir", str(tmp_path / "elsewhere")], env)
     assert str(tmp_path / "elsewhere") in out.stdout
 
 
 def test_eval_retrieval_reports_hit_at_k(env: dict[str, str]):
-    run(["index"], env)
-    out = run(["eval-retrieval", str(SHARED / "eval" / "article_qa_dev.jsonl")], env)
+    run_cli(["index"], env)
+    out = run_cli(["eval-retrieval", str(SHARED / "eval" / "article_qa_dev.jsonl")], env)
     metrics = json.loads(out.stdout)
     assert metrics["questions"] == 25 and 0 < metrics["hit@1"] <= metrics["hit@5"] <= 1
 
 
 def test_ask_json_with_a_scripted_model(env: dict[str, str]):
-    run(["index"], env)
-    out = run(["ask", "印奇是哪家公司的创始人？", "--json", "--llm", "fake:印奇是旷视科技创始人 [1]。"], env)
+    run_cli(["index"], env)
+    out = run_cli(["ask", "印奇是哪家公司的创始人？", "--json", "--llm", "fake:印奇是旷视科技创始人 [1]。"], env)
     answer = json.loads(out.stdout)
     assert answer["answer"] == "印奇是旷视科技创始人。[1]" and not answer["refused"]
     assert answer["citations"][0]["n"] == 1 and "旷视科技创始人" in answer["citations"][0]["quote"]
 
 
 def test_ask_prints_the_answer_then_numbered_sources(env: dict[str, str]):
-    run(["index"], env)
-    out = run(["ask", "印奇是哪家公司的创始人？", "--llm", "fake:印奇是旷视科技创始人 [1]。"], env)
+    run_cli(["index"], env)
+    out = run_cli(["ask", "印奇是哪家公司的创始人？", "--llm", "fake:印奇是旷视科技创始人 [1]。"], env)
     lines = out.stdout.splitlines()
     assert lines[0] == "印奇是旷视科技创始人。[1]"
     assert "Sources:" in lines and any(line.startswith("[1] 从技术创新到商业闭环 · ¶") for line in lines)
@@ -116,14 +91,14 @@ def test_ask_prints_the_answer_then_numbered_sources(env: dict[str, str]):
 
 
 def test_chat_keeps_the_conversation(env: dict[str, str]):
-    run(["index"], env)
-    out = run(["chat", "--fast"], env, stdin="阶跃星辰的 CTO 是谁？\n他有什么特别的经验？\n")
+    run_cli(["index"], env)
+    out = run_cli(["chat", "--fast"], env, stdin="阶跃星辰的 CTO 是谁？\n他有什么特别的经验？\n")
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("文章原文") == 2 and "万卡集群" in out.stdout
 
 
 def test_eval_scores_an_unusable_item_and_goes_on(env: dict[str, str], tmp_path: Path):
-    run(["index"], env)
+    run_cli(["index"], env)
     items = [
         {"id": "a", "turns": [""], "answers": ["x"], "evidence": [], "answerable": True, "type": "entity"},
         {
@@ -137,7 +112,7 @@ def test_eval_scores_an_unusable_item_and_goes_on(env: dict[str, str], tmp_path:
     ]
     path = tmp_path / "set.jsonl"
     path.write_text("\n".join(json.dumps(i, ensure_ascii=False) for i in items), encoding="utf-8")
-    out = run(
+    out = run_cli(
         ["eval", str(path), "--out", str(tmp_path / "pred.jsonl"), "--llm", "fake:印奇是旷视科技创始人 [1]。"], env
     )
     assert out.returncode == 0, out.stderr

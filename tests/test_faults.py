@@ -26,28 +26,9 @@ from assistant.builds import BuildDir
 from assistant.embeddings import FakeEmbeddings
 from assistant.errors import IndexNotFoundError, StoreUnavailableError
 
-from conftest import free_port, make_assistant
+from conftest import free_port, make_assistant, run_cli
 
 CTO = "CTO 是谁"  # the article answers: 朱亦博 (the top passage even with the fake embedder)
-
-
-def cli(args: list[str], env: dict[str, str], prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*(prefix or []), sys.executable, "-m", "assistant.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=300,
-    )
-
-
-@pytest.fixture
-def env(article_corpus: Path, tmp_path: Path) -> dict[str, str]:
-    return {
-        "ASSISTANT_CORPUS": str(article_corpus),
-        "ASSISTANT_INDEX_DIR": str(tmp_path / "index"),
-        "ASSISTANT_EMBEDDINGS": "fake",
-    }
 
 
 def index_here(env: dict[str, str]) -> None:
@@ -78,7 +59,7 @@ def add_synthetic_documents(corpus: Path, count: int) -> None:
 
 def search(question: str, env: dict[str, str], prefix: list[str] | None = None) -> list[dict[str, object]]:
     """`assistant search --json` as a user runs it: the hits, best first."""
-    out = cli(["search", question, "-k", "3", "--json"], env, prefix)
+    out = run_cli(["search", question, "-k", "3", "--json"], env, prefix=prefix)
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
     hits: list[dict[str, object]] = json.loads(out.stdout)
     return hits
@@ -122,7 +103,7 @@ def test_a_killed_index_run_leaves_the_old_index_answering_and_the_next_run_comp
     reader = make_assistant(corpus, index_dir)
     assert {h.chunk.source for h in reader.search("合成文档7号第3段")} == {"stepfun-b-plus-round.txt"}
 
-    again = cli(["index"], env)
+    again = run_cli(["index"], env)
     assert again.returncode == 0, again.stderr
     assert "41 documents" in again.stdout and "40 added" in again.stdout
     assert not new_db.parent.parent.exists(), "the half-built directory was removed"
@@ -135,7 +116,7 @@ def test_a_second_index_run_is_refused_while_one_is_running(env: dict[str, str])
     index_here(env)
     (Path(env["ASSISTANT_CORPUS"]) / "other.txt").write_text("其他\n\n另一篇文章。", encoding="utf-8")
     with BuildDir(index_dir).locked():  # this test process is the run in progress
-        second = cli(["index"], env)
+        second = run_cli(["index"], env)
         assert second.returncode == 10
         assert f"another `assistant index` is running (pid {os.getpid()})" in second.stderr
         assert "Traceback" not in second.stderr
@@ -186,7 +167,7 @@ def test_a_running_assistant_sees_a_reindex_by_another_process_and_requests_in_f
     (article_corpus / "other.txt").write_text(
         "星河科技\n\n星河科技完成了 9 亿元 C 轮融资,由甲基金领投。", encoding="utf-8"
     )
-    reindex = cli(["index"], env)  # another process, as a user would run it
+    reindex = run_cli(["index"], env)  # another process, as a user would run it
     assert reindex.returncode == 0 and "1 added" in reindex.stdout, reindex.stderr
     hits = serving.search("星河科技 C 轮融资", k=1)
     assert hits[0].chunk.source == "other.txt", "the next request reopened the new build"
@@ -225,10 +206,10 @@ def test_a_corrupted_index_says_to_rebuild_and_rebuild_recovers(env: dict[str, s
     index_here(env)
     (current(index_dir) / "chroma.sqlite3").write_bytes(b"not a database" * 1000)
     for args in (["search", CTO], ["index"]):
-        out = cli(args, env)
+        out = run_cli(args, env)
         assert out.returncode == 9, (args, out.stderr)
         assert "assistant index --rebuild" in out.stderr and "Traceback" not in out.stderr
-    rebuilt = cli(["index", "--rebuild"], env)
+    rebuilt = run_cli(["index", "--rebuild"], env)
     assert rebuilt.returncode == 0 and "1 added" in rebuilt.stdout, rebuilt.stderr
     assert "朱亦博" in str(search(CTO, env)[0]["text"])
 
@@ -255,7 +236,7 @@ def test_a_read_only_index_can_be_searched_and_indexing_says_what_to_do(env: dic
     prefix = read_only_prefix(index_dir)
     try:
         assert "朱亦博" in str(search(CTO, env, prefix)[0]["text"])
-        index = cli(["index"], env, prefix)
+        index = run_cli(["index"], env, prefix=prefix)
     finally:
         for path in [index_dir, *index_dir.rglob("*")]:
             path.chmod(path.stat().st_mode | 0o200)
