@@ -25,8 +25,9 @@ from .types import Answer, Hit
 if TYPE_CHECKING:
     from .core import Assistant
 
-# Commands that embed a query or the corpus: their embedding model loads while the rest imports.
-PRELOAD = {"index", "search", "ask", "chat", "serve", "slack", "eval", "eval-retrieval"}
+# Commands that embed a query: their embedding model loads while the rest imports (not `index`: an
+# unchanged corpus embeds nothing).
+PRELOAD = {"search", "ask", "chat", "serve", "slack", "eval", "eval-retrieval"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,7 +259,7 @@ def cmd_gate(assistant: Assistant, args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .factory import build_assistant
-    from .gate import check, load_suites, run_suite, table
+    from .gate import check, default_index_root, load_suites, run_suite, suite_settings, table
 
     suites = load_suites(Path(args.config))
     if args.suite:
@@ -266,12 +267,10 @@ def cmd_gate(assistant: Assistant, args: argparse.Namespace) -> int:
         if unknown:
             raise ConfigurationError(f"no suite {sorted(unknown)} in {args.config}: it has {[s.name for s in suites]}")
         suites = [s for s in suites if s.name in args.suite]
+    index_root = Path(args.index_dir) if args.index_dir else default_index_root()  # each suite's own index
     rows, report = [], {}
     for suite in suites:
-        settings = Settings.load(
-            corpus=suite.corpus, embeddings=args.embeddings, llm=args.llm, chroma_url=args.chroma_url
-        )
-        runner = build_assistant(settings)
+        runner = build_assistant(suite_settings(suite, index_root, embeddings=args.embeddings, llm=args.llm))
         runner.build_index()
         print(f"suite {suite.name}: {suite.eval_file.name} over {suite.corpus}", file=sys.stderr)
         metrics = run_suite(

@@ -119,7 +119,10 @@ class LazyEmbeddings(Embeddings):
         """Load the model and embed one query on a background thread, while the caller imports and
         opens the index. The e5 engine does its one-time set-up on the first query (~0.8 s) in C,
         outside the GIL, so on two cores this hides it from a cold `assistant ask`. A failure is
-        left for the first real use to report."""
+        left for the first real use to report. Only e5: the other backends load in Python (torch
+        imports), which gains nothing and could race the main thread's imports."""
+        if self.name != "e5-small":
+            return
 
         def load() -> None:
             try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import AssistantError
+from .errors import AssistantError, InputError, ModelUnavailableError
 from .keyword import squash
 from .types import Hit
 
@@ -94,7 +94,7 @@ def retrieval_metrics(
         started = time.perf_counter()
         try:
             hits = search(item.turns[-1], depth, item.turns[:-1])
-        except AssistantError:  # a question the assistant rejects (e.g. blank) retrieves nothing: a miss
+        except InputError:  # a question the assistant rejects (e.g. blank) retrieves nothing: a miss
             hits = []
         latencies.append(time.perf_counter() - started)
         first = next((h.rank for h in hits if is_hit(h, item)), None)
@@ -127,12 +127,17 @@ def run_answers(
 ) -> list[tuple[Item, dict[str, Any]]]:
     """Ask every item (its earlier turns as history); each answer dict gets `id` and `latency_s`.
     An item the assistant rejects (e.g. an empty question) scores as a refusal carrying the error."""
+    if not fast:
+        from .llm import UnavailableChatModel
+
+        if isinstance(assistant.llm, UnavailableChatModel):  # its answers would be quotes, measured as the model's
+            raise ModelUnavailableError(f"evaluating the chat model, which is unavailable: {assistant.llm.reason}")
     results = []
     for n, item in enumerate(items, start=1):
         started = time.perf_counter()
         try:
             answer = assistant.ask(item.turns[-1], history=item.turns[:-1], fast=fast).to_dict()
-        except AssistantError as exc:
+        except InputError as exc:  # a broken index or store is not a wrong answer: it stops the run
             answer = {"question": item.turns[-1], "answer": "", "refused": True, "citations": [], "timings": {}}
             answer |= {"models": assistant.models, "related": [], "error": str(exc)}
         record = {"id": item.id, **answer, "latency_s": round(time.perf_counter() - started, 3)}

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError
 from .evaluate import answer_metrics, read_items, run_answers, sample
+from .settings import Settings, collection_name
 
 if TYPE_CHECKING:
     from .core import Assistant
@@ -65,6 +66,20 @@ def load_suites(path: Path) -> list[Suite]:
     if not suites:
         raise ConfigurationError(f"{path} defines no [suites.<name>] table")
     return suites
+
+
+def default_index_root() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("assistant", appauthor=False)) / "gate"
+
+
+def suite_settings(suite: Suite, index_root: Path, embeddings: str | None, llm: str | None) -> Settings:
+    """Settings for one suite: its corpus, in an embedded index of its own under `index_root`,
+    whatever ASSISTANT_INDEX_DIR, ASSISTANT_COLLECTION or ASSISTANT_CHROMA_URL say, so the gate
+    never writes into an index a user or a server relies on. `embeddings` and `llm` override the settings."""
+    settings = Settings.load(corpus=suite.corpus, index_dir=index_root / suite.name, embeddings=embeddings, llm=llm)
+    return replace(settings, chroma_url=None, collection=collection_name(suite.corpus))
 
 
 def run_suite(

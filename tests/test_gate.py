@@ -13,6 +13,7 @@ import pytest
 
 from assistant.cli import main
 from assistant.core import Assistant
+from assistant.errors import ModelUnavailableError
 from assistant.gate import Suite, check, load_suites, run_suite
 from assistant.retrieve import HybridRetriever
 from assistant.types import Hit
@@ -94,19 +95,30 @@ def write_gate(path: Path, corpus: Path, minimum: str) -> Path:
 
 
 def test_gate_command_exits_1_on_a_breach_and_0_on_a_pass(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("ASSISTANT_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("ASSISTANT_CHROMA_URL", "http://127.0.0.1:9")  # a user's server: the gate leaves it alone
+    monkeypatch.setenv("ASSISTANT_COLLECTION", "users-own")
+    index_root = tmp_path / "gate-indexes"
     corpus = tmp_path / "corpus"
     shutil.copytree(ARTICLE_DIR, corpus)
 
     impossible = write_gate(tmp_path / "strict.toml", corpus, "answer_accuracy = 1.01")
-    assert main(["gate", "--config", str(impossible), "--embeddings", "fake", "--out", str(tmp_path / "r.json")]) == 1
+    flags = ["--embeddings", "fake", "--index-dir", str(index_root)]
+    assert main(["gate", "--config", str(impossible), *flags, "--out", str(tmp_path / "r.json")]) == 1
     out = capsys.readouterr().out
     assert "| tiny | answer_accuracy |" in out and "FAIL tiny: answer_accuracy" in out
     assert '"breaches"' in (tmp_path / "r.json").read_text(encoding="utf-8")
 
     lenient = write_gate(tmp_path / "lenient.toml", corpus, "answer_accuracy = 0.0")
-    assert main(["gate", "--config", str(lenient), "--embeddings", "fake"]) == 0
+    assert main(["gate", "--config", str(lenient), *flags]) == 0
     assert "quality gate passed" in capsys.readouterr().out
+    assert (index_root / "tiny" / "CURRENT").exists()
+
+
+def test_a_model_suite_refuses_to_run_without_the_chat_model(article: Assistant):
+    """Otherwise its answers would be quotes, and a model gate could pass on them."""
+    no_model = make_assistant_like(article, llm="llama-cpp:/nowhere/model.gguf")
+    with pytest.raises(ModelUnavailableError, match="evaluating the chat model, which is unavailable: no model file"):
+        run_suite(no_model, suite("article"))
 
 
 @pytest.mark.parametrize(
