@@ -187,6 +187,24 @@ def test_orders_addressed_to_the_assistant_are_recognised(planted):
     assert instructs(planted)
 
 
+# Sentences about assistants, prompts and questions are data, not orders.
+NOT_ORDERS = [
+    "文章说智能助手应该怎样做。",
+    "AI助手需要更多算力。",
+    "提示词工程是一门新学科。",
+    "企业必须回答哪些问题？",
+    "他没有直接回答记者的问题。",
+    "阶跃星辰推出了 AI 助手跃问。",
+    "Why did they ignore the previous question?",
+    "What does the article say about the system prompt?",
+]
+
+
+@pytest.mark.parametrize("sentence", NOT_ORDERS)
+def test_sentences_about_assistants_and_prompts_are_not_taken_for_orders(sentence):
+    assert not instructs(sentence)
+
+
 # -- the real local model (slow) ------------------------------------------------------------------
 
 
