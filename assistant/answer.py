@@ -265,8 +265,10 @@ def _relevant(hits: list[Hit]) -> bool:
 
 
 def _split_terminator(text: str) -> tuple[str, str]:
+    """The sentence and its one closing mark ("好。。" -> "好", "。": a doubled stop would split the
+    sentence from its marker)."""
     m = re.search(r"[。！？!?.]+$", text)
-    return (text[: m.start()].rstrip(), m.group()) if m else (text, "")
+    return (text[: m.start()].rstrip(), m.group()[-1]) if m else (text, "")
 
 
 def _prompt(system: str, user: str) -> ChatPromptTemplate:

@@ -153,3 +153,10 @@ def test_a_chat_model_that_cannot_be_set_up_gives_quotes_that_say_why(indexed, l
     assert not answer.refused and "321B" in answer.answer and answer.citations
     assert answer.models["llm"] == "extractive (no generation)" and "生成模型不可用" in answer.answer
     assert "/nowhere/model.gguf" in answer.answer or "OPENAI" in answer.answer
+
+
+def test_a_doubled_full_stop_keeps_the_marker_with_its_sentence(indexed):
+    answer = assistant_with(indexed, scripted("Step-3 每次推理仅激活 38B 参数。。[1]")).ask(
+        "Step-3 每次推理激活多少参数？"
+    )
+    assert answer.answer == "Step-3 每次推理仅激活 38B 参数。[1]"
