@@ -187,6 +187,8 @@ class Index:
             plan = Plan.between(existing, documents)
             embedded, total = 0, sum(d["chunks"] for d in existing.values())
             if rebuild or plan.stale or plan.removed:
+                if plan.stale:  # load the model first: its errors are about the model, not the index directory
+                    self.embeddings.embed_query("warm-up")
                 with self.source.writing(copy=readable) as client:
                     if rebuild and readable:
                         _drop_collection(client, self.collection_name)
