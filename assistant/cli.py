@@ -1,14 +1,14 @@
 """The `assistant` command: index, search, ask (once or as a chat), evaluate, show the index, run the Slack bot.
 
 Parses flags (which override `ASSISTANT_*` settings), builds one `Assistant`, and renders its
-values for a terminal or as JSON. `AssistantError`s become a one-line message and an exit code;
-nothing else here decides anything about retrieval.
+values for a terminal or as JSON (the measuring commands, `eval`, `eval-retrieval` and `gate`, are
+in `cli_eval`). `AssistantError`s become a one-line message and an exit code; nothing else here
+decides anything about retrieval.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import re
@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .errors import AssistantError, ConfigurationError, InputError
+from .cli_eval import cmd_eval, cmd_eval_retrieval, cmd_gate
+from .errors import AssistantError, InputError
 from .inputs import check_question
 from .settings import Settings
 from .types import Answer, Hit
@@ -231,68 +232,6 @@ def cmd_serve(assistant: Assistant, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from .evaluate import answer_metrics, read_items, run_answers, sample
-
-    items = read_items(Path(args.file))
-    if args.sample:
-        items = sample(items, args.sample)
-    if args.index:
-        cmd_index(assistant, argparse.Namespace(rebuild=False, summary_to=sys.stderr))
-    with open(args.out, "w", encoding="utf-8") if args.out else contextlib.nullcontext() as out:
-
-        def report(n: int, record: dict[str, Any]) -> None:
-            if out:
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-                out.flush()
-            print(f"[{n}/{len(items)}] {record['id']} {record['latency_s']:.1f}s", file=sys.stderr)
-
-        results = run_answers(assistant, items, fast=args.fast, on_result=report)
-    print(json.dumps(answer_metrics(results), ensure_ascii=False, indent=2))
-    return 0
-
-
-def cmd_gate(assistant: Assistant, args: argparse.Namespace) -> int:
-    """Run each suite over its own corpus and index; exit 1 if any metric breaches its threshold."""
-    from pathlib import Path
-
-    from .factory import build_assistant
-    from .gate import check, default_index_root, load_suites, run_suite, suite_settings, table
-
-    suites = load_suites(Path(args.config))
-    if args.suite:
-        unknown = set(args.suite) - {s.name for s in suites}
-        if unknown:
-            raise ConfigurationError(f"no suite {sorted(unknown)} in {args.config}: it has {[s.name for s in suites]}")
-        suites = [s for s in suites if s.name in args.suite]
-    index_root = Path(args.index_dir) if args.index_dir else default_index_root()  # each suite's own index
-    rows, report = [], {}
-    for suite in suites:
-        runner = build_assistant(suite_settings(suite, index_root, embeddings=args.embeddings, llm=args.llm))
-        runner.build_index()
-        print(f"suite {suite.name}: {suite.eval_file.name} over {suite.corpus}", file=sys.stderr)
-        metrics = run_suite(
-            runner, suite, on_result=lambda n, r: print(f"  [{n}] {r['id']} {r['latency_s']:.1f}s", file=sys.stderr)
-        )
-        rows.append((suite, metrics))
-        report[suite.name] = {"breaches": check(metrics, suite), **metrics}
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-    print(table(rows))
-    breaches = [line for r in report.values() for line in r["breaches"]]
-    for name, r in report.items():
-        if r["breaches"]:
-            print(f"\nfailures of {name}:")
-            for f in r["failures"]:
-                print(f"  {f['id']} ({f['type']}): {f['question']}")
-                print(f"    expected {f['expected']}, got {f['got']!r}, cited {f['cited']!r}")
-    print("\n" + ("\n".join(f"FAIL {line}" for line in breaches) if breaches else "quality gate passed"))
-    return 1 if breaches else 0
-
-
 def _ask_streaming(assistant: Assistant, question: str, history: list[str], fast: bool, show_draft: bool) -> Answer:
     """Ask, showing the model's draft on stderr as it streams (when stderr is a terminal)."""
     draft = show_draft and sys.stderr.isatty()
@@ -327,22 +266,6 @@ def render_answer(answer: Answer) -> str:
 def _printable(text: str) -> str:
     """Corpus text made safe for a terminal: control characters (escape sequences) shown as �."""
     return re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", "\ufffd", text)
-
-
-def cmd_eval_retrieval(assistant: Assistant, args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from .evaluate import read_items, retrieval_metrics
-
-    items = read_items(Path(args.file))
-    if args.index:
-        cmd_index(assistant, argparse.Namespace(rebuild=False, summary_to=sys.stderr))
-    metrics = retrieval_metrics(lambda q, k, history: assistant.search(q, k=k, history=history), items)
-    misses = metrics.pop("not_first")
-    if args.misses:
-        metrics["not_first"] = misses
-    print(json.dumps(metrics, ensure_ascii=False, indent=2))
-    return 0
 
 
 def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
