@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import ARTICLE_CORPUS, ARTICLE_QA, OUT, dur, markdown_table, part_parser, read_results, run_part, summary
+from common import ARTICLE_CORPUS, ARTICLE_QA, OUT, dur, markdown_table, part_parser, run_part, summary
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
@@ -235,9 +235,7 @@ def main() -> int:
     parser.add_argument("--llm", default="llama-cpp")
     parser.add_argument("--limit", type=int, default=None, help="only the first N items (--quick: 4)")
     args = parser.parse_args()
-    run_part("latency", args, measure)
-    print(table(read_results()["parts"]["latency"]))
-    return 0
+    return run_part("latency", args, measure, table)
 
 
 if __name__ == "__main__":

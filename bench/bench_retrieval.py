@@ -27,7 +27,6 @@ from common import (
     free_port,
     markdown_table,
     part_parser,
-    read_results,
     run_part,
     wait_for_http,
 )
@@ -102,9 +101,7 @@ def table(part: dict[str, Any]) -> str:
 
 def main() -> int:
     args = part_parser(__doc__).parse_args()
-    run_part("stores", args, measure)
-    print(table(read_results()["parts"]["stores"]))
-    return 0
+    return run_part("stores", args, measure, table)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from common import (
     dur,
     markdown_table,
     part_parser,
-    read_results,
     run_part,
     summary,
     timed_run,
@@ -101,9 +100,7 @@ def table(part: dict[str, Any]) -> str:
 
 def main() -> int:
     args = part_parser(__doc__).parse_args()
-    run_part("cold_start", args, measure)
-    print(table(read_results()["parts"]["cold_start"]))
-    return 0
+    return run_part("cold_start", args, measure, table)
 
 
 if __name__ == "__main__":

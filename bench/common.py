@@ -127,8 +127,14 @@ def part_parser(doc: str | None) -> argparse.ArgumentParser:
     return parser
 
 
-def run_part(name: str, args: argparse.Namespace, measure: Callable[[argparse.Namespace], dict[str, Any]]) -> None:
-    """Run `measure`, wrap its result with the load and wall time around it, and record it."""
+def run_part(
+    name: str,
+    args: argparse.Namespace,
+    measure: Callable[[argparse.Namespace], dict[str, Any]],
+    table: Callable[[dict[str, Any]], str],
+) -> int:
+    """Run `measure`, wrap its result with the load and wall time around it, record it, and print
+    the part's `table` from the results file (a part script's whole `main`)."""
     load_before, started = load_average(), time.perf_counter()
     data = measure(args)
     meta = {
@@ -140,6 +146,8 @@ def run_part(name: str, args: argparse.Namespace, measure: Callable[[argparse.Na
         "load_after": load_average(),
     }
     record_part(name, {**meta, **data})
+    print(table(read_results()["parts"][name]))
+    return 0
 
 
 # -- processes -------------------------------------------------------------------------------------

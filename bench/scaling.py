@@ -25,7 +25,6 @@ from common import (
     dur,
     markdown_table,
     part_parser,
-    read_results,
     run_json,
     run_part,
     timed_run,
@@ -101,9 +100,7 @@ def main() -> int:
     parser = part_parser(__doc__)
     parser.add_argument("--synthetic", type=int, help="passages in the synthetic corpus (default 10,000)")
     args = parser.parse_args()
-    run_part("scaling", args, measure)
-    print(table(read_results()["parts"]["scaling"]))
-    return 0
+    return run_part("scaling", args, measure, table)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from common import (
     memory_mb,
     part_parser,
     process_tree,
-    read_results,
     run_part,
     timed_run,
     wait_for_http,
@@ -126,9 +125,7 @@ def table(part: dict[str, Any]) -> str:
 
 def main() -> int:
     args = part_parser(__doc__).parse_args()
-    run_part("serve_memory", args, measure)
-    print(table(read_results()["parts"]["serve_memory"]))
-    return 0
+    return run_part("serve_memory", args, measure, table)
 
 
 if __name__ == "__main__":
