@@ -13,6 +13,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -214,3 +216,37 @@ def env(article_corpus: Path, tmp_path: Path) -> dict[str, str]:
         "ASSISTANT_INDEX_DIR": str(tmp_path / "index"),
         "ASSISTANT_EMBEDDINGS": "fake",
     }
+
+
+class ChromaServer:
+    """`chroma run` on a fixed port and data directory, so it can be killed and started again."""
+
+    def __init__(self, data: Path) -> None:
+        self.data, self.port = data, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        chroma = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
+        log = open(self.data / "server.log", "ab")  # noqa: SIM115 - the server process owns it
+        self.proc = subprocess.Popen(
+            [chroma, "run", "--path", str(self.data / "db"), "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+        )
+        log.close()
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.url}/api/v2/heartbeat", timeout=1).read()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError((self.data / "server.log").read_text(errors="replace")[-2000:]) from None
+                time.sleep(0.2)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=20)

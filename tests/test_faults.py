@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from assistant.builds import BuildDir
 from assistant.embeddings import FakeEmbeddings
 from assistant.errors import IndexNotFoundError, StoreUnavailableError
 
-from conftest import free_port, make_assistant, run_cli
+from conftest import ChromaServer, make_assistant, run_cli
 
 CTO = "CTO 是谁"  # the article answers: 朱亦博 (the top passage even with the fake embedder)
 
@@ -246,40 +244,6 @@ def test_a_read_only_index_can_be_searched_and_indexing_says_what_to_do(env: dic
 
 
 # -- a Chroma server that goes away ------------------------------------------------------------------
-
-
-class ChromaServer:
-    """`chroma run` on a fixed port and data directory, so it can be killed and started again."""
-
-    def __init__(self, data: Path) -> None:
-        self.data, self.port = data, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        chroma = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
-        log = open(self.data / "server.log", "ab")  # noqa: SIM115 - the server process owns it
-        self.proc = subprocess.Popen(
-            [chroma, "run", "--path", str(self.data / "db"), "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-        )
-        log.close()
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.url}/api/v2/heartbeat", timeout=1).read()
-                return
-            except OSError:
-                if self.proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError((self.data / "server.log").read_text(errors="replace")[-2000:]) from None
-                time.sleep(0.2)
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=20)
 
 
 @pytest.fixture

@@ -1,11 +1,6 @@
 """The client/server path: a real `chroma run` server on loopback, shared by two assistants."""
 
 import os
-import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,14 +8,9 @@ import pytest
 
 from assistant.errors import StoreUnavailableError
 
-from conftest import free_port, make_assistant
+from conftest import ChromaServer, free_port, make_assistant
 
 pytestmark = pytest.mark.server
-
-
-def chroma_command() -> str:
-    found = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -29,31 +19,12 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if os.environ.get("ASSISTANT_TEST_CHROMA_URL"):
         yield os.environ["ASSISTANT_TEST_CHROMA_URL"]
         return
-    port = free_port()
-    data = tmp_path_factory.mktemp("chroma-server")
-    log = open(data / "server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [chroma_command(), "run", "--path", str(data / "db"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = ChromaServer(tmp_path_factory.mktemp("chroma-server"))
+    server.start()
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError((data / "server.log").read_text(errors="replace")[-2000:]) from None
-                time.sleep(0.3)
-        yield url
+        yield server.url
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
+        server.kill()
 
 
 def test_index_on_a_server_and_search_from_another_client(article_corpus: Path, tmp_path: Path, chroma_url: str):
