@@ -3,9 +3,9 @@
 The LCEL chains (`prompt | model | parser`) condense a follow-up into a standalone question only
 when it leans on the conversation, translate a question for retrieval when it is in another
 script than the corpus, and answer from the few best passages with `[n]` markers. Tokens stream
-as they come; the final `Answer` holds only sentences `verify` found supported. Refusal is decided
-from evidence (nothing relevant retrieved, or nothing verified), never left to the model; when the
-model fails or times out, the extractive answer (`extract`) stands in and says so. The question
+as they come; the final `Answer` holds only sentences `verify` found supported. Whether to answer
+at all is `decide`'s (before the model and after it, with a reason), never left to the model alone;
+when the model fails or times out, the extractive answer (`extract`) stands in and says so. The question
 and history are checked by `inputs` first (an `InputError` says what is wrong); sentences of the
 question that give the assistant orders (`injection`) are not searched for or shown to the model.
 """
@@ -24,23 +24,23 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable
 
 from . import prompts
-from .extract import best_sentences, is_english, prompt_passages
+from .decide import NOT_COVERED, REASONS, Decision, Verdict, VerifyPolicy, after_model, before_model, judge
+from .extract import best_sentences, in_english, is_english, prompt_passages
+from .followup import resolve
 from .injection import data_only
 from .inputs import check_history, check_question
+from .keyword import squash
 from .llm import explain_error
+from .question import read as read_question
+from .question import unmet_constraints
 from .retrieve import HybridRetriever
 from .types import Answer, Chunk, Citation, Hit
-from .verify import Similarity, Verdict, grounded, verify
+from .verify import Similarity, score_claims
 
 log = logging.getLogger(__name__)
 
 _FOLLOW_UP = re.compile(
     r"他|她|它|其|该|这|那|此|上述|前者|后者|\b(he|she|it|its|his|her|they|their|them|this|that|these|those)\b", re.I
-)
-_MODEL_REFUSES = re.compile(
-    r"没有提到|未提及|没有提及|未提到|无法回答|没有相关|不知道|无法确定|没有给出|does not (say|mention|specify)|"
-    r"not mentioned|no information|cannot (answer|determine)|not (provided|specified|stated)",
-    re.I,
 )
 
 
@@ -48,6 +48,7 @@ _MODEL_REFUSES = re.compile(
 class AnswerSettings:
     passages: int = 3  # how many passages reach the prompt
     max_tokens: int = 160
+    policy: VerifyPolicy = VerifyPolicy()  # the cut-offs of the refusal decision (see `decide`)
 
 
 class Answerer:
@@ -99,11 +100,12 @@ class Answerer:
         standalone = self._standalone(question, history, timings, fast)
         query, hits = self._retrieve(standalone, question, history, timings, fast)
         english = is_english(question)
-        if not _relevant(hits) or (not english and not grounded(query, [h.chunk for h in hits[:3]])):
-            yield self._refusal(question, english, hits, timings, started)
+        decision = before_model(query, hits, self.settings.policy, english, self.settings.passages)
+        if decision.refused:
+            yield self._refusal(question, english, hits, timings, started, decision)
             return
         if fast:
-            yield self._extractive(question, english, hits, timings, started)
+            yield self._extractive(question, english, hits, timings, started, query=query, standalone=standalone)
             return
         chunks = [h.chunk for h in hits[: self.settings.passages]]
         raw: list[str] = []
@@ -113,16 +115,34 @@ class Answerer:
         except Exception as exc:  # a model that is missing, failing or too slow: quote instead
             reason = explain_error(exc) or exc
             log.warning("chat model failed (%s); answering with a quote instead", reason)
-            yield self._extractive(question, english, hits, timings, started, note=str(reason))
+            yield self._extractive(
+                question, english, hits, timings, started, note=str(reason), query=query, standalone=standalone
+            )
             return
         yield self._finish(question, query, english, "".join(raw), hits, timings, started)
+
+    def evidence(self, question: str) -> tuple[str, list[Hit]]:
+        """The search query (translated when needed) and the hits, for a standalone question."""
+        return self._retrieve(question, question, [], {}, False)
+
+    def draft(self, question: str, query: str, hits: list[Hit]) -> str:
+        """The model's raw answer from the passages of `hits` (unverified; for calibration)."""
+        chunks = [h.chunk for h in hits[: self.settings.passages]]
+        chain = self.answer_en if is_english(question) else self.answer_zh
+        return chain.invoke({"passages": prompt_passages(chunks, query, self.retriever.weight), "question": question})
 
     # -- stages ----------------------------------------------------------------------------------
 
     def _standalone(self, question: str, history: list[str], timings: dict[str, float], fast: bool) -> str:
-        if fast or not history or not needs_condensing(question):
+        if not history or not needs_condensing(question):
             return question
         t = time.perf_counter()
+        if resolved := resolve(question, history):  # a pronoun resolved by rule: no model call
+            timings["condense_s"] = time.perf_counter() - t
+            log.info("resolved %r -> %r", question, resolved)
+            return resolved
+        if fast:
+            return question
         rewritten = _one_line(self._quietly(self.condense, {"history": "\n".join(history[-4:]), "question": question}))
         timings["condense_s"] = time.perf_counter() - t
         log.info("condensed %r -> %r", question, rewritten)
@@ -173,14 +193,19 @@ class Answerer:
         t = time.perf_counter()
         translate = self._claim_to_chinese if english and self.retriever.corpus_is_cjk else None
         # a translated question is too loose a probe (内存 for 显存): English claims are checked on their own
-        verdict = verify(raw, chunks, self.similarity, english, translate, question="" if english else query)
+        probe = "" if english else query
+        verdict = judge(score_claims(raw, chunks, probe, self.similarity, english, translate), self.settings.policy)
+        decision = after_model(raw, verdict)
         timings["verify_s"] = time.perf_counter() - t
-        log.info("model said %r; kept %d claims, dropped %r", raw, len(verdict.claims), verdict.dropped)
-        if not verdict.claims or _MODEL_REFUSES.search(raw):
-            return self._refusal(question, english, hits, timings, started)
+        log.info("model said %r; kept %d claims, dropped %r; %s", raw, len(verdict.claims), verdict.dropped, decision)
+        if decision.refused:
+            return self._refusal(question, english, hits, timings, started, decision, verdict)
+        if english:  # an answer to an English question reads as English, its quoted names as written
+            verdict = replace(verdict, claims=[replace(c, text=in_english(question, c.text)) for c in verdict.claims])
         text, citations = render(verdict, chunks, self.source_path)
         timings["total_s"] = time.perf_counter() - started
-        return Answer(question, text, False, citations, timings, self.models)
+        report = tuple(verdict.report)
+        return Answer(question, text, False, citations, timings, self.models, verification=report)
 
     def _claim_to_chinese(self, claim: str, passage: str) -> str:
         """An English claim in the passage's Chinese wording, so it can be checked word by word."""
@@ -202,10 +227,19 @@ class Answerer:
         timings: dict[str, float],
         started: float,
         note: str | None = None,
+        query: str = "",
+        standalone: str = "",
     ) -> Answer:
-        chunk, quote = best_sentences(question, hits[: self.settings.passages], self.retriever.weight, self.similarity)
+        """A cited quote of the sentence that best matches `standalone` (the question made standalone)."""
+        chunk, quote = best_sentences(
+            standalone or question, hits[: self.settings.passages], self.retriever.weight, self.similarity
+        )
         if quote is None:
-            return self._refusal(question, english, hits, timings, started)
+            return self._refusal(question, english, hits, timings, started, Decision(True, NOT_COVERED, "no quote"))
+        unmet = unmet_constraints(read_question(query), squash(f"{chunk.title} {chunk.text}")) if query else []
+        if self.settings.policy.constraints and unmet and not english:
+            decision = Decision(True, NOT_COVERED, f"constraint {unmet[0]}")
+            return self._refusal(question, english, hits, timings, started, decision)
         lead = prompts.EXTRACTIVE_EN if english else prompts.EXTRACTIVE_ZH
         text = f"{lead} “{quote}” [1]"
         if note:
@@ -215,12 +249,21 @@ class Answerer:
         return Answer(question, text, False, (self._cite(1, chunk, quote),), timings, models)
 
     def _refusal(
-        self, question: str, english: bool, hits: list[Hit], timings: dict[str, float], started: float
+        self,
+        question: str,
+        english: bool,
+        hits: list[Hit],
+        timings: dict[str, float],
+        started: float,
+        decision: Decision,
+        verdict: Verdict | None = None,
     ) -> Answer:
         related = tuple(self._closest(i, question, h) for i, h in enumerate(hits[:3], start=1))
         timings["total_s"] = time.perf_counter() - started
         text = prompts.REFUSAL_EN if english else prompts.REFUSAL_ZH
-        return Answer(question, text, True, (), timings, self.models, related)
+        report = tuple(verdict.report) if verdict else ()
+        log.info("refused (%s: %s): %s", decision.reason, REASONS.get(decision.reason or "", ""), decision.detail)
+        return Answer(question, text, True, (), timings, self.models, related, decision.reason, decision.detail, report)
 
     def _closest(self, n: int, question: str, hit: Hit) -> Citation:
         """A related passage for a refusal, with its sentence closest to the question."""
@@ -257,11 +300,6 @@ def needs_condensing(question: str) -> bool:
     """A follow-up that leans on the conversation: pronouns, "那…呢", or too short to stand alone."""
     q = question.strip()
     return bool(_FOLLOW_UP.search(q)) or len(q) <= 6 or q.endswith("呢？") or q.endswith("呢")
-
-
-def _relevant(hits: list[Hit]) -> bool:
-    """Some passage shares a keyword with the question (dense similarity alone always finds *something*)."""
-    return any(h.keyword_rank is not None for h in hits[:3])
 
 
 def _split_terminator(text: str) -> tuple[str, str]:

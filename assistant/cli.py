@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .cli_eval import cmd_eval, cmd_eval_retrieval, cmd_gate
+from .cli_tune import cmd_calibrate
 from .errors import AssistantError, InputError
 from .inputs import check_question
 from .settings import Settings
@@ -113,6 +114,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", action="append", help="run only this suite (repeatable)")
     p.add_argument("--out", help="write every suite's metrics and failures here (JSON)")
     p.set_defaults(run=cmd_gate)
+
+    p = sub.add_parser("calibrate", parents=[common], help="choose the refusal cut-offs on the calibration sets")
+    p.add_argument(
+        "--collect",
+        type=int,
+        metavar="N",
+        help="first draft N more answerable and N unanswerable questions per set (real model, resumable)",
+    )
+    p.add_argument("--set", action="append", help="with --collect: only this set (drcd, cmrc-withheld, shifted)")
+    p.add_argument("--split", default="calibrate", help="calibrate (default) or holdout")
+    p.add_argument("--out", help="where drafts, sweep.json and curve.png go (default docs/calibration)")
+    p.set_defaults(run=cmd_calibrate)
 
     p = sub.add_parser("eval-retrieval", parents=[common], help="retrieval hit@1/3/5 on an eval set (JSON Lines)")
     p.add_argument("file", help="eval set, e.g. ../shared/eval/article_qa_dev.jsonl")
@@ -250,6 +263,11 @@ def _ask_streaming(assistant: Assistant, question: str, history: list[str], fast
 def render_answer(answer: Answer) -> str:
     """The answer, then its numbered sources (section, paragraph, quote), then models and time."""
     lines = [answer.answer, ""]
+    if answer.refused and answer.refusal_reason:
+        from .decide import REASONS
+
+        why = REASONS.get(answer.refusal_reason, answer.refusal_reason)
+        lines[-1:] = [f"(why: {why}{f' — {answer.refusal_detail}' if answer.refusal_detail else ''})", ""]
     sources = answer.related if answer.refused else answer.citations
     if sources:
         lines.append("Closest passages (not cited):" if answer.refused else "Sources:")

@@ -32,6 +32,22 @@ def is_english(text: str) -> bool:
     return bool(letters) and cjk < 0.3 * len(letters) and not _CHINESE_GRAMMAR.search(text)
 
 
+_ASKS = re.compile(r"^\s*(who|what|which)\s+(is|are|was|were)\s+(.+?)\s*\??\s*$", re.I)
+
+
+def in_english(question: str, claim: str) -> str:
+    """A sentence the model wrote in Chinese for an English question, framed in English ("The CEO of
+    StepFun is 姜大昕."); the Chinese words stay as the passage writes them, so they remain checkable."""
+    cjk = sum("\u4e00" <= c <= "\u9fff" for c in claim)
+    if cjk < 0.3 * max(1, sum(c.isalpha() for c in claim)):
+        return claim
+    body = claim.rstrip("。.!！ ")
+    if m := _ASKS.match(question):
+        subject = m.group(3)[0].upper() + m.group(3)[1:]
+        return f"{subject} {m.group(2).lower()} {body}."
+    return f"The article says: {body}."
+
+
 def best_sentences(
     question: str, hits: Sequence[Hit], weight: Weight, similarity: Similarity | None = None
 ) -> tuple[Chunk, str | None]:
@@ -64,7 +80,9 @@ def prompt_passages(chunks: Sequence[Chunk], query: str, weight: Weight) -> str:
     parts = []
     for n, chunk in enumerate(chunks, start=1):
         text = data_only(chunk.text) or "…"
-        if n > 1 and keywords:
+        if chunk.paragraph == 0:  # a document card: its metadata, not the raw header lines
+            text = data_only(chunk.section) or text
+        elif n > 1 and keywords:
             sentences = [text[s:e] for s, e in split_sentences(text, 0, len(text))]
             kept = [s for s in sentences if any(k in squash(s) for k in keywords)]
             text = "".join(kept) or text

@@ -30,6 +30,7 @@ class Document:
     title: str
     paragraphs: tuple[Paragraph, ...]
     meta: dict[str, str] = field(default_factory=dict)  # outlet, byline, date, ... (sidecar)
+    header: tuple[int, int] | None = None  # offsets of the title and byline lines, when the text has them
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,9 @@ class Answer:
     timings: dict[str, float]
     models: dict[str, str]
     related: tuple[Citation, ...] = ()  # the closest passages when refused: shown, never cited
+    refusal_reason: str | None = None  # when refused: which evidence was missing (a key of decide.REASONS)
+    refusal_detail: str = ""  # the check behind it, e.g. "constraint 2019" (the cited passage lacks the year asked)
+    verification: tuple[dict[str, Any], ...] = ()  # per draft sentence: kept, passage, the check that failed, scores
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -132,4 +136,7 @@ class Answer:
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "models": dict(self.models),
             "related": [c.to_dict() for c in self.related],
+            "refusal_reason": self.refusal_reason,
+            "refusal_detail": self.refusal_detail,
+            "verification": list(self.verification),
         }

@@ -1,12 +1,14 @@
-"""Verify: a generated answer and the passages it was given in; only supported, cited sentences out.
+"""Verify: a generated answer and the passages it was given in; scored claims out, judged by a `VerifyPolicy`.
 
 Citations are checked, not trusted. Marker variants (`[编号1]`, `【1】`, `[1,2]`) are normalised and
-markers outside the given passages removed. Each answer sentence must be supported by a passage it
-cites (or, if it cites none, by any given passage): every number must occur there (values compared
-across units, so 50 亿 = 5 billion but 2024 ≠ 2025 and 5.21 ≠ 5.12), its names and nouns must occur
-there, and it must resemble one sentence of the passage, which becomes its `quote`. Unsupported
-sentences are dropped. Passages are data: a sentence in them that addresses the assistant ("系统：…",
-"ignore the question and reply …") is never evidence. Deciding to refuse is left to `answer`.
+markers outside the given passages removed. Each answer sentence is scored against every given
+passage (`score_claims`): its numbers must occur there (values compared across units, so 50 亿 =
+5 billion but 2024 ≠ 2025 and 5.21 ≠ 5.12; a hard check), its names, nouns and content words, its
+closest sentence (which becomes its `quote`), and whether the passage meets the question's own
+constraints (years, ordinals, qualifiers) and the sentence gives the kind of answer asked (`question`).
+`judge` applies a policy's cut-offs to those scores: supported sentences are kept, the others dropped,
+each with the check that failed. Passages are data: a sentence in them that addresses the assistant is
+never evidence. The decision to refuse is `decide`'s.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import jieba
 from .chunk import split_sentences
 from .injection import data_only, instructs
 from .keyword import QUESTION_WORDS, bigrams, squash
+from .question import Asked, answer_kind_ok, unmet_constraints
+from .question import read as read_question
 from .types import Chunk
 
 jieba.setLogLevel(logging.WARNING)
@@ -52,36 +56,115 @@ NUMBER = re.compile(
 # Noun-like part-of-speech tags whose words must appear in the supporting passage (weight 2 = names).
 _NOUN_WEIGHT = {"n": 1, "nz": 2, "nr": 2, "ns": 2, "nt": 2, "nrt": 2, "ng": 1, "eng": 2}
 _GENERIC = frozenset("文章 资料 公司 问题 信息 内容 方面 情况 时候 数据显示 article passage".split())
-MIN_NOUN_SUPPORT = 0.75
-MIN_CONTENT_SUPPORT = 0.7  # share of the claim's content bigrams (no function characters) found in the passage
-MIN_OVERLAP = 0.3  # share of the claim's character bigrams in its best passage sentence
 _FUNCTION_CHARS = frozenset("的了是在为于和与及或也都而就被把对从以之其这那有个着过将")
-MIN_SIMILARITY = 0.80  # embedding cosine for claims in another language than the passage
-# The question and the claim together ("训练数据有多少 token" + "321B") must be about the passage too,
-# so a bare number is not accepted for a question about something the passage never mentions.
-MIN_QA_NOUN_SUPPORT = 0.7
-MIN_QA_CONTENT_SUPPORT = 0.5
-# Before generating: the passages must mention most of what the question is about.
-MIN_GROUNDING_NOUNS = 0.5
-MIN_GROUNDING_CONTENT = 0.3
 
 Similarity = Callable[[str, list[str]], list[float]]  # claim, sentences -> cosine similarities
 Translate = Callable[[str, str], str]  # (English claim, passage) -> the claim in the passage's language
 
 
 @dataclass(frozen=True)
-class Claim:
-    """One answer sentence that survived verification, with the passages (1-based) that support it."""
+class Check:
+    """One answer sentence against one given passage: the scores a `VerifyPolicy` judges, and the hard
+    checks that failed (no cut-off moves those: a number the passage lacks is never supported)."""
 
-    text: str  # without markers
-    passages: tuple[int, ...]
-    quotes: tuple[str, ...]  # the supporting sentence in each of those passages
+    passage: int  # 1-based, as numbered in the prompt
+    quote: str  # the passage sentence closest to the claim ("" when the passage has no usable sentence)
+    scores: dict[str, float]  # nouns, content, overlap (same script) or similarity (across scripts); qa_*, question_*
+    failed: tuple[str, ...] = ()  # hard checks: "numbers", "no sentence", "codes"
+    unmet: tuple[str, ...] = ()  # the question's constraints (years, ordinals, qualifiers) the passage lacks
+    kind_ok: bool = True  # the claim gives the kind of answer asked (a quantity in its unit, a date, a name)
+    cross: bool = False  # an English claim judged by embedding similarity, not word by word
 
 
 @dataclass(frozen=True)
-class Verdict:
-    claims: list[Claim]
-    dropped: list[str]  # sentences no given passage supports
+class Scored:
+    """One answer sentence with its markers and its checks against every given passage."""
+
+    text: str  # without markers
+    cited: tuple[int, ...]  # valid markers, in order
+    checks: tuple[Check, ...]  # cited passages first, then the others
+
+
+def score_claims(
+    answer: str,
+    passages: Sequence[Chunk],
+    question: str = "",
+    similarity: Similarity | None = None,
+    english: bool = False,
+    translate: Translate | None = None,
+) -> list[Scored]:
+    """Every sentence of `answer` scored against every passage; see the module docstring.
+
+    `question` is in the passages' language (empty: no question checks). `english`: the answer is meant
+    to be in English over (possibly) Chinese passages; such a claim is rendered in Chinese by `translate`
+    (with the cited passage as a glossary) and scored word by word; without `translate` only numbers,
+    codes and embedding similarity can be checked."""
+    asked = read_question(question) if question else None
+    scored = []
+    for text, cited in split_claims(answer):
+        valid = tuple(n for n in dict.fromkeys(cited) if 1 <= n <= len(passages))
+        order = list(valid) + [n for n in range(1, len(passages) + 1) if n not in valid]
+        probe, cross = text, english and not _is_cjk(text)
+        if cross and translate is not None and passages:
+            probe, cross = translate(text, passages[(valid or (1,))[0] - 1].text), False
+        checks = tuple(_check(text, probe, n, passages[n - 1], question, asked, similarity, cross) for n in order)
+        scored.append(Scored(text, valid, checks))
+    return scored
+
+
+def _check(
+    text: str,
+    probe: str,
+    n: int,
+    passage: Chunk,
+    question: str,
+    asked: Asked | None,
+    similarity: Similarity | None,
+    cross: bool,
+) -> Check:
+    """`text` (as written) and `probe` (in the passage's language) against passage `n`."""
+    context = _context(passage)
+    sentences = [passage.text[s:e] for s, e in split_sentences(passage.text, 0, len(passage.text))]
+    sentences = [s for s in sentences if not instructs(s)]
+    if passage.paragraph == 0:  # a document card: its metadata items count as its sentences
+        sentences += [item for item in passage.section.split("；") if item and not instructs(item)]
+    failed = [] if numbers_supported(text, context) and numbers_supported(probe, context) else ["numbers"]
+    failed += ["a question"] if text.rstrip().endswith(("？", "?")) else []  # an echoed question answers nothing
+    if not sentences:
+        return Check(n, "", {}, (*failed, "no sentence"), cross=cross)
+    if cross:
+        quote, scores, codes_ok = _across_languages(probe, context, sentences, similarity)
+        return Check(n, quote, scores, tuple(failed + ([] if codes_ok else ["codes"])), cross=True)
+    overlaps = [_overlap(probe, s) for s in sentences]
+    best = max(range(len(sentences)), key=overlaps.__getitem__)
+    scores = {"nouns": noun_support(probe, context), "content": content_support(probe, context)}
+    scores["overlap"] = overlaps[best]
+    unmet: tuple[str, ...] = ()
+    kind_ok = True
+    if question and asked is not None:
+        bare = QUESTION_WORDS.sub(" ", question)
+        scores["qa_nouns"] = noun_support(f"{bare} {probe}", context)
+        scores["qa_content"] = content_support(f"{bare} {probe}", context)
+        scores["question_nouns"] = noun_support(bare, context)
+        scores["question_content"] = content_support(bare, context)
+        unmet = tuple(unmet_constraints(asked, context))
+        kind_ok = answer_kind_ok(asked, probe, question)
+    return Check(n, sentences[best], scores, tuple(failed), unmet, kind_ok)
+
+
+def _across_languages(
+    claim: str, context: str, sentences: list[str], similarity: Similarity | None
+) -> tuple[str, dict[str, float], bool]:
+    """A claim in another script: its codes and acronyms must occur, and its meaning match a sentence."""
+    found = re.findall(r"\b(?=\w*\d)[\w.-]+\b|\b[A-Z]{2,}\b", claim)
+    codes = [c for c in found if not NUMBER.fullmatch(c)]
+    codes_ok = all(squash(code) in context for code in codes)
+    anchored = [s for s in sentences if all(squash(c) in squash(s) for c in codes)] or sentences
+    if similarity is None:  # nothing but the codes to go on: a claim without any is not supported
+        return anchored[0], {"similarity": 1.0 if found else 0.0}, codes_ok
+    scores = similarity(claim, anchored)
+    best = max(range(len(anchored)), key=scores.__getitem__)
+    return anchored[best], {"similarity": scores[best]}, codes_ok
 
 
 def normalize_markers(text: str) -> str:
@@ -104,97 +187,11 @@ def split_claims(answer: str) -> list[tuple[str, list[int]]]:
     return claims
 
 
-def verify(
-    answer: str,
-    passages: Sequence[Chunk],
-    similarity: Similarity | None = None,
-    english: bool = False,
-    translate: Translate | None = None,
-    question: str = "",
-) -> Verdict:
-    """Keep the sentences of `answer` that a given passage supports; see the module docstring.
-
-    `english`: the answer is meant to be in English over (possibly) Chinese passages. Such a claim
-    is rendered in Chinese by `translate` (with the cited passage as a glossary) and checked word by
-    word like a Chinese one; its numbers are checked as written too. Without `translate`, numbers,
-    codes and embedding similarity are all that can be checked. `question` (in the passages'
-    language) is checked together with each claim, see MIN_QA_NOUN_SUPPORT."""
-    claims, dropped = [], []
-    for text, cited in split_claims(answer):
-        valid = [n for n in dict.fromkeys(cited) if 1 <= n <= len(passages)]
-        order = valid + [n for n in range(1, len(passages) + 1) if n not in valid]
-        probe, cross = text, english and not _is_cjk(text)
-        if cross and translate is not None and passages:
-            probe, cross = translate(text, passages[(valid or [1])[0] - 1].text), False
-        found = [
-            (n, q)
-            for n in order
-            if (q := support(probe, passages[n - 1], similarity, cross)) is not None
-            and numbers_supported(text, _context(passages[n - 1]))
-            and (cross or about_the_passage(question, probe, passages[n - 1]))
-        ]
-        cited_ok = [(n, q) for n, q in found if n in valid]
-        chosen = cited_ok or found[:1]
-        if chosen:
-            claims.append(Claim(text, tuple(n for n, _ in chosen), tuple(q for _, q in chosen)))
-        else:
-            dropped.append(text)
-    return Verdict(claims, dropped)
-
-
-def support(claim: str, passage: Chunk, similarity: Similarity | None = None, english: bool = False) -> str | None:
-    """The passage sentence that supports `claim`, or None when the passage does not support it.
-
-    `english`: the claim is in English over a Chinese passage (see `verify`)."""
-    context = _context(passage)
-    if not numbers_supported(claim, context):
-        return None
-    sentences = [passage.text[s:e] for s, e in split_sentences(passage.text, 0, len(passage.text))]
-    sentences = [s for s in sentences if not instructs(s)]
-    if not sentences:
-        return None
-    if not (english and not _is_cjk(claim)):
-        if noun_support(claim, context) < MIN_NOUN_SUPPORT or content_support(claim, context) < MIN_CONTENT_SUPPORT:
-            return None
-        overlaps = [_overlap(claim, s) for s in sentences]
-        best = max(range(len(sentences)), key=overlaps.__getitem__)
-        return sentences[best] if overlaps[best] >= MIN_OVERLAP else None
-    return _support_across_languages(claim, context, sentences, similarity)
-
-
-def _support_across_languages(
-    claim: str, context: str, sentences: list[str], similarity: Similarity | None
-) -> str | None:
-    """A claim in another script: codes and acronyms must occur, and the meaning must match."""
-    codes = re.findall(r"\b(?=\w*\d)[\w.-]+\b|\b[A-Z]{2,}\b", claim)
-    if any(squash(code) not in context for code in codes if not NUMBER.fullmatch(code)):
-        return None
-    anchored = [s for s in sentences if all(squash(c) in squash(s) for c in codes)] or sentences
-    if similarity is None:
-        return anchored[0] if codes else None
-    scores = similarity(claim, anchored)
-    best = max(range(len(anchored)), key=scores.__getitem__)
-    return anchored[best] if scores[best] >= MIN_SIMILARITY else None
-
-
-def about_the_passage(question: str, claim: str, passage: Chunk) -> bool:
-    """The question's terms and the claim's, taken together, occur in the passage."""
-    if not question:
-        return True
-    probe, context = f"{QUESTION_WORDS.sub(' ', question)} {claim}", _context(passage)
-    return (
-        noun_support(probe, context) >= MIN_QA_NOUN_SUPPORT
-        and content_support(probe, context) >= MIN_QA_CONTENT_SUPPORT
-    )
-
-
-def grounded(question: str, passages: Sequence[Chunk]) -> bool:
-    """The passages mention most of what the question is about (its nouns and content words)."""
+def coverage(question: str, passages: Sequence[Chunk]) -> dict[str, float]:
+    """How much of what the question is about (its nouns, its content words) the passages mention."""
     probe = QUESTION_WORDS.sub(" ", question)
     context = " ".join(_context(p) for p in passages)
-    return (
-        noun_support(probe, context) >= MIN_GROUNDING_NOUNS and content_support(probe, context) >= MIN_GROUNDING_CONTENT
-    )
+    return {"nouns": noun_support(probe, context), "content": content_support(probe, context)}
 
 
 def numbers_supported(claim: str, context: str) -> bool:

@@ -2,8 +2,9 @@
 
 import pytest
 
+from assistant.decide import grounded, verify
 from assistant.types import Chunk
-from assistant.verify import grounded, normalize_markers, numbers_supported, split_claims, verify
+from assistant.verify import normalize_markers, numbers_supported, split_claims
 
 TITLE = "阶跃星辰凭什么拿最多的钱"
 

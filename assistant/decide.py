@@ -1,0 +1,207 @@
+"""Decide: the one place that decides to answer or to refuse, and says why.
+
+Before the model (`before_model`): no retrieved passage shares a keyword with the question
+(`no_match`), or the passages mention too little of what it is about (`not_covered`). After it
+(`after_model`): the model says the passages do not give the answer (`model_declined`), no sentence
+of its draft is supported by a passage it was given (`unverified`), or sentences are supported but
+none answers *this* question: the passage it cites lacks the question's year, ordinal or qualifier,
+or the sentence is not the kind of answer asked (`not_covered`). Every cut-off is a field of
+`VerifyPolicy`, chosen on the calibration sets (`assistant calibrate`, README "Calibration"); the
+scores come from `verify`, and rendering the answer or the refusal is `answer`'s.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .types import Chunk, Hit
+from .verify import Check, Scored, Similarity, Translate, coverage, score_claims
+
+NO_MATCH = "no_match"
+NOT_COVERED = "not_covered"
+MODEL_DECLINED = "model_declined"
+UNVERIFIED = "unverified"
+REASONS = {
+    NO_MATCH: "no passage shares the question's terms",
+    NOT_COVERED: "the passages found do not cover what is asked",
+    MODEL_DECLINED: "the model found no answer in the passages",
+    UNVERIFIED: "no sentence of the draft answer is supported by its passages",
+}
+MODEL_REFUSES = re.compile(
+    r"没有提到|未提及|没有提及|未提到|无法回答|没有相关|不知道|无法确定|没有给出|does not (say|mention|specify)|"
+    r"not mentioned|no information|cannot (answer|determine)|not (provided|specified|stated)",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class VerifyPolicy:
+    """Every cut-off of the refusal decision, in one value passed in (as `FusionWeights` is).
+
+    The defaults are the operating point chosen on the calibration sets' `calibrate` half (README
+    "Calibration", `docs/calibration/`). Hard checks (a number the passage lacks, an injected order)
+    are not cut-offs and are not here."""
+
+    # before the model: the best passages must mention this share of the question's nouns / content bigrams
+    min_grounding_nouns: float = 0.5
+    min_grounding_content: float = 0.3
+    # a sentence is supported by a passage holding this share of its nouns / content bigrams, and a sentence
+    # of the passage holding this share of its character bigrams (or, across languages, this cosine)
+    min_nouns: float = 0.75
+    min_content: float = 0.7
+    min_overlap: float = 0.3
+    min_similarity: float = 0.80
+    # the question and the sentence together must be about the passage ("训练数据有多少 token" + "321B")
+    min_qa_nouns: float = 0.7
+    min_qa_content: float = 0.5
+    # the sentence answers this question: its passage covers the question alone this much, holds the
+    # question's years, ordinals and qualifiers (`constraints`), and it is the kind of answer asked (`kind`)
+    min_question_nouns: float = 0.0
+    min_question_content: float = 0.0
+    constraints: bool = True
+    kind: bool = True
+
+    def support_fails(self, check: Check) -> str | None:
+        """Why the passage does not support the sentence (None when it does)."""
+        if check.failed:
+            return check.failed[0]
+        s = check.scores
+        if check.cross:
+            return None if s.get("similarity", 0.0) >= self.min_similarity else "similarity"
+        cuts = (
+            ("nouns", self.min_nouns),
+            ("content", self.min_content),
+            ("overlap", self.min_overlap),
+            ("qa_nouns", self.min_qa_nouns),
+            ("qa_content", self.min_qa_content),
+        )
+        return next((name for name, cut in cuts if s.get(name, 1.0) < cut), None)
+
+    def question_fails(self, check: Check) -> str | None:
+        """Why the supported sentence does not answer the question (None when it does)."""
+        s = check.scores
+        cuts = (("question_nouns", self.min_question_nouns), ("question_content", self.min_question_content))
+        if failed := next((name for name, cut in cuts if s.get(name, 1.0) < cut), None):
+            return failed
+        if self.constraints and check.unmet:
+            return f"constraint {check.unmet[0]}"
+        return "answer kind" if self.kind and not check.kind_ok else None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One answer sentence that survived verification, with the passages (1-based) that support it."""
+
+    text: str  # without markers
+    passages: tuple[int, ...]
+    quotes: tuple[str, ...]  # the supporting sentence in each of those passages
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claims: list[Claim]
+    dropped: list[str]  # sentences no given passage supports
+    answers: bool = True  # some kept sentence answers the question (see VerifyPolicy.question_fails)
+    failed: str | None = None  # the check that failed when nothing was kept, or nothing answers
+    report: list[dict[str, Any]] = field(default_factory=list)  # per sentence: kept, passage, failed, scores
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Answer (refused False) or refuse, with the reason code of REASONS and the check behind it."""
+
+    refused: bool
+    reason: str | None = None
+    detail: str = ""
+
+
+ANSWER = Decision(False)
+
+
+def judge(scored: Sequence[Scored], policy: VerifyPolicy) -> Verdict:
+    """Keep the sentences a passage supports (a cited one first), under `policy`."""
+    claims, dropped, report = [], [], []
+    answers = False
+    first_failure: str | None = None
+    question_failure: str | None = None
+    for sentence in scored:
+        passing = [c for c in sentence.checks if policy.support_fails(c) is None]
+        chosen = [c for c in passing if c.passage in sentence.cited] or passing[:1]
+        if not chosen:
+            shown = sentence.checks[0] if sentence.checks else None
+            failed = (policy.support_fails(shown) if shown else None) or "no passage"
+            first_failure = first_failure or failed
+            dropped.append(sentence.text)
+            report.append(_row(sentence.text, False, shown, failed))
+            continue
+        claims.append(Claim(sentence.text, tuple(c.passage for c in chosen), tuple(c.quote for c in chosen)))
+        off = [policy.question_fails(c) for c in chosen]
+        answers = answers or any(f is None for f in off)
+        question_failure = question_failure or next((f for f in off if f), None)
+        report.append(_row(sentence.text, True, chosen[0], off[0]))
+    verdict_failure = first_failure if not claims else (None if answers else question_failure)
+    return Verdict(claims, dropped, answers, verdict_failure, report)
+
+
+def before_model(query: str, hits: Sequence[Hit], policy: VerifyPolicy, english: bool, depth: int = 3) -> Decision:
+    """Refuse without a model call when the retrieved passages cannot hold the answer."""
+    top = list(hits[:depth])
+    if not any(h.keyword_rank is not None for h in top):  # dense similarity alone always finds *something*
+        return Decision(True, NO_MATCH, "no keyword of the question in the top passages")
+    if english:  # the words of an English question cannot be looked up in Chinese passages
+        return ANSWER
+    failed = not_grounded(query, [h.chunk for h in top], policy)
+    return Decision(True, NOT_COVERED, failed) if failed else ANSWER
+
+
+def not_grounded(question: str, passages: Sequence[Chunk], policy: VerifyPolicy) -> str | None:
+    """Why the passages do not mention enough of what the question is about (None when they do)."""
+    scores = coverage(question, passages)
+    if scores["nouns"] < policy.min_grounding_nouns:
+        return f"question nouns covered {scores['nouns']:.2f}"
+    if scores["content"] < policy.min_grounding_content:
+        return f"question content covered {scores['content']:.2f}"
+    return None
+
+
+def grounded(question: str, passages: Sequence[Chunk], policy: VerifyPolicy | None = None) -> bool:
+    return not_grounded(question, passages, policy or VerifyPolicy()) is None
+
+
+def verify(
+    answer: str,
+    passages: Sequence[Chunk],
+    similarity: Similarity | None = None,
+    english: bool = False,
+    translate: Translate | None = None,
+    question: str = "",
+    policy: VerifyPolicy | None = None,
+) -> Verdict:
+    """Score `answer` against `passages` (`verify.score_claims`) and judge it under `policy`."""
+    return judge(score_claims(answer, passages, question, similarity, english, translate), policy or VerifyPolicy())
+
+
+def after_model(draft: str, verdict: Verdict) -> Decision:
+    """Answer with the verified sentences, or refuse saying which evidence was missing."""
+    if MODEL_REFUSES.search(draft):
+        return Decision(True, MODEL_DECLINED, MODEL_REFUSES.search(draft).group())  # type: ignore[union-attr]
+    if not verdict.claims:
+        return Decision(True, UNVERIFIED, verdict.failed or "")
+    if not verdict.answers:
+        return Decision(True, NOT_COVERED, verdict.failed or "")
+    return ANSWER
+
+
+def _row(text: str, kept: bool, check: Check | None, failed: str | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"sentence": text, "kept": kept, "failed": failed}
+    if check is not None:
+        row |= {"passage": check.passage, "scores": {k: round(v, 3) for k, v in check.scores.items()}}
+        row |= {"unmet": list(check.unmet)} if check.unmet else {}
+    return row
+
+
+def policy_dict(policy: VerifyPolicy) -> dict[str, Any]:
+    return asdict(policy)
