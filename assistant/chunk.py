@@ -5,7 +5,10 @@ Sentences end at 。！？!?；; (and an ASCII "." before a space), so text that
 characters) never cross a section heading and overlap by one sentence inside a paragraph. A
 sentence longer than a window is cut at clause punctuation, never inside a number or a word.
 Each chunk's text is exactly `document.text[start:end]`; its id hashes source and text, so it is
-stable across re-indexing. Embedding and storage are left to `index`.
+stable across re-indexing. A document with a byline, outlet, date or URL also gets a card (paragraph
+0): its text is the title and byline lines as they stand in the file, its `section` lists the
+metadata (sidecar fields included), so "谁写的" / "哪天发表的" find a passage to cite. Embedding and
+storage are left to `index`.
 """
 
 from __future__ import annotations
@@ -90,8 +93,8 @@ def sentences(document: Document, max_chars: int = MAX_CHARS) -> list[Span]:
 
 def chunk_document(document: Document, target_chars: int = TARGET_CHARS, max_chars: int = MAX_CHARS) -> list[Chunk]:
     """Group the document's sentences into overlapping windows; see the module docstring."""
-    chunks: list[Chunk] = []
     seen: dict[str, int] = {}
+    chunks: list[Chunk] = [card] if (card := document_card(document, seen)) else []
     for window in _windows(sentences(document, max_chars), target_chars, max_chars):
         start, end = window[0].start, window[-1].end
         text = document.text[start:end]
@@ -99,6 +102,22 @@ def chunk_document(document: Document, target_chars: int = TARGET_CHARS, max_cha
         first = window[0].paragraph
         chunks.append(Chunk(chunk_id, document.source, document.title, first.section, first.number, start, end, text))
     return chunks
+
+
+CARD_LABELS = (("title", "标题"), ("outlet", "媒体"), ("byline", "作者"), ("date", "发表日期"), ("url", "网址"))
+CARD_SECTION = "文档信息"
+
+
+def document_card(document: Document, seen: dict[str, int] | None = None) -> Chunk | None:
+    """The document's card (see the module docstring), or None when it has no metadata beyond a title."""
+    meta = {**document.meta, "title": document.title}
+    if document.header is None or not any(meta.get(k) for k in ("outlet", "byline", "date", "url")):
+        return None
+    start, end = document.header
+    section = CARD_SECTION + "：" + "；".join(f"{label}：{meta[k]}" for k, label in CARD_LABELS if meta.get(k))
+    text = document.text[start:end]
+    chunk_id = _chunk_id(document.source, f"{section}\x00{text}", {} if seen is None else seen)
+    return Chunk(chunk_id, document.source, document.title, section, 0, start, end, text)
 
 
 def _windows(spans: list[Span], target: int, limit: int) -> list[list[Span]]:

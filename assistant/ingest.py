@@ -156,11 +156,15 @@ def parse_document(text: str, source: str, meta: dict[str, str], sha256: str = "
     lines = _lines(text)
     markdown = source.lower().endswith(".md")
     title_at = _find_title(lines, meta.get("title"), markdown)
-    if title_at is not None:
+    header_start = lines[0].start if lines else 0
+    header = None
+    if title_at is not None and len(lines) > title_at + 1:  # a file whose only line is a title keeps it as text
         meta.setdefault("title", _heading_text(lines[title_at].text))
+        header = (header_start, lines[title_at].end)
         lines = lines[title_at + 1 :]
-    if lines and BYLINE.match(lines[0].text) and len(lines[0].text) <= 60:
+    if lines and BYLINE.match(lines[0].text) and len(lines[0].text) <= 60 and len(lines) > 1:
         meta.setdefault("byline", lines[0].text)
+        header = (header_start, lines[0].end)
         lines = lines[1:]
     lines = _cut_footer(lines)
     if markdown:
@@ -173,6 +177,7 @@ def parse_document(text: str, source: str, meta: dict[str, str], sha256: str = "
         title=title,
         paragraphs=tuple(_paragraphs(lines, markdown)),
         meta=meta,
+        header=header,
     )
 
 

@@ -12,8 +12,9 @@ Rewriting follow-up questions with a model is left to `answer`.
 from __future__ import annotations
 
 import logging
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
@@ -26,6 +27,13 @@ from .keyword import BM25, QUESTION_WORDS, bigrams, tokenize
 from .types import Chunk, Hit
 
 log = logging.getLogger(__name__)
+
+# Questions about the document itself (who wrote it, where and when it appeared), which its card answers.
+ABOUT_THE_DOCUMENT = re.compile(
+    r"作者|谁写|撰写|撰文|记者|编辑|发表|发布于|刊登|刊发|刊载|哪家媒体|什么媒体|媒体|来源|出处|哪个网站|网址|链接|标题|题目|"
+    r"author|wrote|written|byline|published|publication|outlet|source|url|link|headline|title",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,10 @@ class HybridRetriever:
         dense = [(self._by_id[cid], s) for cid, s in self.index.dense_search(search_text, depth) if cid in self._by_id]
         dense_s = time.perf_counter() - started
         keyword = self._bm25.search(tokenize(search_text), depth)
-        hits = self._rerank(query, self._fuse(dense, keyword))[:k]
+        ranked = self._rerank(query, self._fuse(dense, keyword))
+        if not ABOUT_THE_DOCUMENT.search(query):  # a document card answers questions about the document only
+            ranked = [replace(h, rank=i) for i, h in enumerate((h for h in ranked if h.chunk.paragraph), start=1)]
+        hits = ranked[:k]
         log.info("retrieved %d hits in %.3fs (dense %.3fs)", len(hits), time.perf_counter() - started, dense_s)
         return hits
 

@@ -42,12 +42,27 @@ def test_chunks_carry_section_paragraph_and_title():
 def test_chunks_end_on_sentence_boundaries_and_cover_the_body():
     doc = read_document(ARTICLE, "stepfun-b-plus-round.txt")
     chunks = chunk_document(doc)
-    for c in chunks:
+    for c in chunks[1:]:  # chunks[0] is the document card: the title and byline lines
         assert re.search(r"[。！？!?\"”]$", c.text), c.text[-30:]
     covered = "".join(c.text for c in chunks)
     for p in doc.paragraphs:
         for s, e in split_sentences(doc.text, p.start, p.end):
             assert doc.text[s:e] in covered
+
+
+def test_the_document_card_cites_the_header_and_lists_the_metadata():
+    doc = read_document(ARTICLE, "stepfun-b-plus-round.txt")
+    card = chunk_document(doc)[0]
+    assert card.paragraph == 0 and doc.text[card.start : card.end] == card.text
+    assert "胡不知" in card.text and "阶跃星辰凭什么拿最多的钱" in card.text
+    assert "发表日期：2026-01-26" in card.section and "媒体：钛媒体" in card.section
+
+
+def test_no_card_without_metadata_and_a_lone_title_line_is_kept_as_text():
+    bare = parse_document("马祖列岛\n\n马祖列岛是一个群岛。", "a.txt", {})
+    assert all(c.paragraph > 0 for c in chunk_document(bare))
+    lone = parse_document("一句很短的新闻", "b.txt", {})
+    assert [c.text for c in chunk_document(lone)] == ["一句很短的新闻"]
 
 
 def test_sentence_splitting_copes_with_mixed_punctuation():
