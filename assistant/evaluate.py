@@ -10,7 +10,9 @@ the item names a `source` file, comes from that file. The questions never reach 
 from __future__ import annotations
 
 import json
+import re
 import time
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,7 @@ class Item:
     type: str
     source: str | None
     answers: list[str]
+    split: str | None = None  # calibration sets: "calibrate" or "holdout"
 
 
 def read_items(path: Path) -> list[Item]:
@@ -55,6 +58,7 @@ def read_items(path: Path) -> list[Item]:
                     str(raw.get("type", "")),
                     raw.get("source"),
                     list(raw.get("answers", [])),
+                    raw.get("split"),
                 )
             )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
@@ -156,6 +160,56 @@ def answer_is_right(answer: dict[str, Any], item: Item) -> bool:
     return found >= (2 if item.type == "list" else 1)
 
 
+# CMRC 2018's scorer (cmrc2018_evaluate.py): each CJK character is a token, the text between them is split
+# into words, punctuation (Chinese and ASCII) is dropped; F1 from the longest common substring of tokens.
+_PUNCTUATION = set("-:_*^/\\~`+=，。：？！“”；’《》……·、「」（）－～『』!\"#$%&'()*,.;<>?@[]{}|")
+_MARKERS = re.compile(r"\s*\[\d+\]")
+
+
+def cmrc_tokens(text: str) -> list[str]:
+    tokens, word = [], ""
+    for char in unicodedata.normalize("NFKC", text).lower():
+        if "\u4e00" <= char <= "\u9fa5" or char in _PUNCTUATION or char.isspace():
+            tokens.extend(re.findall(r"\w+", word))
+            word = ""
+            if not char.isspace() and char not in _PUNCTUATION:
+                tokens.append(char)
+        else:
+            word += char
+    return tokens + re.findall(r"\w+", word)
+
+
+def cmrc_f1(prediction: str, answers: list[str]) -> float:
+    """CMRC's F1 of `prediction` (citation markers removed) against the best of `answers`."""
+    predicted = cmrc_tokens(_MARKERS.sub("", prediction))
+    best = 0.0
+    for answer in answers:
+        reference = cmrc_tokens(answer)
+        common = _longest_common_run(predicted, reference)
+        if common:
+            p, r = common / len(predicted), common / len(reference)
+            best = max(best, 2 * p * r / (p + r))
+    return best
+
+
+def cmrc_em(prediction: str, answers: list[str]) -> float:
+    """1.0 when the prediction, without punctuation and markers, equals an answer."""
+    predicted = "".join(cmrc_tokens(_MARKERS.sub("", prediction)))
+    return float(any(predicted == "".join(cmrc_tokens(a)) for a in answers))
+
+
+def _longest_common_run(a: list[str], b: list[str]) -> int:
+    best, row = 0, [0] * (len(b) + 1)
+    for x in a:
+        new = [0] * (len(b) + 1)
+        for j, y in enumerate(b, start=1):
+            if x == y:
+                new[j] = row[j - 1] + 1
+                best = max(best, new[j])
+        row = new
+    return best
+
+
 def citation_supported(answer: dict[str, Any], item: Item) -> bool:
     """Some citation's passage contains an evidence string (and, for CMRC, comes from the right file)."""
     return any(
@@ -180,7 +234,12 @@ def answer_metrics(results: list[tuple[Item, dict[str, Any]]]) -> dict[str, Any]
         "answer_accuracy": _share(answer_is_right(a, i) for i, a in answerable),
         "refusal_accuracy": _share(a["refused"] for _, a in unanswerable),
         "false_refusals": sum(a["refused"] for _, a in answerable),
+        "false_refusal_rate": _share(a["refused"] for _, a in answerable),
         "citation_support": _share(citation_supported(a, i) for i, a in answered),
+        "f1": _mean(cmrc_f1(a["answer"], i.answers) if not a["refused"] else 0.0 for i, a in answerable),
+        "em": _mean(cmrc_em(a["answer"], i.answers) if not a["refused"] else 0.0 for i, a in answerable),
+        "fallback_answers": sum(_quoted(a) for _, a in results),
+        "refusal_reasons": _count(a.get("refusal_reason") for _, a in results if a["refused"]),
         "first_token_p50_s": _pct(ttft, 0.5),
         "first_token_p95_s": _pct(ttft, 0.95),
         "total_p50_s": _pct(total, 0.5),
@@ -203,7 +262,26 @@ def _failure(item: Item, answer: dict[str, Any]) -> dict[str, Any]:
         "expected": item.answers[:3] if item.answerable else "refusal",
         "got": answer["answer"],
         "cited": cited,
+        "refusal_reason": answer.get("refusal_reason"),
+        "refusal_detail": answer.get("refusal_detail", ""),
     }
+
+
+def _quoted(answer: dict[str, Any]) -> bool:
+    """A model answer that fell back to a quote (the model failed or timed out)."""
+    return not answer["refused"] and "extractive" in answer.get("models", {}).get("llm", "") and "error" not in answer
+
+
+def _count(values: Iterable[str | None]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[str(v)] = counts.get(str(v), 0) + 1
+    return counts
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return round(sum(values) / len(values), 4) if values else None
 
 
 def _share(values: Iterable[bool]) -> float | None:

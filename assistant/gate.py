@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import calibration
 from .errors import ConfigurationError
 from .evaluate import answer_metrics, read_items, run_answers, sample
 from .settings import Settings, collection_name
@@ -22,7 +23,15 @@ from .settings import Settings, collection_name
 if TYPE_CHECKING:
     from .core import Assistant
 
-GATED_METRICS = ("answer_accuracy", "refusal_accuracy", "false_refusals", "citation_support")
+GATED_METRICS = (
+    "answer_accuracy",
+    "refusal_accuracy",
+    "false_refusals",
+    "false_refusal_rate",
+    "citation_support",
+    "f1",
+    "fallback_answers",
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,8 @@ class Suite:
     corpus: Path
     sample: int | None = None  # a fixed sample (seed 0) of this many items; None: all
     fast: bool = False  # evaluate the extractive answers instead of the model's
+    split: str | None = None  # a calibration set's half ("holdout": never used to choose thresholds)
+    balanced: bool = False  # sample as many unanswerable items as answerable ones
     minimum: dict[str, float] = field(default_factory=dict)
     maximum: dict[str, float] = field(default_factory=dict)
 
@@ -45,12 +56,17 @@ def load_suites(path: Path) -> list[Suite]:
     suites = []
     for name, spec in raw.get("suites", {}).items():
         try:
+            if "calibration" in spec:  # a calibration set, built on first use (`calibration.build`)
+                built = calibration.build(spec["calibration"], default_index_root().parent / "calibration")
+                spec = {**spec, "eval": built.qa, "corpus": built.corpus}
             suite = Suite(
                 name=name,
                 eval_file=(path.parent / spec["eval"]).resolve(),
                 corpus=(path.parent / spec["corpus"]).resolve(),
                 sample=spec.get("sample"),
                 fast=bool(spec.get("fast", False)),
+                split=spec.get("split"),
+                balanced=bool(spec.get("balanced", False)),
                 minimum={k: float(v) for k, v in spec.get("min", {}).items()},
                 maximum={k: float(v) for k, v in spec.get("max", {}).items()},
             )
@@ -87,7 +103,12 @@ def run_suite(
 ) -> dict[str, Any]:
     """`answer_metrics` of the suite's items answered by `assistant` (whose corpus should be the suite's)."""
     items = read_items(suite.eval_file)
-    if suite.sample:
+    if suite.split:
+        items = [i for i in items if i.split == suite.split]
+    if suite.sample and suite.balanced:
+        half = suite.sample // 2
+        items = sample([i for i in items if i.answerable], half) + sample([i for i in items if not i.answerable], half)
+    elif suite.sample:
         items = sample(items, suite.sample)
     return answer_metrics(run_answers(assistant, items, fast=suite.fast, on_result=on_result))
 
