@@ -1,0 +1,135 @@
+"""`assistant calibrate`: draft answers to calibration questions with the real model (`--collect N`,
+resumable), then sweep `VerifyPolicy` over the stored drafts, print the trade-off, plot the curve and
+name the operating point. `tune` does the work; the sets are `calibration`'s. Output goes to
+`docs/calibration/` (drafts.jsonl, sweep.json, curve.png) so the curve can be redrawn without the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigurationError, ModelUnavailableError
+
+if TYPE_CHECKING:
+    from .core import Assistant
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "calibration"
+
+
+def cmd_calibrate(assistant: Assistant, args: argparse.Namespace) -> int:
+    from . import calibration, tune
+    from .decide import VerifyPolicy
+
+    out = Path(args.out) if args.out else DOCS
+    drafts = out / "drafts.jsonl"
+    if args.collect:
+        _collect(args, drafts)
+    records = [r for r in tune.read_jsonl(drafts) if r.get("split") == args.split]
+    if not records:
+        raise ConfigurationError(f"no drafts of the {args.split!r} split in {drafts}: run with --collect N first")
+    prepared = tune.prepare(records)
+    rows = tune.sweep(prepared, tune.grid())
+    policy, chosen = tune.choose(rows)
+    current = tune.metrics(prepared, VerifyPolicy())
+    by_set = {
+        name: {
+            "chosen": tune.metrics([p for p in prepared if p.record["set"] == name], policy),
+            "current": tune.metrics([p for p in prepared if p.record["set"] == name], VerifyPolicy()),
+        }
+        for name in calibration.SETS
+    }
+    report = {
+        "split": args.split,
+        "drafts": len(records),
+        "chosen": {"policy": asdict(policy), **chosen},
+        "current": {"policy": asdict(VerifyPolicy()), **current},
+        "by_set": by_set,
+        "curve": [{"policy": asdict(p), **m} for p, m in rows],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    _plot(rows, policy, current, out / "curve.png")
+    print(_summary(report))
+    return 0
+
+
+def _collect(args: argparse.Namespace, drafts: Path) -> None:
+    """Draft `args.collect` questions per set and kind (answerable, unanswerable) of the chosen split."""
+    from . import calibration, tune
+    from .factory import build_assistant
+    from .gate import default_index_root
+    from .llm import UnavailableChatModel
+    from .settings import Settings, collection_name
+
+    root = default_index_root().parent / "calibration"
+    done = {r["id"] for r in tune.read_jsonl(drafts)}
+    for name in args.set or calibration.SETS:
+        cal = calibration.build(name, root)
+        items = [i for i in tune.read_jsonl(cal.qa) if i["split"] == args.split and i["id"] not in done]
+        rng = random.Random(f"{name}-{args.split}")
+        picked = []
+        for answerable in (True, False):
+            pool = [i for i in items if i["answerable"] == answerable]
+            picked += rng.sample(pool, min(args.collect, len(pool)))
+        rng.shuffle(picked)
+        settings = Settings.load(corpus=cal.corpus, index_dir=root / "index" / cal.corpus.parent.name, llm=args.llm)
+        runner = build_assistant(replace(settings, chroma_url=None, collection=collection_name(cal.corpus)))
+        runner.build_index()
+        if isinstance(runner.llm, UnavailableChatModel):
+            raise ModelUnavailableError(f"drafting needs the chat model, which is unavailable: {runner.llm.reason}")
+        print(f"set {name}: drafting {len(picked)} questions into {drafts}", file=sys.stderr)
+        tune.collect(runner, picked, drafts, name, on_result=_progress(len(picked)))
+
+
+def _progress(total: int) -> Any:
+    def report(n: int, record: dict[str, Any]) -> None:
+        print(f"  [{n}/{total}] {record['id']} {record['seconds']:.1f}s", file=sys.stderr)
+
+    return report
+
+
+def _summary(report: dict[str, Any]) -> str:
+    keys = ("refusal_accuracy", "false_refusal_rate", "answer_accuracy", "wrong_answer_rate", "draft_accuracy")
+    lines = [f"{report['drafts']} drafts ({report['split']} split)", "", "| set | policy | " + " | ".join(keys) + " |"]
+    lines.append("|---" * (len(keys) + 2) + "|")
+    for name, row in [("all", {"chosen": report["chosen"], "current": report["current"]}), *report["by_set"].items()]:
+        for which in ("current", "chosen"):
+            lines.append(f"| {name} | {which} | " + " | ".join(str(row[which].get(k)) for k in keys) + " |")
+    changed = {k: v for k, v in report["chosen"]["policy"].items() if report["current"]["policy"][k] != v}
+    lines += ["", f"chosen policy (changes from the current defaults): {changed or 'none'}"]
+    return "\n".join(lines)
+
+
+def _plot(rows: list[Any], chosen: Any, current: dict[str, Any], path: Path) -> None:
+    try:
+        import matplotlib
+    except ImportError:
+        print('no plot: matplotlib is missing (`.venv/bin/pip install -e ".[bench]"`)', file=sys.stderr)
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    xs = [m["false_refusal_rate"] for _, m in rows]
+    ys = [m["refusal_accuracy"] for _, m in rows]
+    cs = [m["wrong_answer_rate"] or 0 for _, m in rows]
+    points = ax.scatter(xs, ys, c=cs, cmap="viridis_r", s=12, alpha=0.7)
+    fig.colorbar(points, label="wrong-answer rate (of answers given)")
+    pick = next(m for p, m in rows if p == chosen)
+    ax.scatter([pick["false_refusal_rate"]], [pick["refusal_accuracy"]], marker="*", s=250, c="red", label="chosen")
+    ax.scatter([current["false_refusal_rate"]], [current["refusal_accuracy"]], marker="X", s=120, c="k",
+               label="previous defaults")  # fmt: skip
+    ax.axhline(0.9, color="grey", ls=":", lw=1)
+    ax.set_xlabel("false-refusal rate (answerable questions refused)")
+    ax.set_ylabel("refusal accuracy (unanswerable questions refused)")
+    ax.set_title("VerifyPolicy sweep over stored drafts (calibrate split)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
