@@ -122,7 +122,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="first draft N more answerable and N unanswerable questions per set (real model, resumable)",
     )
-    p.add_argument("--set", action="append", help="with --collect: only this set (drcd, cmrc-withheld, shifted)")
+    p.add_argument(
+        "--evidence", action="store_true", help="first score the checks before the model over every question (no model)"
+    )
+    p.add_argument(
+        "--set", action="append", help="with --collect/--evidence: only this set (drcd, cmrc-withheld, shifted)"
+    )
     p.add_argument("--split", default="calibrate", help="calibrate (default) or holdout")
     p.add_argument("--out", help="where drafts, sweep.json and curve.png go (default docs/calibration)")
     p.set_defaults(run=cmd_calibrate)

@@ -27,7 +27,10 @@ def cmd_calibrate(assistant: Assistant, args: argparse.Namespace) -> int:
     from .decide import VerifyPolicy
 
     out = Path(args.out) if args.out else DOCS
+    out.mkdir(parents=True, exist_ok=True)
     drafts = out / "drafts.jsonl"
+    if args.evidence:
+        _evidence(args, out)
     if args.collect:
         _collect(args, drafts)
     records = [r for r in tune.read_jsonl(drafts) if r.get("split") == args.split]
@@ -59,18 +62,29 @@ def cmd_calibrate(assistant: Assistant, args: argparse.Namespace) -> int:
     return 0
 
 
-def _collect(args: argparse.Namespace, drafts: Path) -> None:
-    """Draft `args.collect` questions per set and kind (answerable, unanswerable) of the chosen split."""
-    from . import calibration, tune
+def _runner(name: str, llm: str | None) -> tuple[Any, Assistant]:
+    """The calibration set `name` and an assistant over its corpus, in an index of its own (built once)."""
+    from . import calibration
     from .factory import build_assistant
     from .gate import default_index_root
-    from .llm import UnavailableChatModel
     from .settings import Settings, collection_name
 
     root = default_index_root().parent / "calibration"
+    cal = calibration.build(name, root)
+    settings = Settings.load(corpus=cal.corpus, index_dir=root / "index" / cal.corpus.parent.name, llm=llm)
+    runner = build_assistant(replace(settings, chroma_url=None, collection=collection_name(cal.corpus)))
+    runner.build_index()
+    return cal, runner
+
+
+def _collect(args: argparse.Namespace, drafts: Path) -> None:
+    """Draft `args.collect` more questions per set and kind (answerable, unanswerable) of the chosen split."""
+    from . import calibration, tune
+    from .llm import UnavailableChatModel
+
     done = {r["id"] for r in tune.read_jsonl(drafts)}
     for name in args.set or calibration.SETS:
-        cal = calibration.build(name, root)
+        cal, runner = _runner(name, args.llm)
         items = [i for i in tune.read_jsonl(cal.qa) if i["split"] == args.split and i["id"] not in done]
         rng = random.Random(f"{name}-{args.split}")
         picked = []
@@ -78,13 +92,30 @@ def _collect(args: argparse.Namespace, drafts: Path) -> None:
             pool = [i for i in items if i["answerable"] == answerable]
             picked += rng.sample(pool, min(args.collect, len(pool)))
         rng.shuffle(picked)
-        settings = Settings.load(corpus=cal.corpus, index_dir=root / "index" / cal.corpus.parent.name, llm=args.llm)
-        runner = build_assistant(replace(settings, chroma_url=None, collection=collection_name(cal.corpus)))
-        runner.build_index()
         if isinstance(runner.llm, UnavailableChatModel):
             raise ModelUnavailableError(f"drafting needs the chat model, which is unavailable: {runner.llm.reason}")
         print(f"set {name}: drafting {len(picked)} questions into {drafts}", file=sys.stderr)
         tune.collect(runner, picked, drafts, name, on_result=_progress(len(picked)))
+
+
+def _evidence(args: argparse.Namespace, out: Path) -> None:
+    """The checks before the model over every question of the split (no model), and their curve."""
+    from . import calibration, tune
+
+    path = out / "evidence.jsonl"
+    for name in args.set or calibration.SETS:
+        cal, runner = _runner(name, args.llm)
+        items = [i for i in tune.read_jsonl(cal.qa) if i["split"] == args.split]
+        print(f"set {name}: retrieving for {len(items)} questions into {path}", file=sys.stderr)
+        tune.collect_evidence(runner, items, path, name)
+    records = [r for r in tune.read_jsonl(path) if r["split"] == args.split]
+    curve = tune.grounding_curve(records)
+    (out / "grounding.json").write_text(json.dumps(curve, indent=1), encoding="utf-8")
+    keys = ("min_grounding_nouns", "min_grounding_content", "refusal_accuracy", "false_refusal_rate")
+    print(f"checks before the model, {len(records)} questions:\n| " + " | ".join(keys) + " |")
+    for row in curve:
+        if row["min_grounding_content"] in (0.0, 0.2, 0.3):
+            print("| " + " | ".join(str(row[k]) for k in keys) + " |")
 
 
 def _progress(total: int) -> Any:

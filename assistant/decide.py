@@ -61,6 +61,7 @@ class VerifyPolicy:
     # question's years, ordinals and qualifiers (`constraints`), and it is the kind of answer asked (`kind`)
     min_question_nouns: float = 0.0
     min_question_content: float = 0.0
+    min_question_quote: float = 0.0  # the quoted sentence (and the one before it) holds this share of the question
     constraints: bool = True
     kind: bool = True
 
@@ -83,7 +84,11 @@ class VerifyPolicy:
     def question_fails(self, check: Check) -> str | None:
         """Why the supported sentence does not answer the question (None when it does)."""
         s = check.scores
-        cuts = (("question_nouns", self.min_question_nouns), ("question_content", self.min_question_content))
+        cuts = (
+            ("question_nouns", self.min_question_nouns),
+            ("question_content", self.min_question_content),
+            ("question_quote", self.min_question_quote),
+        )
         if failed := next((name for name, cut in cuts if s.get(name, 1.0) < cut), None):
             return failed
         if self.constraints and check.unmet:
@@ -148,27 +153,33 @@ def judge(scored: Sequence[Scored], policy: VerifyPolicy) -> Verdict:
 
 def before_model(query: str, hits: Sequence[Hit], policy: VerifyPolicy, english: bool, depth: int = 3) -> Decision:
     """Refuse without a model call when the retrieved passages cannot hold the answer."""
+    return judge_evidence(evidence(query, hits, english, depth), policy)
+
+
+def evidence(query: str, hits: Sequence[Hit], english: bool = False, depth: int = 3) -> dict[str, float]:
+    """What the checks before the model look at: whether any top passage shares a keyword with the
+    question, and how much of the question's nouns and content the top passages mention."""
     top = list(hits[:depth])
-    if not any(h.keyword_rank is not None for h in top):  # dense similarity alone always finds *something*
+    scores = {"keyword_match": float(any(h.keyword_rank is not None for h in top))}
+    if not english and top:  # the words of an English question cannot be looked up in Chinese passages
+        scores |= coverage(query, [h.chunk for h in top])
+    return scores
+
+
+def judge_evidence(scores: dict[str, float], policy: VerifyPolicy) -> Decision:
+    if not scores["keyword_match"]:  # dense similarity alone always finds *something*
         return Decision(True, NO_MATCH, "no keyword of the question in the top passages")
-    if english:  # the words of an English question cannot be looked up in Chinese passages
-        return ANSWER
-    failed = not_grounded(query, [h.chunk for h in top], policy)
-    return Decision(True, NOT_COVERED, failed) if failed else ANSWER
-
-
-def not_grounded(question: str, passages: Sequence[Chunk], policy: VerifyPolicy) -> str | None:
-    """Why the passages do not mention enough of what the question is about (None when they do)."""
-    scores = coverage(question, passages)
-    if scores["nouns"] < policy.min_grounding_nouns:
-        return f"question nouns covered {scores['nouns']:.2f}"
-    if scores["content"] < policy.min_grounding_content:
-        return f"question content covered {scores['content']:.2f}"
-    return None
+    if scores.get("nouns", 1.0) < policy.min_grounding_nouns:
+        return Decision(True, NOT_COVERED, f"question nouns covered {scores['nouns']:.2f}")
+    if scores.get("content", 1.0) < policy.min_grounding_content:
+        return Decision(True, NOT_COVERED, f"question content covered {scores['content']:.2f}")
+    return ANSWER
 
 
 def grounded(question: str, passages: Sequence[Chunk], policy: VerifyPolicy | None = None) -> bool:
-    return not_grounded(question, passages, policy or VerifyPolicy()) is None
+    """The passages mention enough of what the question is about (its nouns and content words)."""
+    scores = {"keyword_match": 1.0, **coverage(question, passages)}
+    return not judge_evidence(scores, policy or VerifyPolicy()).refused
 
 
 def verify(

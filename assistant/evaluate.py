@@ -163,16 +163,18 @@ def answer_is_right(answer: dict[str, Any], item: Item) -> bool:
 # CMRC 2018's scorer (cmrc2018_evaluate.py): each CJK character is a token, the text between them is split
 # into words, punctuation (Chinese and ASCII) is dropped; F1 from the longest common substring of tokens.
 _PUNCTUATION = set("-:_*^/\\~`+=，。：？！“”；’《》……·、「」（）－～『』!\"#$%&'()*,.;<>?@[]{}|")
-_MARKERS = re.compile(r"\s*\[\d+\]")
+_MARKERS = re.compile(r"\s*[\[【]\d+[\]】]")
 
 
 def cmrc_tokens(text: str) -> list[str]:
     tokens, word = [], ""
     for char in unicodedata.normalize("NFKC", text).lower():
-        if "\u4e00" <= char <= "\u9fa5" or char in _PUNCTUATION or char.isspace():
+        if char in _PUNCTUATION:  # dropped, not a boundary: "Step-3" is one word
+            continue
+        if "\u4e00" <= char <= "\u9fa5" or char.isspace():
             tokens.extend(re.findall(r"\w+", word))
             word = ""
-            if not char.isspace() and char not in _PUNCTUATION:
+            if not char.isspace():
                 tokens.append(char)
         else:
             word += char

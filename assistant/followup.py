@@ -2,8 +2,9 @@
 
 他/她 becomes the most recent person the user named in an earlier turn, or, when that turn asked 谁
 about a role ("阶跃星辰的 CTO 是谁？"), the role itself; 它/该公司/这家公司/该模型 becomes the most
-recent organisation, product or other name. Recency decides between several candidates, as readers
-do. What rules cannot resolve (那…呢, an ellipsis, English) is left to `answer`'s condense model.
+recent topic the user asked about (the noun phrase a turn opens with: "智谱 AI", "Step-3").
+Recency decides between several candidates, as readers do. What rules cannot resolve (那…呢, an
+ellipsis, English) is left to `answer`'s condense model.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from .keyword import QUESTION_WORDS
 PERSON = re.compile(r"(?<![其])(他|她)(?!们)")
 THING = re.compile(r"它(?!们)|该公司|这家公司|此公司|该企业|这家企业|该模型|这个模型|这款模型|该产品")
 _PERSON_TAGS = {"nr", "nrfg", "nrt"}
-_THING_TAGS = {"nt", "nz", "eng", "nrt", "ns", "n"}
 _ROLE = re.compile(r"^(.{2,30}?)(?:是|叫|为)?(?:谁|哪位|什么人)")
 
 
@@ -51,20 +51,15 @@ def _person(turn: str) -> str | None:
 
 
 def _thing(turn: str) -> str | None:
-    """The first organisation, product or name the turn is about (its subject, usually first)."""
-    bare = QUESTION_WORDS.sub(" ", turn)
-    tagged = [(w, flag) for w, flag in _tagged(bare) if len(w.strip()) >= 2]
-    for preferred in (("nt", "nz", "eng", "nrt"), ("ns", "n")):
-        for word, flag in tagged:
-            if flag in preferred:
-                return _with_code(bare, word)
-    return None
-
-
-def _with_code(text: str, word: str) -> str:
-    """ "Step" -> "Step-3" when the turn writes it so (jieba splits codes at the hyphen)."""
-    m = re.search(rf"{re.escape(word)}[\w.-]*", text)
-    return m.group() if m else word
+    """The turn's topic: the noun phrase it opens with ("智谱 AI", "Step-3", "阶跃星辰"), as written."""
+    phrase: list[str] = []
+    for word, flag in _tagged(turn.strip()):
+        if flag[0] in "n" or flag == "eng" or (phrase and flag == "x" and re.fullmatch(r"[\w .-]+", word)):
+            phrase.append(word)
+        else:
+            break
+    topic = "".join(phrase).strip(" -.")
+    return topic if len(topic) >= 2 and not QUESTION_WORDS.fullmatch(topic) else None
 
 
 def _tagged(text: str) -> list[tuple[str, str]]:

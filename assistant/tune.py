@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .decide import Decision, VerifyPolicy, after_model, before_model, judge
+from .decide import Decision, VerifyPolicy, after_model, evidence, judge, judge_evidence
 from .evaluate import cmrc_f1, normalize
 from .types import Chunk, Hit
 from .verify import Scored, score_claims
@@ -69,12 +69,50 @@ def collect(
     return added
 
 
+def collect_evidence(
+    assistant: Assistant, items: list[dict[str, Any]], out: Path, set_name: str, passages: int = 3
+) -> int:
+    """For each item not yet in `out`: what the checks before the model see (no model call), so their
+    cut-offs can be swept over every question of a set."""
+    done = {r["id"] for r in read_jsonl(out)}
+    added = 0
+    with out.open("a", encoding="utf-8") as f:
+        for item in items:
+            if item["id"] in done:
+                continue
+            query, hits = assistant.answerer.evidence(item["turns"][-1])
+            scores = {k: round(v, 4) for k, v in evidence(query, hits, depth=passages).items()}
+            record = {"id": item["id"], "set": set_name, "split": item.get("split"), "answerable": item["answerable"]}
+            record |= {"keyword_match": bool(scores.pop("keyword_match")), "coverage": scores}
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            added += 1
+    return added
+
+
+def grounding_curve(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Refusal accuracy and false-refusal rate of the checks before the model, for each pair of cut-offs."""
+    rows = []
+    for nouns, content in itertools.product([0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8], [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]):
+        refused = [
+            not r["keyword_match"] or r["coverage"].get("nouns", 0) < nouns or r["coverage"].get("content", 0) < content
+            for r in records
+        ]
+        ans = [x for x, r in zip(refused, records, strict=True) if r["answerable"]]
+        unans = [x for x, r in zip(refused, records, strict=True) if not r["answerable"]]
+        rows.append(
+            {"min_grounding_nouns": nouns, "min_grounding_content": content,
+             "refusal_accuracy": _rate(sum(unans), len(unans)), "false_refusal_rate": _rate(sum(ans), len(ans)),
+             "answerable": len(ans), "unanswerable": len(unans)}
+        )  # fmt: skip
+    return rows
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A stored draft scored once; `outcome` judges it under a policy."""
 
     record: dict[str, Any]
-    hits: list[Hit]
+    evidence: dict[str, float]  # what the checks before the model see
     scored: list[Scored]
 
 
@@ -83,13 +121,13 @@ def prepare(records: Iterable[dict[str, Any]], passages: int = 3) -> list[Prepar
     for r in records:
         hits = [hit_from_dict(h) for h in r["hits"]]
         chunks = [h.chunk for h in hits[:passages]]
-        prepared.append(Prepared(r, hits, score_claims(r["draft"], chunks, r["query"])))
+        prepared.append(Prepared(r, evidence(r["query"], hits), score_claims(r["draft"], chunks, r["query"])))
     return prepared
 
 
 def outcome(p: Prepared, policy: VerifyPolicy) -> tuple[Decision, str]:
     """The decision and the kept answer text for one prepared draft under `policy`."""
-    decision = before_model(p.record["query"], p.hits, policy, english=False)
+    decision = judge_evidence(p.evidence, policy)
     if decision.refused:
         return decision, ""
     verdict = judge(p.scored, policy)
@@ -137,11 +175,12 @@ def metrics(prepared: list[Prepared], policy: VerifyPolicy) -> dict[str, Any]:
 def grid(base: VerifyPolicy | None = None) -> list[VerifyPolicy]:
     """The policies a sweep tries: each group of related cut-offs moves together, from lenient to strict."""
     base = base or VerifyPolicy()
-    grounding = [(0.0, 0.0), (0.3, 0.2), (0.5, 0.3), (0.6, 0.4), (0.7, 0.5)]
+    grounding = [(0.0, 0.0), (0.3, 0.2), (0.5, 0.3), (0.7, 0.5)]
     support = [(0.5, 0.5, 0.2), (0.75, 0.7, 0.3), (0.9, 0.85, 0.45)]
     qa = [(0.5, 0.3), (0.7, 0.5), (0.85, 0.65)]
-    question = [(0.0, 0.0), (0.5, 0.3), (0.7, 0.5), (0.85, 0.65)]
-    flags = [(True, True), (True, False), (False, False)]
+    question = [(0.0, 0.0), (0.5, 0.3), (0.7, 0.5)]
+    quote = [0.0, 0.2, 0.35, 0.5]
+    flags = [(True, True), (False, False)]
     return [
         replace(
             base,
@@ -154,10 +193,11 @@ def grid(base: VerifyPolicy | None = None) -> list[VerifyPolicy]:
             min_qa_content=a[1],
             min_question_nouns=q[0],
             min_question_content=q[1],
+            min_question_quote=u,
             constraints=f[0],
             kind=f[1],
         )  # fmt: skip
-        for g, s, a, q, f in itertools.product(grounding, support, qa, question, flags)
+        for g, s, a, q, u, f in itertools.product(grounding, support, qa, question, quote, flags)
     ]
 
 

@@ -147,6 +147,8 @@ def _check(
         scores["qa_content"] = content_support(f"{bare} {probe}", context)
         scores["question_nouns"] = noun_support(bare, context)
         scores["question_content"] = content_support(bare, context)
+        # the quoted sentence (with the one before it, which often names what "it" is) is about the question
+        scores["question_quote"] = content_support(bare, squash("".join(sentences[max(0, best - 1) : best + 1])))
         unmet = tuple(unmet_constraints(asked, context))
         kind_ok = answer_kind_ok(asked, probe, question)
     return Check(n, sentences[best], scores, tuple(failed), unmet, kind_ok)

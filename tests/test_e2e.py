@@ -45,6 +45,41 @@ def test_follow_up_is_answered_about_the_right_thing(e5_article: Assistant):
     assert "321" in answer.answer
 
 
+@pytest.mark.parametrize(
+    ("history", "question", "expected"),
+    [
+        (
+            ["阶跃星辰的创始人是谁？", "印奇是谁？", "阶跃星辰融资多少？"],
+            "他掌舵哪家公司？",
+            "千里",
+        ),  # the latest person
+        (["阶跃星辰的首席科学家是谁？"], "他在哪个领域有世界级影响力？", "计算机视觉"),  # the role asked about
+        (["Step-3 的总参数量是多少？"], "它的参数效率提升了多少倍？", "8.4"),  # 它: the topic of the last turn
+        (["阶跃星辰的创始人兼 CEO 是谁？"], "那首席科学家呢？", "张祥雨"),  # 那…呢: condensed by the model
+    ],
+)
+def test_follow_ups_of_several_shapes_find_what_they_refer_to(
+    e5_article: Assistant, history: list[str], question: str, expected: str
+):
+    answer = e5_article.ask(question, history=history)
+    assert not answer.refused and expected in answer.answer, answer
+
+
+def test_questions_about_the_article_itself_are_answered_from_its_card(e5_article: Assistant):
+    author = e5_article.ask("这篇文章的作者是谁？")
+    assert not author.refused and "胡不知" in author.answer, author
+    assert author.citations[0].paragraph == 0 and "胡不知" in author.citations[0].text
+    published = e5_article.ask("这篇文章是哪天发表的？")
+    assert not published.refused and "2026" in published.answer, published
+
+
+def test_an_english_question_about_a_person_is_answered_in_english(e5_article: Assistant):
+    answer = e5_article.ask("Who is the CEO of StepFun?")
+    assert not answer.refused and "姜大昕" in answer.answer, answer
+    letters = [c for c in answer.answer if c.isalpha()]
+    assert sum(c.isascii() for c in letters) > len(letters) / 2, answer.answer
+
+
 def test_cli_ask_json_prints_the_answer_contract(e5_article: Assistant):
     env = {
         **os.environ,
