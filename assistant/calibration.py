@@ -44,7 +44,10 @@ class CalibrationSet:
 
 
 def build(name: str, root: Path, eval_root: Path = EVAL_ROOT) -> CalibrationSet:
-    """The set `name` under `root/name` (built once; rebuilt if the files are missing)."""
+    """The set `name` under `root/name` (built once; rebuilt if the files are missing). `<set>@<split>`
+    is one half of a set over a corpus of that half's articles only (half the indexing, for the gate)."""
+    if "@" in name:
+        return _half(name, root, eval_root)
     if name not in SETS:
         raise ConfigurationError(f"no calibration set {name!r}: choose one of {', '.join(SETS)}")
     if not (eval_root / "drcd-dev").is_dir():
@@ -53,7 +56,7 @@ def build(name: str, root: Path, eval_root: Path = EVAL_ROOT) -> CalibrationSet:
     qa = out / "qa.jsonl"
     drcd = eval_root / "drcd-dev"
     corpus = out / "corpus" if name == "cmrc-withheld" else drcd / "corpus"
-    if not qa.exists():
+    if not qa.exists() or not corpus.is_dir():
         out.mkdir(parents=True, exist_ok=True)
         if name == "drcd":
             items = [_with_split(i, _article(i)) for i in _read(drcd / "qa.jsonl")]
@@ -61,10 +64,42 @@ def build(name: str, root: Path, eval_root: Path = EVAL_ROOT) -> CalibrationSet:
             items = shifted_items(_read(drcd / "qa.jsonl"), drcd / "corpus")
         else:
             items = _withhold_cmrc(eval_root / "cmrc2018-trial", corpus)
-        tmp = qa.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), encoding="utf-8")
-        tmp.replace(qa)
+        _write(qa, items)
     return CalibrationSet(name, corpus, qa)
+
+
+def _half(name: str, root: Path, eval_root: Path) -> CalibrationSet:
+    base, split = name.split("@", 1)
+    if split not in ("calibrate", "holdout"):
+        raise ConfigurationError(f"{name!r}: the split after @ is calibrate or holdout")
+    full = build(base, root, eval_root)
+    qa = root / name / "qa.jsonl"
+    # shifted questions are asked over DRCD's corpus: they share that half's copy
+    corpus = build(f"drcd@{split}", root, eval_root).corpus if base == "shifted" else root / name / "corpus"
+    if not qa.exists() or not corpus.is_dir():
+        if base != "shifted":
+            _copy_half(full.corpus, corpus, split)
+        _write(qa, [i for i in _read(full.qa) if i["split"] == split])
+    return CalibrationSet(name, corpus, qa)
+
+
+def _copy_half(source: Path, target: Path, split: str) -> None:
+    """The files of `source` whose article falls in `split`."""
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for path in sorted(source.glob("*.txt")):
+        key = "-".join(path.stem.split("-")[:3]) if path.stem.startswith("drcd") else path.name
+        if split_of(key) == split:
+            shutil.copyfile(path, target / path.name)
+
+
+def _write(path: Path, items: list[dict]) -> None:
+    """JSON Lines written aside and renamed into place, so a killed run leaves no half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), encoding="utf-8")
+    tmp.replace(path)
 
 
 def split_of(key: str) -> str:

@@ -37,7 +37,11 @@ def cmd_calibrate(assistant: Assistant, args: argparse.Namespace) -> int:
     if not records:
         raise ConfigurationError(f"no drafts of the {args.split!r} split in {drafts}: run with --collect N first")
     prepared = tune.prepare(records)
-    rows = tune.sweep(prepared, tune.grid())
+    grounding = None
+    if (out / "grounding.json").exists():  # chosen on every question of the split, not just the drafted ones
+        early = tune.choose_grounding(json.loads((out / "grounding.json").read_text(encoding="utf-8")))
+        grounding = [(early["min_grounding_nouns"], early["min_grounding_content"])]
+    rows = tune.sweep(prepared, tune.grid(grounding=grounding))
     policy, chosen = tune.choose(rows)
     current = tune.metrics(prepared, VerifyPolicy())
     by_set = {

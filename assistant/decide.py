@@ -46,13 +46,13 @@ class VerifyPolicy:
     are not cut-offs and are not here."""
 
     # before the model: the best passages must mention this share of the question's nouns / content bigrams
-    min_grounding_nouns: float = 0.5
-    min_grounding_content: float = 0.3
+    min_grounding_nouns: float = 0.2
+    min_grounding_content: float = 0.2
     # a sentence is supported by a passage holding this share of its nouns / content bigrams, and a sentence
     # of the passage holding this share of its character bigrams (or, across languages, this cosine)
-    min_nouns: float = 0.75
-    min_content: float = 0.7
-    min_overlap: float = 0.3
+    min_nouns: float = 0.5
+    min_content: float = 0.5
+    min_overlap: float = 0.2
     min_similarity: float = 0.80
     # the question and the sentence together must be about the passage ("训练数据有多少 token" + "321B")
     min_qa_nouns: float = 0.7
@@ -61,7 +61,7 @@ class VerifyPolicy:
     # question's years, ordinals and qualifiers (`constraints`), and it is the kind of answer asked (`kind`)
     min_question_nouns: float = 0.0
     min_question_content: float = 0.0
-    min_question_quote: float = 0.0  # the quoted sentence (and the one before it) holds this share of the question
+    min_question_at_answer: float = 0.3  # where the passage states the answer, this share of the question is stated
     constraints: bool = True
     kind: bool = True
 
@@ -87,7 +87,7 @@ class VerifyPolicy:
         cuts = (
             ("question_nouns", self.min_question_nouns),
             ("question_content", self.min_question_content),
-            ("question_quote", self.min_question_quote),
+            ("question_at_answer", self.min_question_at_answer),
         )
         if failed := next((name for name, cut in cuts if s.get(name, 1.0) < cut), None):
             return failed

@@ -91,10 +91,12 @@ def default_index_root() -> Path:
 
 
 def suite_settings(suite: Suite, index_root: Path, embeddings: str | None, llm: str | None) -> Settings:
-    """Settings for one suite: its corpus, in an embedded index of its own under `index_root`,
+    """Settings for one suite: its corpus, in an embedded index of that corpus's own under `index_root`,
     whatever ASSISTANT_INDEX_DIR, ASSISTANT_COLLECTION or ASSISTANT_CHROMA_URL say, so the gate
     never writes into an index a user or a server relies on. `embeddings` and `llm` override the settings."""
-    settings = Settings.load(corpus=suite.corpus, index_dir=index_root / suite.name, embeddings=embeddings, llm=llm)
+    # one index per corpus: suites over the same corpus (a model suite and its --fast twin) share it
+    index_dir = index_root / collection_name(suite.corpus)
+    settings = Settings.load(corpus=suite.corpus, index_dir=index_dir, embeddings=embeddings, llm=llm)
     return replace(settings, chroma_url=None, collection=collection_name(suite.corpus))
 
 

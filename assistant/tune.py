@@ -26,7 +26,7 @@ from .verify import Scored, score_claims
 if TYPE_CHECKING:
     from .core import Assistant
 
-TARGET_REFUSAL = 0.9  # refuse at least 9 in 10 unanswerable questions (the issue's bar)
+MAX_EARLY_FALSE_REFUSALS = 0.01  # refusals before the model: at most 1 in 100 answerable questions
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -135,9 +135,15 @@ def outcome(p: Prepared, policy: VerifyPolicy) -> tuple[Decision, str]:
     return decision, "" if decision.refused else "".join(c.text for c in verdict.claims)
 
 
+RIGHT_F1 = 0.5  # CMRC F1 at which a paraphrase of a long reference span counts as the answer
+
+
 def right(record: dict[str, Any], text: str) -> bool:
-    """The answer holds a reference answer (containment, as `evaluate` scores), or matches it by CMRC F1 ≥ 0.8."""
-    return any(normalize(a) in normalize(text) for a in record["answers"]) or cmrc_f1(text, record["answers"]) >= 0.8
+    """The answer holds a reference answer (containment, as `evaluate` scores) or overlaps one by CMRC F1 ≥
+    RIGHT_F1 (CMRC's references are whole clauses; the model answers with part of one in its own words)."""
+    return (
+        any(normalize(a) in normalize(text) for a in record["answers"]) or cmrc_f1(text, record["answers"]) >= RIGHT_F1
+    )
 
 
 def metrics(prepared: list[Prepared], policy: VerifyPolicy) -> dict[str, Any]:
@@ -172,32 +178,45 @@ def metrics(prepared: list[Prepared], policy: VerifyPolicy) -> dict[str, Any]:
     }
 
 
-def grid(base: VerifyPolicy | None = None) -> list[VerifyPolicy]:
-    """The policies a sweep tries: each group of related cut-offs moves together, from lenient to strict."""
+def choose_grounding(curve: list[dict[str, Any]], max_false_refusals: float = MAX_EARLY_FALSE_REFUSALS) -> dict:
+    """The cut-offs before the model that refuse the most unanswerable questions while refusing at most
+    `max_false_refusals` of the answerable ones: a refusal before the model never sees an answer, so it
+    must almost never be wrong; telling answers apart is left to the checks after the model."""
+    fine = [r for r in curve if (r["false_refusal_rate"] or 0) <= max_false_refusals]
+    return max(fine, key=lambda r: (r["refusal_accuracy"] or 0, -(r["false_refusal_rate"] or 0)))
+
+
+def grid(base: VerifyPolicy | None = None, grounding: list[tuple[float, float]] | None = None) -> list[VerifyPolicy]:
+    """The policies a sweep tries: each group of related cut-offs moves together, from lenient to strict.
+    `grounding`: the cut-offs before the model to try (default: a few, from lenient to strict)."""
     base = base or VerifyPolicy()
-    grounding = [(0.0, 0.0), (0.3, 0.2), (0.5, 0.3), (0.7, 0.5)]
-    support = [(0.5, 0.5, 0.2), (0.75, 0.7, 0.3), (0.9, 0.85, 0.45)]
-    qa = [(0.5, 0.3), (0.7, 0.5), (0.85, 0.65)]
-    question = [(0.0, 0.0), (0.5, 0.3), (0.7, 0.5)]
-    quote = [0.0, 0.2, 0.35, 0.5]
+    grounding = grounding or [(0.0, 0.0), (0.3, 0.2), (0.5, 0.3), (0.7, 0.5)]
+    support = [0.5, 0.75]  # nouns
+    content = [0.5, 0.6, 0.7]
+    overlap = [0.2, 0.3]
+    qa = [(0.5, 0.3), (0.7, 0.5)]
+    question = [(0.0, 0.0), (0.5, 0.3)]
+    at_answer = [0.0, 0.3, 0.45, 0.6]
     flags = [(True, True), (False, False)]
     return [
         replace(
             base,
             min_grounding_nouns=g[0],
             min_grounding_content=g[1],
-            min_nouns=s[0],
-            min_content=s[1],
-            min_overlap=s[2],
+            min_nouns=n,
+            min_content=c,
+            min_overlap=o,
             min_qa_nouns=a[0],
             min_qa_content=a[1],
             min_question_nouns=q[0],
             min_question_content=q[1],
-            min_question_quote=u,
+            min_question_at_answer=u,
             constraints=f[0],
             kind=f[1],
         )  # fmt: skip
-        for g, s, a, q, u, f in itertools.product(grounding, support, qa, question, quote, flags)
+        for g, n, c, o, a, q, u, f in itertools.product(
+            grounding, support, content, overlap, qa, question, at_answer, flags
+        )
     ]
 
 
@@ -206,12 +225,20 @@ def sweep(prepared: list[Prepared], policies: list[VerifyPolicy]) -> list[tuple[
 
 
 def choose(rows: list[tuple[VerifyPolicy, dict[str, Any]]]) -> tuple[VerifyPolicy, dict[str, Any]]:
-    """The most right answers among policies refusing at least TARGET_REFUSAL of the unanswerable
-    questions, fewer false refusals breaking ties; if none reaches the target, the best sum of the two."""
-    meeting = [r for r in rows if (r[1]["refusal_accuracy"] or 0) >= TARGET_REFUSAL]
-    if meeting:
-        return max(meeting, key=lambda r: (r[1]["answer_accuracy"], -r[1]["false_refusal_rate"]))
-    return max(rows, key=lambda r: (r[1]["answer_accuracy"] or 0) + (r[1]["refusal_accuracy"] or 0))
+    """The operating point. Score each policy by its right outcomes on both kinds of question, weighted
+    equally (answer accuracy on the answerable + refusal accuracy on the unanswerable), so neither a bold
+    policy (answers everything) nor a timid one (refuses everything) wins. Among the policies within one
+    question of the best score (differences the sample cannot resolve), take the one giving the fewest
+    wrong answers, then the fewest false refusals."""
+
+    def score(m: dict[str, Any]) -> float:
+        return (m["answer_accuracy"] or 0) + (m["refusal_accuracy"] or 0)
+
+    best = max(score(m) for _, m in rows)
+    m0 = rows[0][1]
+    tolerance = 1 / max(1, m0["answerable"]) + 1 / max(1, m0["unanswerable"])
+    near = [r for r in rows if score(r[1]) >= best - tolerance / 2]
+    return min(near, key=lambda r: (r[1]["wrong_answer_rate"] or 0, r[1]["false_refusal_rate"] or 0, -score(r[1])))
 
 
 def hit_from_dict(d: dict[str, Any]) -> Hit:

@@ -147,8 +147,7 @@ def _check(
         scores["qa_content"] = content_support(f"{bare} {probe}", context)
         scores["question_nouns"] = noun_support(bare, context)
         scores["question_content"] = content_support(bare, context)
-        # the quoted sentence (with the one before it, which often names what "it" is) is about the question
-        scores["question_quote"] = content_support(bare, squash("".join(sentences[max(0, best - 1) : best + 1])))
+        scores["question_at_answer"] = question_at_answer(bare, probe, sentences)
         unmet = tuple(unmet_constraints(asked, context))
         kind_ok = answer_kind_ok(asked, probe, question)
     return Check(n, sentences[best], scores, tuple(failed), unmet, kind_ok)
@@ -189,6 +188,22 @@ def split_claims(answer: str) -> list[tuple[str, list[int]]]:
     return claims
 
 
+def question_at_answer(question: str, claim: str, sentences: list[str]) -> float:
+    """Where the passage states what the claim adds to the question (its answer part), how much of the
+    question is stated there too (that sentence with its neighbours). A claim that rewrites the question
+    around a fragment from elsewhere in the passage ("X 于 1900 年建成" from a sentence about 1900) scores
+    low; a claim that adds nothing to the question scores 0."""
+    asked = _content_pairs(question) or bigrams(question)  # its Chinese content words, if it has any
+    answer = {
+        b for b in bigrams(claim) - bigrams(question) if not any(c in _FUNCTION_CHARS or not c.isalnum() for c in b)
+    }
+    if not answer or not asked:
+        return 0.0 if not answer else 1.0
+    windows = [bigrams("".join(sentences[max(0, i - 1) : i + 2])) for i in range(len(sentences))]
+    best = max(windows, key=lambda w: len(answer & w))
+    return len(asked & best) / len(asked) if answer & best else 0.0
+
+
 def coverage(question: str, passages: Sequence[Chunk]) -> dict[str, float]:
     """How much of what the question is about (its nouns, its content words) the passages mention."""
     probe = QUESTION_WORDS.sub(" ", question)
@@ -225,13 +240,17 @@ def noun_support(claim: str, context: str) -> float:
 
 def content_support(claim: str, context: str) -> float:
     """Share of the claim's Chinese content bigrams (pairs without function characters) in the context."""
-    text = squash(claim)
-    pairs = {
-        text[i : i + 2]
-        for i in range(len(text) - 1)
-        if all("\u4e00" <= c <= "\u9fff" and c not in _FUNCTION_CHARS for c in text[i : i + 2])
-    }
+    pairs = _content_pairs(claim)
     return sum(p in context for p in pairs) / len(pairs) if pairs else 1.0
+
+
+def _content_pairs(text: str) -> set[str]:
+    t = squash(text)
+    return {
+        t[i : i + 2]
+        for i in range(len(t) - 1)
+        if all("\u4e00" <= c <= "\u9fff" and c not in _FUNCTION_CHARS for c in t[i : i + 2])
+    }
 
 
 def _numbers(text: str) -> list[tuple[float, float, str]]:

@@ -5,6 +5,7 @@ answers and on the real local model; `assistant gate` turns a breach into exit c
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +15,10 @@ import pytest
 from assistant.cli import main
 from assistant.core import Assistant
 from assistant.errors import ModelUnavailableError
+from assistant.evaluate import read_items
 from assistant.gate import Suite, check, load_suites, run_suite
 from assistant.retrieve import HybridRetriever
+from assistant.settings import collection_name
 from assistant.types import Hit
 
 from conftest import ARTICLE_DIR, ROOT, SHARED, make_assistant
@@ -56,9 +59,29 @@ def test_the_gate_file_gates_every_metric_on_the_article_and_a_cmrc_sample():
     article = suites["article"]
     assert not article.fast and article.eval_file == ARTICLE_SET.resolve()
     assert set(article.minimum) == {"answer_accuracy", "refusal_accuracy", "citation_support"}
-    assert article.maximum == {"false_refusals": 2}
+    assert article.maximum == {"false_refusals": 2, "fallback_answers": 0}
     cmrc = suites["cmrc"]
     assert cmrc.sample and cmrc.corpus.name == "corpus" and cmrc.minimum["answer_accuracy"] > 0
+
+
+def test_every_suite_caps_false_refusals_and_model_suites_forbid_quote_fallbacks():
+    suites = load_suites(GATE_FILE)
+    assert all(
+        {"false_refusals", "false_refusal_rate"} & set(s.maximum) or "refusal_accuracy" in s.minimum for s in suites
+    )
+    assert all(s.maximum.get("fallback_answers") == 0 for s in suites if not s.fast)
+    quoted = Suite("m", ARTICLE_SET, ARTICLE_DIR, maximum={"fallback_answers": 0})
+    assert check({"fallback_answers": 1}, quoted) == ["m: fallback_answers 1 is above the gate's maximum 0"]
+
+
+def test_calibration_suites_ask_only_the_held_out_half():
+    """The refusal cut-offs were chosen on the `calibrate` half: the gate measures the other one."""
+    suites = {s.name: s for s in load_suites(GATE_FILE)}
+    drcd = suites["drcd-holdout"]
+    items = read_items(drcd.eval_file)
+    assert items and all(i.split == "holdout" for i in items)
+    calibrated = {r["id"] for r in map(json.loads, (ROOT / "docs/calibration/drafts.jsonl").open(encoding="utf-8"))}
+    assert not calibrated & {i.id for i in items}
 
 
 def test_extractive_gate_passes_healthy_answers(article: Assistant):
@@ -111,7 +134,7 @@ def test_gate_command_exits_1_on_a_breach_and_0_on_a_pass(tmp_path, monkeypatch,
     lenient = write_gate(tmp_path / "lenient.toml", corpus, "answer_accuracy = 0.0")
     assert main(["gate", "--config", str(lenient), *flags]) == 0
     assert "quality gate passed" in capsys.readouterr().out
-    assert (index_root / "tiny" / "CURRENT").exists()
+    assert (index_root / collection_name(corpus) / "CURRENT").exists()  # one index per corpus, in the gate's root
 
 
 def test_a_model_suite_refuses_to_run_without_the_chat_model(article: Assistant):
