@@ -14,17 +14,22 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .decide import VerifyPolicy
 from .errors import ConfigurationError, ModelUnavailableError
 
 if TYPE_CHECKING:
     from .core import Assistant
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "calibration"
+# The cut-offs before calibration (set by hand on the 32-item article dev set), drawn for comparison.
+BEFORE = VerifyPolicy(
+    min_grounding_nouns=0.5, min_grounding_content=0.3, min_nouns=0.75, min_content=0.7, min_overlap=0.3,
+    min_qa_nouns=0.7, min_qa_content=0.5, min_question_at_answer=0.0, constraints=False, kind=False,
+)  # fmt: skip
 
 
 def cmd_calibrate(assistant: Assistant, args: argparse.Namespace) -> int:
     from . import calibration, tune
-    from .decide import VerifyPolicy
 
     out = Path(args.out) if args.out else DOCS
     out.mkdir(parents=True, exist_ok=True)
@@ -43,25 +48,27 @@ def cmd_calibrate(assistant: Assistant, args: argparse.Namespace) -> int:
         grounding = [(early["min_grounding_nouns"], early["min_grounding_content"])]
     rows = tune.sweep(prepared, tune.grid(grounding=grounding))
     policy, chosen = tune.choose(rows)
-    current = tune.metrics(prepared, VerifyPolicy())
+    policies = {"before": BEFORE, "defaults": VerifyPolicy(), "chosen": policy}
     by_set = {
         name: {
-            "chosen": tune.metrics([p for p in prepared if p.record["set"] == name], policy),
-            "current": tune.metrics([p for p in prepared if p.record["set"] == name], VerifyPolicy()),
+            which: tune.metrics([p for p in prepared if p.record["set"] == name], pol)
+            for which, pol in policies.items()
         }
         for name in calibration.SETS
     }
+    before = tune.metrics(prepared, BEFORE)
     report = {
         "split": args.split,
         "drafts": len(records),
         "chosen": {"policy": asdict(policy), **chosen},
-        "current": {"policy": asdict(VerifyPolicy()), **current},
+        "before": {"policy": asdict(BEFORE), **before},
+        "defaults": {"policy": asdict(VerifyPolicy()), **tune.metrics(prepared, VerifyPolicy())},
         "by_set": by_set,
         "curve": [{"policy": asdict(p), **m} for p, m in rows],
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
-    _plot(rows, policy, current, out / "curve.png")
+    _plot(rows, policy, before, out / "curve.png")
     print(_summary(report))
     return 0
 
@@ -133,15 +140,16 @@ def _summary(report: dict[str, Any]) -> str:
     keys = ("refusal_accuracy", "false_refusal_rate", "answer_accuracy", "wrong_answer_rate", "draft_accuracy")
     lines = [f"{report['drafts']} drafts ({report['split']} split)", "", "| set | policy | " + " | ".join(keys) + " |"]
     lines.append("|---" * (len(keys) + 2) + "|")
-    for name, row in [("all", {"chosen": report["chosen"], "current": report["current"]}), *report["by_set"].items()]:
-        for which in ("current", "chosen"):
+    overall = {which: report[which] for which in ("before", "defaults", "chosen")}
+    for name, row in [("all", overall), *report["by_set"].items()]:
+        for which in ("before", "defaults", "chosen"):
             lines.append(f"| {name} | {which} | " + " | ".join(str(row[which].get(k)) for k in keys) + " |")
-    changed = {k: v for k, v in report["chosen"]["policy"].items() if report["current"]["policy"][k] != v}
-    lines += ["", f"chosen policy (changes from the current defaults): {changed or 'none'}"]
+    changed = {k: v for k, v in report["chosen"]["policy"].items() if report["defaults"]["policy"][k] != v}
+    lines += ["", f"chosen policy (changes from the defaults in decide.VerifyPolicy): {changed or 'none'}"]
     return "\n".join(lines)
 
 
-def _plot(rows: list[Any], chosen: Any, current: dict[str, Any], path: Path) -> None:
+def _plot(rows: list[Any], chosen: Any, before: dict[str, Any], path: Path) -> None:
     try:
         import matplotlib
     except ImportError:
@@ -158,8 +166,8 @@ def _plot(rows: list[Any], chosen: Any, current: dict[str, Any], path: Path) -> 
     fig.colorbar(points, label="wrong-answer rate (of answers given)")
     pick = next(m for p, m in rows if p == chosen)
     ax.scatter([pick["false_refusal_rate"]], [pick["refusal_accuracy"]], marker="*", s=250, c="red", label="chosen")
-    ax.scatter([current["false_refusal_rate"]], [current["refusal_accuracy"]], marker="X", s=120, c="k",
-               label="previous defaults")  # fmt: skip
+    ax.scatter([before["false_refusal_rate"]], [before["refusal_accuracy"]], marker="X", s=120, c="k",
+               label="before calibration")  # fmt: skip
     ax.axhline(0.9, color="grey", ls=":", lw=1)
     ax.set_xlabel("false-refusal rate (answerable questions refused)")
     ax.set_ylabel("refusal accuracy (unanswerable questions refused)")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import jieba
@@ -74,6 +74,7 @@ class Check:
     unmet: tuple[str, ...] = ()  # the question's constraints (years, ordinals, qualifiers) the passage lacks
     kind_ok: bool = True  # the claim gives the kind of answer asked (a quantity in its unit, a date, a name)
     cross: bool = False  # an English claim judged by embedding similarity, not word by word
+    translated: bool = False  # an English claim rendered in the passage's Chinese and checked word by word
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,8 @@ def score_claims(
         if cross and translate is not None and passages:
             probe, cross = translate(text, passages[(valid or (1,))[0] - 1].text), False
         checks = tuple(_check(text, probe, n, passages[n - 1], question, asked, similarity, cross) for n in order)
+        if probe != text:
+            checks = tuple(replace(c, translated=True) for c in checks)
         scored.append(Scored(text, valid, checks))
     return scored
 
@@ -130,6 +133,8 @@ def _check(
         sentences += [item for item in passage.section.split("；") if item and not instructs(item)]
     failed = [] if numbers_supported(text, context) and numbers_supported(probe, context) else ["numbers"]
     failed += ["a question"] if text.rstrip().endswith(("？", "?")) else []  # an echoed question answers nothing
+    if not cross and (missing := missing_names(probe, context, question)):
+        failed.append(f"name {missing[0]}")
     if not sentences:
         return Check(n, "", {}, (*failed, "no sentence"), cross=cross)
     if cross:
@@ -236,6 +241,24 @@ def noun_support(claim: str, context: str) -> float:
         total += weight
         found += weight if w in context else 0
     return found / total if total else 1.0
+
+
+def missing_names(claim: str, context: str, question: str = "") -> list[str]:
+    """Names in the claim (people, places, organisations, Latin-script words) that neither the passage nor the
+    question holds: a claim that brings in a name from nowhere is not supported, whatever the cut-offs."""
+    import jieba.posseg as pseg
+
+    asked = squash(question)
+    return [
+        word
+        for word, flag in pseg.cut(claim)
+        if _NOUN_WEIGHT.get(flag) == 2
+        and len(w := squash(word)) >= 2
+        and w not in _GENERIC
+        and not NUMBER.fullmatch(w)
+        and w not in context
+        and w not in asked
+    ]
 
 
 def content_support(claim: str, context: str) -> float:

@@ -86,7 +86,8 @@ def test_every_refusal_says_why():
     unrelated = [Hit(RACE, 1, 1.0, dense_score=0.5, dense_rank=1)]  # found by the embedding alone
     assert before_model("天气如何？", unrelated, VerifyPolicy(), english=False).reason == NO_MATCH
     matched = [Hit(RACE, 1, 1.0, keyword_score=1.0, keyword_rank=1)]
-    assert before_model("马拉松的赞助商电视台叫什么？", matched, VerifyPolicy(), english=False).reason == NOT_COVERED
+    strict = VerifyPolicy(min_grounding_nouns=0.5, min_grounding_content=0.3)  # the mechanism, at stricter cut-offs
+    assert before_model("马拉松的赞助商电视台叫什么？", matched, strict, english=False).reason == NOT_COVERED
     assert not before_model("马拉松男子组冠军是谁？", matched, VerifyPolicy(), english=False).refused
 
 
