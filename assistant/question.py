@@ -29,7 +29,9 @@ QUANTITY = re.compile(
 PERCENT = re.compile(r"百分之多少|百分比|占比|比例是多少|比重")
 DATE_ASKED = re.compile(r"哪一?年|哪一?天|几月|几号|哪个月|哪一个月|什么日期|何年|哪日|何日|什么时间")
 WHO_ASKED = re.compile(r"谁|哪位|哪一位|哪个人|哪家|哪一家|什么人|哪个(公司|机构|组织|团队|国家)")
-DATE_WORDS = re.compile(r"\d{4}\s*[-/.]\s*\d{1,2}|\d{1,4}\s*(年|月|日|号)|[一二三四五六七八九十〇零]+\s*(年|月|日)|世纪|年代|朝|时期|初|末|间")
+DATE_WORDS = re.compile(
+    r"\d{4}\s*[-/.]\s*\d{1,2}|\d{1,4}\s*(年|月|日|号)|[一二三四五六七八九十〇零]+\s*(年|月|日)|世纪|年代|朝|时期|初|末|间"
+)
 # Units of the same kind a question's unit may be answered in (亿元 asked, 50 亿元 or 5 billion yuan given).
 UNIT_FAMILY = {
     "亿元": ("亿", "元"),

@@ -50,8 +50,8 @@ def test_follow_up_is_answered_about_the_right_thing(e5_article: Assistant):
     [
         (
             ["阶跃星辰的创始人是谁？", "印奇是谁？", "阶跃星辰融资多少？"],
-            "他掌舵哪家公司？",
-            "千里",
+            "他是哪家公司的创始人？",
+            "旷视",
         ),  # the latest person
         (["阶跃星辰的首席科学家是谁？"], "他在哪个领域有世界级影响力？", "计算机视觉"),  # the role asked about
         (["Step-3 的总参数量是多少？"], "它的参数效率提升了多少倍？", "8.4"),  # 它: the topic of the last turn
