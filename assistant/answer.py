@@ -29,13 +29,12 @@ from .extract import best_sentences, in_english, is_english, prompt_passages
 from .followup import resolve
 from .injection import data_only
 from .inputs import check_history, check_question
-from .keyword import squash
 from .llm import explain_error
 from .question import read as read_question
 from .question import unmet_constraints
 from .retrieve import HybridRetriever
 from .types import Answer, Chunk, Citation, Hit
-from .verify import Similarity, score_claims
+from .verify import Similarity, passage_context, score_claims
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +235,7 @@ class Answerer:
         )
         if quote is None:
             return self._refusal(question, english, hits, timings, started, Decision(True, NOT_COVERED, "no quote"))
-        unmet = unmet_constraints(read_question(query), squash(f"{chunk.title} {chunk.text}")) if query else []
+        unmet = unmet_constraints(read_question(query), passage_context(chunk)) if query else []
         if self.settings.policy.constraints and unmet and not english:
             decision = Decision(True, NOT_COVERED, f"constraint {unmet[0]}")
             return self._refusal(question, english, hits, timings, started, decision)

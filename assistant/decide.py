@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from .types import Chunk, Hit
@@ -76,25 +76,25 @@ class VerifyPolicy:
         s = check.scores
         if check.cross:
             return None if s.get("similarity", 0.0) >= self.min_similarity else "similarity"
-        translated = check.translated
-        cuts = (
-            ("nouns", self.min_translated_nouns if translated else self.min_nouns),
-            ("content", self.min_translated_content if translated else self.min_content),
+        return _below(
+            s,
+            ("nouns", self.min_translated_nouns if check.translated else self.min_nouns),
+            ("content", self.min_translated_content if check.translated else self.min_content),
             ("overlap", self.min_overlap),
             ("qa_nouns", self.min_qa_nouns),
             ("qa_content", self.min_qa_content),
         )
-        return next((name for name, cut in cuts if s.get(name, 1.0) < cut), None)
 
     def question_fails(self, check: Check) -> str | None:
         """Why the supported sentence does not answer the question (None when it does)."""
         s = check.scores
-        cuts = (
+        failed = _below(
+            s,
             ("question_nouns", self.min_question_nouns),
             ("question_content", self.min_question_content),
             ("question_at_answer", self.min_question_at_answer),
         )
-        if failed := next((name for name, cut in cuts if s.get(name, 1.0) < cut), None):
+        if failed:
             return failed
         if self.constraints and check.unmet:
             return f"constraint {check.unmet[0]}"
@@ -219,5 +219,6 @@ def _row(text: str, kept: bool, check: Check | None, failed: str | None) -> dict
     return row
 
 
-def policy_dict(policy: VerifyPolicy) -> dict[str, Any]:
-    return asdict(policy)
+def _below(scores: dict[str, float], *cuts: tuple[str, float]) -> str | None:
+    """The first score under its cut-off (a score not computed passes)."""
+    return next((name for name, cut in cuts if scores.get(name, 1.0) < cut), None)

@@ -1,7 +1,7 @@
 """Follow-up: a Chinese question that leans on a pronoun, made standalone by rule, without a model call.
 
 他/她 becomes the most recent person the user named in an earlier turn, or, when that turn asked 谁
-about a role ("阶跃星辰的 CTO 是谁？"), the role itself; 它/该公司/这家公司/该模型 becomes the most
+about a role ("这家公司的 CTO 是谁？"), the role itself; 它/该公司/这家公司/该模型 becomes the most
 recent topic the user asked about (the noun phrase a turn opens with: "智谱 AI", "Step-3").
 Recency decides between several candidates, as readers do. What rules cannot resolve (那…呢, an
 ellipsis, English) is left to `answer`'s condense model.

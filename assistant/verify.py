@@ -126,7 +126,7 @@ def _check(
     cross: bool,
 ) -> Check:
     """`text` (as written) and `probe` (in the passage's language) against passage `n`."""
-    context = _context(passage)
+    context = passage_context(passage)
     sentences = [passage.text[s:e] for s, e in split_sentences(passage.text, 0, len(passage.text))]
     sentences = [s for s in sentences if not instructs(s)]
     if passage.paragraph == 0:  # a document card: its metadata items count as its sentences
@@ -212,7 +212,7 @@ def question_at_answer(question: str, claim: str, sentences: list[str]) -> float
 def coverage(question: str, passages: Sequence[Chunk]) -> dict[str, float]:
     """How much of what the question is about (its nouns, its content words) the passages mention."""
     probe = QUESTION_WORDS.sub(" ", question)
-    context = " ".join(_context(p) for p in passages)
+    context = " ".join(passage_context(p) for p in passages)
     return {"nouns": noun_support(probe, context), "content": content_support(probe, context)}
 
 
@@ -296,7 +296,7 @@ def _overlap(claim: str, sentence: str) -> float:
 
 
 @lru_cache(maxsize=4096)
-def _context(passage: Chunk) -> str:
+def passage_context(passage: Chunk) -> str:
     """What a claim is checked against: title, section and the passage's text (instructions left out)."""
     return squash(f"{passage.title} {passage.section} {data_only(passage.text)}")
 
