@@ -11,8 +11,10 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +41,12 @@ class LlamaCppChat(BaseChatModel):
     """A GGUF chat model run in process by llama-cpp-python; streams one chunk per token.
 
     The file (the packaged model when `model_path` is None) is loaded on first use and shared
-    process-wide; one generation runs at a time per loaded model. `timeout` bounds a call (not the
-    load). Token generation uses one core fewer than the machine has: with every core, llama.cpp's
-    threads spin-wait on each other and any other busy process cuts 26 tokens/s to 1-3 (2 cores).
+    process-wide; one generation runs at a time per loaded model. `timeout` bounds a call from when
+    the model starts on it (not the load, nor the wait for another call). Token generation uses every
+    core when no other call is waiting for the model (25 against 15 tokens/s on 2 idle cores), else one
+    fewer: with every core, llama.cpp's threads spin-wait on each other, and a busy neighbour cuts
+    generation to 1-3 tokens/s. llama.cpp's prompt-lookup speculative decoding was measured here and
+    left out: it was slower (4 tokens/s; it needs logits for every prompt token) and failed on some prompts.
     """
 
     model_path: str | None = None
@@ -50,10 +55,10 @@ class LlamaCppChat(BaseChatModel):
     stop: list[str] | None = None
     timeout: float | None = 120.0
     n_ctx: int = 4096
-    n_threads: int | None = None  # generation; default: cores - 1
+    n_threads: int | None = None  # generation; default: every core, or one fewer while another call waits
     n_threads_batch: int | None = None  # prompt evaluation; default: all cores
     repeat_penalty: float = 1.0
-    streaming: bool = True  # accepted for compatibility: generation always streams internally
+    instance: int = 0  # another number: a separate instance of the model (e.g. to compare settings side by side)
 
     @property
     def _llm_type(self) -> str:
@@ -104,15 +109,14 @@ class LlamaCppChat(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         model = self._model()  # loading (and first-run assembly) is not counted against the timeout
-        started = time.monotonic()
         prompt, stops = self._prompt(model, messages, [*(self.stop or []), *(stop or [])])
-        if not model.lock.acquire(timeout=-1 if self.timeout is None else max(self._remaining(started), 0)):
-            raise ModelTimeoutError(
-                f"the chat model stayed busy with another answer for {self.timeout:.0f} s: "
-                "try again, or raise ASSISTANT_LLM_TIMEOUT"
-            )
+        with _counted(model):
+            model.lock.acquire()  # callers queue before this (one admission queue); waiting is not timed
         try:
-            yield from self._generate_tokens(model, prompt, stops, started, run_manager, kwargs)
+            cores = os.cpu_count() or 1
+            threads = self.n_threads or (cores if not model.waiting else max(1, cores - 1))
+            model.use_threads(threads, self.n_threads_batch or cores)
+            yield from self._generate_tokens(model, prompt, stops, time.monotonic(), run_manager, kwargs)
         finally:
             model.lock.release()
 
@@ -125,6 +129,7 @@ class LlamaCppChat(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None,
         kwargs: dict[str, Any],
     ) -> Iterator[ChatGenerationChunk]:
+        cached = _cached_prefix(model.llama, prompt)
         stream = model.llama.create_completion(
             prompt,
             stream=True,
@@ -156,14 +161,17 @@ class LlamaCppChat(BaseChatModel):
         log.info(
             "%d prompt tokens; first token %.1f s; %d characters in %.1f s", len(prompt), first, len(text), elapsed
         )
-        yield self._last_chunk(model, len(prompt), text, finish_reason)
+        yield self._last_chunk(model, len(prompt), cached, text, finish_reason)
 
     def _last_chunk(
-        self, model: model_file.Loaded, prompt_tokens: int, text: str, finish_reason: str | None
+        self, model: model_file.Loaded, prompt_tokens: int, cached: int, text: str, finish_reason: str | None
     ) -> ChatGenerationChunk:
         output_tokens = len(model.llama.tokenize(text.encode(), add_bos=False, special=True)) if text else 0
         usage = UsageMetadata(
-            input_tokens=prompt_tokens, output_tokens=output_tokens, total_tokens=prompt_tokens + output_tokens
+            input_tokens=prompt_tokens,
+            output_tokens=output_tokens,
+            total_tokens=prompt_tokens + output_tokens,
+            input_token_details={"cache_read": cached},  # the prompt's start llama.cpp kept from the last call
         )
         message = AIMessageChunk(
             content="",
@@ -197,7 +205,7 @@ class LlamaCppChat(BaseChatModel):
     def _model(self) -> model_file.Loaded:
         path = Path(self.model_path).expanduser() if self.model_path else model_file.packaged_model_path()
         cores = os.cpu_count() or 1
-        return model_file.load(path, self.n_ctx, self.n_threads or max(1, cores - 1), self.n_threads_batch or cores)
+        return model_file.load(path, self.n_ctx, self.n_threads or cores, self.n_threads_batch or cores, self.instance)
 
 
 class UnavailableChatModel(BaseChatModel):
@@ -212,6 +220,32 @@ class UnavailableChatModel(BaseChatModel):
 
     def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
         raise ModelUnavailableError(self.reason)
+
+
+def _cached_prefix(llama: Any, prompt: list[int]) -> int:
+    """How many tokens at the start of `prompt` llama.cpp still holds from the previous call (not evaluated again)."""
+    held = list(llama.input_ids[: llama.n_tokens])
+    n = 0
+    for a, b in zip(held, prompt, strict=False):
+        if a != b:
+            break
+        n += 1
+    return max(0, n - 1) if n == len(prompt) else n
+
+
+@contextmanager
+def _counted(model: model_file.Loaded) -> Iterator[None]:
+    """Count the caller among those waiting for `model` while the block runs."""
+    with _waiting_lock:
+        model.waiting += 1
+    try:
+        yield
+    finally:
+        with _waiting_lock:
+            model.waiting -= 1
+
+
+_waiting_lock = threading.Lock()
 
 
 def _as_dict(message: BaseMessage) -> dict[str, str]:

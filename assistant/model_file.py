@@ -41,14 +41,22 @@ _lock = threading.Lock()
 
 @dataclass
 class Loaded:
-    """One llama.cpp model in memory and its chat template; `lock` lets one generation run at a time."""
+    """One llama.cpp model in memory and its chat template; `lock` lets one generation run at a time,
+    `waiting` counts the calls queued for it."""
 
     llama: Any
     formatter: Any
     lock: threading.Lock = field(default_factory=threading.Lock)
+    waiting: int = 0
+
+    def use_threads(self, generation: int, prompt: int) -> None:
+        """Threads for the next call (llama.cpp reads them per decode; call while holding `lock`)."""
+        import llama_cpp
+
+        llama_cpp.llama_set_n_threads(self.llama._ctx.ctx, generation, prompt)
 
 
-_loaded: dict[tuple[str, int, int, int], Loaded] = {}
+_loaded: dict[tuple[str, int, int, int, int], Loaded] = {}
 
 
 def part_spec(numbers: Sequence[int] = range(1, PART_COUNT + 1)) -> str:
@@ -220,12 +228,13 @@ def no_file_error(path: object) -> ConfigurationError:
     return ConfigurationError(f"no model file at {path}: give the path of a .gguf file (llama-cpp:/path/to/model.gguf)")
 
 
-def load(path: Path, n_ctx: int, n_threads: int, n_threads_batch: int) -> Loaded:
-    """The llama.cpp model for `path`, loaded once per process and settings, then shared."""
-    key = (str(path.resolve()), n_ctx, n_threads, n_threads_batch)
+def load(path: Path, n_ctx: int, n_threads: int, n_threads_batch: int, copy: int = 0) -> Loaded:
+    """The llama.cpp model for `path`, loaded once per process and settings, then shared; another `copy`
+    number loads another instance (with its own cache of the last prompt)."""
+    key = (str(path.resolve()), n_ctx, n_threads, n_threads_batch, copy)
     with _lock:
         if key not in _loaded:
-            _loaded[key] = _load(*key)
+            _loaded[key] = _load(*key[:4])
         return _loaded[key]
 
 
