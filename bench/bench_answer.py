@@ -1,9 +1,17 @@
-"""Answer latency and quality: the assistant against a naive RAG baseline, same chat model, one run.
+"""Answer latency and quality: the assistant, the assistant as it was before (issue 12), and a naive
+RAG baseline, same chat model, one run.
+
+`before` is the same code with the earlier settings: whole passages in the prompt, a translation call
+for an English question and one per English claim, up to 160 generated tokens, generation on one core
+fewer than the machine has (its own copy of the model, so the two do not share llama.cpp's cache).
 
 The baseline is what everyone builds first: 500-character windows (50 overlap) of the cleaned article,
 the same e5-small embeddings in an in-memory Chroma, dense top-4, a plain prompt, no refusal rule and
-no verification. Both answer every eval item, interleaved per question (alternating which goes first),
-so background load hits both alike. Per question, each stage is timed: embedding the query, retrieval,
+no verification. All three answer every eval item, interleaved per question (rotating which goes
+first), so background load hits them alike. Per answer: model calls, prompt tokens (of the largest
+call, and how many of them llama.cpp evaluated rather than kept from the last call), generated tokens,
+and the time to the first cited content on screen (the supporting quote; the baseline shows none).
+Per question, each stage is timed: embedding the query, retrieval,
 condensing a follow-up, prompt evaluation (up to the first token), generation, verification; the
 prompt's token count is read from the model's usage report. Records part `latency` of
 bench/out/results.json (rows in bench/out/answer_rows.json) and prints the tables.
@@ -14,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -26,36 +35,51 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
-from assistant.answer import AnswerSettings
+from assistant.answer import Answerer, AnswerSettings
 from assistant.core import Assistant
-from assistant.embeddings import make_embeddings
+from assistant.embeddings import make_embeddings, similarity
 from assistant.evaluate import Item, answer_metrics, read_items
+from assistant.extract import is_english
 from assistant.factory import build_assistant
 from assistant.ingest import load_corpus
+from assistant.llm import LlamaCppChat
 from assistant.settings import Settings
+from assistant.types import Answer
 
 WINDOW, OVERLAP, TOP_K = 500, 50, 4
 STAGES = ("embed_query", "retrieve", "condense", "translate", "prompt_eval", "generate", "verify")
-STAGES += ("first_token", "total")
+STAGES += ("evidence", "first_token", "total")
+SYSTEMS = ("assistant", "before", "baseline")
+COUNTS = ("calls", "prompt_tokens", "evaluated_tokens", "generated_tokens")  # per answer, from the usage reports
 QUALITY = ("answer_accuracy", "refusal_accuracy", "false_refusals", "citation_support")
 
 
 class PromptTokens(BaseCallbackHandler):
-    """Collects the prompt token count of every chat-model call (from its usage report)."""
+    """Collects the usage report of every chat-model call: prompt, cached and generated tokens."""
 
     def __init__(self) -> None:
-        self.calls: list[int] = []
+        self.calls: list[dict[str, int]] = []
 
     def on_llm_end(self, response: Any, **kwargs: Any) -> None:
         for generation in (g for gens in response.generations for g in gens):
             usage = getattr(getattr(generation, "message", None), "usage_metadata", None) or {}
             if usage.get("input_tokens"):
-                self.calls.append(int(usage["input_tokens"]))
+                cached = (usage.get("input_token_details") or {}).get("cache_read", 0)
+                self.calls.append(
+                    {"prompt": int(usage["input_tokens"]), "cached": int(cached), "out": usage["output_tokens"]}
+                )
 
-    def take(self) -> int | None:
-        """The largest prompt since the last call (the answering one), and start over."""
-        largest, self.calls = max(self.calls, default=None), []
-        return largest
+    def take(self) -> dict[str, int | None]:
+        """Since the last take: the number of calls, the largest prompt (the answering one) and how much of
+        it was evaluated, all generated tokens; then start over."""
+        calls, self.calls = self.calls, []
+        largest = max(calls, key=lambda c: c["prompt"], default=None)
+        return {
+            "calls": len(calls),
+            "prompt_tokens": largest["prompt"] if largest else None,
+            "evaluated_tokens": largest["prompt"] - largest["cached"] if largest else None,
+            "generated_tokens": sum(c["out"] for c in calls),
+        }
 
 
 def fixed_size_split(text: str, size: int = WINDOW, overlap: int = OVERLAP) -> list[str]:
@@ -110,15 +134,15 @@ class Baseline:
         return {"question": question, "answer": "".join(tokens), "refused": False, "citations": citations, **_t(stages)}
 
 
-def run_assistant(assistant: Assistant, item: Item) -> dict[str, Any]:
+def run_assistant(assistant: Assistant, answerer: Answerer, item: Item) -> dict[str, Any]:
     """One streamed answer and its stages; first token = the first text event (a refusal's total if none)."""
     embed_query = _embed_seconds(assistant, item.turns[-1])
     started = time.perf_counter()
     first, answer = None, None
-    for event in assistant.stream(item.turns[-1], history=item.turns[:-1]):
+    for event in answerer.stream(item.turns[-1], history=item.turns[:-1]):
         if isinstance(event, str):
             first = first or time.perf_counter() - started
-        else:
+        elif isinstance(event, Answer):
             answer = event
     total = time.perf_counter() - started
     assert answer is not None, "Assistant.stream ended without an Answer"
@@ -147,18 +171,43 @@ def _t(stages: dict[str, float | None]) -> dict[str, Any]:
     return {"timings": timings, "latency_s": timings["total_s"]}
 
 
-def answer_all(assistant: Assistant, baseline: Baseline, items: list[Item]) -> dict[str, list[dict[str, Any]]]:
-    """Both systems on every item, interleaved, alternating which goes first; prompt tokens noted."""
+def before(assistant: Assistant, llm_name: str) -> Answerer:
+    """The assistant with the settings it had before issue 12, on its own copy of the chat model."""
+    llm = assistant.llm
+    if llm_name == "llama-cpp":
+        llm = LlamaCppChat(
+            n_threads=max(1, (os.cpu_count() or 1) - 1), timeout=assistant.settings.llm_timeout, instance=1
+        )
+    earlier = AnswerSettings(prompt_chars=None, max_tokens=160, translate=True)
+    return Answerer(
+        assistant.retriever,
+        llm,
+        assistant.models,
+        similarity(assistant.index.embeddings),
+        earlier,
+        assistant.source_path,
+    )
+
+
+def answer_all(
+    assistant: Assistant, earlier: Answerer, baseline: Baseline, items: list[Item]
+) -> dict[str, list[dict[str, Any]]]:
+    """Every system on every item, interleaved, rotating which goes first; model usage noted."""
     counter = PromptTokens()
-    assistant.llm.callbacks = [counter]
-    rows: dict[str, list[dict[str, Any]]] = {"assistant": [], "baseline": []}
-    systems = {"assistant": lambda i: run_assistant(assistant, i), "baseline": lambda i: baseline.run(i.turns[-1])}
+    for llm in {id(m): m for m in (assistant.llm, earlier.llm)}.values():
+        llm.callbacks = [counter]
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in SYSTEMS}
+    systems = {
+        "assistant": lambda i: run_assistant(assistant, assistant.answerer, i),
+        "before": lambda i: run_assistant(assistant, earlier, i),
+        "baseline": lambda i: baseline.run(i.turns[-1]),
+    }
     for n, item in enumerate(items, start=1):
-        order = ["assistant", "baseline"] if n % 2 else ["baseline", "assistant"]
+        order = SYSTEMS[n % 3 :] + SYSTEMS[: n % 3]
         for name in order:
             counter.take()
             record = systems[name](item)
-            rows[name].append({"id": item.id, **record, "prompt_tokens": counter.take()})
+            rows[name].append({"id": item.id, "english": is_english(item.turns[-1]), **record, **counter.take()})
         print(f"[{n}/{len(items)}] {item.id}", file=sys.stderr, flush=True)
     return rows
 
@@ -170,15 +219,17 @@ def stage_table(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         values = [r["timings"][f"{stage}_s"] for r in rows if f"{stage}_s" in r["timings"]]
         if values:
             table[stage] = summary(values, digits=3)
-    tokens = [r["prompt_tokens"] for r in rows if r.get("prompt_tokens")]
-    speeds = [r["prompt_tokens"] / r["timings"]["prompt_eval_s"] for r in rows if _has_speed(r)]
-    table["prompt_tokens"] = summary(tokens, digits=0)
-    table["prompt_tokens_per_s"] = summary(speeds, digits=1)
+    for count in COUNTS:
+        table[count] = summary([r[count] for r in rows if r.get(count) is not None], digits=0)
+    evaluated = [r for r in rows if r.get("evaluated_tokens") and r["timings"].get("prompt_eval_s", 0) > 0]
+    table["prompt_tokens_per_s"] = summary(
+        [r["evaluated_tokens"] / r["timings"]["prompt_eval_s"] for r in evaluated], 1
+    )
+    generated = [r for r in rows if r.get("generated_tokens") and r["timings"].get("generate_s", 0) > 0]
+    table["generated_tokens_per_s"] = summary(
+        [r["generated_tokens"] / r["timings"]["generate_s"] for r in generated], 1
+    )
     return table
-
-
-def _has_speed(row: dict[str, Any]) -> bool:
-    return bool(row.get("prompt_tokens")) and row["timings"].get("prompt_eval_s", 0) > 0
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -188,8 +239,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         settings = Settings.load(env={}, corpus=args.corpus, index_dir=tmp, embeddings="e5-small", llm=args.llm)
         assistant = build_assistant(settings)
         report = assistant.build_index()
-        baseline = Baseline(settings.corpus, assistant.llm)
-        rows = answer_all(assistant, baseline, items)
+        own = LlamaCppChat(timeout=settings.llm_timeout, instance=2) if args.llm == "llama-cpp" else assistant.llm
+        baseline = Baseline(settings.corpus, own)  # its own model copy: its prompts do not evict the assistant's
+        earlier = before(assistant, args.llm)
+        for answerer in (assistant.answerer, earlier):
+            answerer.warm()  # every system starts with its model loaded, as `serve` does
+        rows = answer_all(assistant, earlier, baseline, items)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "answer_rows.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False), encoding="utf-8")
     return {
@@ -199,6 +254,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "chunks": {"assistant": report.chunks, "baseline": len(baseline.store.get()["ids"])},
         "quality": {name: _quality(items, r) for name, r in rows.items()},
         "stages": {name: stage_table(r) for name, r in rows.items()},
+        "english": {name: stage_table([x for x in r if x["english"]]) for name, r in rows.items()},
     }
 
 
@@ -208,22 +264,25 @@ def _quality(items: list[Item], rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def table(part: dict[str, Any]) -> str:
-    """Quality of both systems, then each stage's p50 / p95 side by side."""
+    """Quality of each system, then each stage's p50 / p95 side by side (all questions, then English ones)."""
     quality = markdown_table(
         ["system", *QUALITY], ([name, *(q[k] for k in QUALITY)] for name, q in part["quality"].items())
     )
-    stages = part["stages"]
-    rows = []
-    for stage in [*STAGES, "prompt_tokens", "prompt_tokens_per_s"]:
-        cells = [_cell(stages[name].get(stage), stage) for name in ("assistant", "baseline")]
-        rows.append([stage.replace("_", " "), *cells])
-    return quality + "\n\n" + markdown_table(["stage (p50 / p95, n)", "assistant", "baseline"], rows)
+    tables = [quality]
+    for title, stages in (("all questions", part["stages"]), ("English questions", part.get("english", {}))):
+        if not stages:
+            continue
+        rows = []
+        for stage in [*STAGES, *COUNTS, "prompt_tokens_per_s", "generated_tokens_per_s"]:
+            rows.append([stage.replace("_", " "), *(_cell(stages[name].get(stage), stage) for name in stages)])
+        tables.append(markdown_table([f"{title}: p50 / p95 (n)", *stages], rows))
+    return "\n\n".join(tables)
 
 
 def _cell(stat: dict[str, Any] | None, stage: str) -> str:
     if not stat or not stat["n"]:
         return "–"
-    if stage.startswith("prompt_tokens"):
+    if stage in COUNTS or stage.endswith("_per_s"):
         return f"{stat['p50']:.0f} / {stat['p95']:.0f}"
     return f"{dur(stat['p50'])} / {dur(stat['p95'])} ({stat['n']})"
 

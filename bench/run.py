@@ -26,6 +26,7 @@ PARTS = {  # part name -> its script, in the order they run
     "cold_start": "cold_start.py",
     "serve_memory": "serve_memory.py",
     "latency": "bench_answer.py",
+    "crosslingual": "crosslingual.py",
     "stores": "bench_retrieval.py",
     "scaling": "scaling.py",
 }
@@ -95,11 +96,43 @@ def _scaling_rows(parts: dict[str, Any]) -> list[list[str]]:
 
 
 def _latency_rows(parts: dict[str, Any]) -> list[list[str]]:
+    """Issue 12's targets, each against the same run's `before` (and baseline), with the machine's speed."""
     if "latency" not in parts:
         return []
-    mine, base = (parts["latency"]["stages"][name]["first_token"] for name in ("assistant", "baseline"))
-    measured = f"{_pair(mine, 'p50', 'p95')} vs {_pair(base, 'p50', 'p95')}"
-    return [["time to first token p50 / p95, assistant vs baseline (same run)", "assistant below baseline", measured]]
+    latency = parts["latency"]
+    now, was, base = (latency["stages"][name] for name in ("assistant", "before", "baseline"))
+    speed = _speed(now)
+    english = latency.get("english", {}).get("assistant", {}).get("calls", {})
+    quality = latency["quality"]
+    p50 = now["total"]["p50"]
+    ratio = f"{p50 / was['total']['p50']:.2f}× before, {p50 / base['total']['p50']:.2f}× baseline"
+    return [
+        ["prompt tokens p50 / p95, now vs before", "p50 ≤ 200", f"{_tokens(now)} vs {_tokens(was)}"],
+        ["model calls per English question (max)", "1", f"{english.get('max', '–')}"],
+        [f"first cited content on screen p50 / p95 ({speed})", "≤ 0.5 s", _pair(now["evidence"], "p50", "p95")],
+        [
+            f"total p50 / p95, now vs before vs baseline ({speed})",
+            "≤ 0.5× before, ≤ 0.4× baseline",
+            f"{_pair(now['total'], 'p50', 'p95')} vs {_pair(was['total'], 'p50', 'p95')} vs "
+            f"{_pair(base['total'], 'p50', 'p95')}: {ratio}",
+        ],
+        [
+            "answer / refusal accuracy, now vs before",
+            "not lower",
+            f"{quality['assistant']['answer_accuracy']} / {quality['assistant']['refusal_accuracy']} vs "
+            f"{quality['before']['answer_accuracy']} / {quality['before']['refusal_accuracy']}",
+        ],
+    ]
+
+
+def _tokens(stages: dict[str, Any]) -> str:
+    return f"{stages['prompt_tokens']['p50']:.0f} / {stages['prompt_tokens']['p95']:.0f}"
+
+
+def _speed(stages: dict[str, Any]) -> str:
+    """The machine's llama.cpp speed in that run: prompt and generated tokens a second (p50)."""
+    prompt, generated = stages["prompt_tokens_per_s"]["p50"], stages["generated_tokens_per_s"]["p50"]
+    return f"machine: {prompt:.0f} prompt / {generated:.0f} generated tokens/s"
 
 
 def _memory_rows(parts: dict[str, Any]) -> list[list[str]]:
