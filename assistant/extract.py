@@ -18,6 +18,7 @@ from .keyword import squash, tokenize
 from .types import Chunk, Hit
 from .verify import Similarity
 
+PROMPT_CHARS = 240  # characters of passage text the prompt carries (about 170 tokens of Chinese)
 MIN_COVERAGE = 0.3  # IDF-weighted share of the question's keywords a quoted sentence must contain
 Weight = Callable[[str], float]
 
@@ -72,10 +73,66 @@ def best_sentences(
     return chunk, (sentence if scores[best] >= MIN_COVERAGE else None)
 
 
-def prompt_passages(chunks: Sequence[Chunk], query: str, weight: Weight) -> str:
-    """The numbered passages for the prompt: the best chunk whole, the others cut to the sentences
-    that contain a keyword of the query (time to first token grows with every prompt token); sentences
-    that address the assistant are left out."""
+def prompt_passages(
+    chunks: Sequence[Chunk],
+    query: str,
+    weight: Weight,
+    budget: int | None = PROMPT_CHARS,
+    similarity: Similarity | None = None,
+) -> str:
+    """The numbered passages for the prompt, `[n]` as the model must cite them.
+
+    With a `budget` (characters of passage text): only the sentences that matter, i.e. the best
+    sentence with the ones before and after it, then the next best sentences while the budget lasts;
+    each passage keeps its number and its sentences their order ("…" marks a gap), and a passage with
+    no chosen sentence is left out. A sentence scores by the query's keywords it holds (IDF-weighted),
+    or by embedding similarity for a query in another script. Time to first token grows with every
+    prompt token, so this halves the wait. Without a budget: the best chunk whole, the others cut to
+    the sentences holding a keyword. Sentences that address the assistant are never included."""
+    if budget is None:
+        return _whole_passages(chunks, query, weight)
+    sentences = [(n, [s for s in _sentences(chunk) if s]) for n, chunk in enumerate(chunks, start=1)]
+    flat = [(n, i, s) for n, group in sentences for i, s in enumerate(group)]
+    if not flat:
+        return ""
+    scores = _sentence_scores(query, [s for _, _, s in flat], weight, similarity)
+    order = sorted(range(len(flat)), key=lambda j: (-scores[j], j))
+    best = order[0]
+    # the best sentence, its neighbours (a "他" or "该公司" there often names what it speaks of), the rest
+    picks = [best, *(j for j in (best - 1, best + 1) if 0 <= j < len(flat) and flat[j][0] == flat[best][0])]
+    picks += [j for j in order[1:] if scores[j] > 0]
+    chosen: list[int] = []
+    for j in dict.fromkeys(picks):
+        if not chosen or sum(len(flat[c][2]) for c in chosen) + len(flat[j][2]) <= budget:
+            chosen.append(j)
+    parts = []
+    for n, _ in sentences:
+        kept = [flat[j] for j in sorted(chosen) if flat[j][0] == n]
+        if kept:
+            gaps = ["…" if k and i != kept[k - 1][1] + 1 else "" for k, (_, i, _) in enumerate(kept)]
+            parts.append(f"[{n}] " + "".join(gap + s for gap, (_, _, s) in zip(gaps, kept, strict=True)))
+    return "\n".join(parts)
+
+
+def _sentences(chunk: Chunk) -> list[str]:
+    """The chunk's sentences that are data (a document card's metadata items stand for its sentences)."""
+    if chunk.paragraph == 0:
+        return [data_only(chunk.section) or ""]
+    return [
+        s.strip() for a, b in split_sentences(chunk.text, 0, len(chunk.text)) if not instructs(s := chunk.text[a:b])
+    ]
+
+
+def _sentence_scores(query: str, sentences: list[str], weight: Weight, similarity: Similarity | None) -> list[float]:
+    if is_english(query) and similarity is not None:
+        return similarity(query, sentences)
+    keywords = {t: weight(t) for t in tokenize(query) if weight(t) > 0}
+    total = sum(keywords.values()) or 1.0
+    return [sum(w for t, w in keywords.items() if t in squash(s)) / total for s in sentences]
+
+
+def _whole_passages(chunks: Sequence[Chunk], query: str, weight: Weight) -> str:
+    """The best chunk whole, the others cut to the sentences holding a keyword of the query."""
     keywords = [t for t in tokenize(query) if weight(t) > 0]
     parts = []
     for n, chunk in enumerate(chunks, start=1):

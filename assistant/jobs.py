@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .core import Assistant
 from .errors import IndexNotFoundError
-from .types import Answer
+from .types import Answer, Evidence
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,10 @@ class Answering:
 
     async def stream(
         self, ticket: Ticket, question: str, history: Sequence[str], fast: bool
-    ) -> AsyncGenerator[str | Answer, None]:
-        """Draft tokens, then the verified `Answer`, once it is `ticket`'s turn; releases the ticket at the end
-        (after stopping the model when the consumer gives up early)."""
-        events: Iterator[str | Answer] | None = None
+    ) -> AsyncGenerator[str | Evidence | Answer, None]:
+        """The best supporting quote, draft tokens, then the verified `Answer`, once it is `ticket`'s turn;
+        releases the ticket at the end (after stopping the model when the consumer gives up early)."""
+        events: Iterator[str | Evidence | Answer] | None = None
         try:
             await ticket.wait()
             events = self.assistant.stream(question, history, fast)
@@ -164,7 +164,19 @@ class Answering:
         chunks = len(self.assistant.retriever.chunks)
         if not chunks:
             raise IndexNotFoundError(f"the index at {info['location']} is empty: run `assistant index`")
-        return {"status": "ready", "documents": info["documents"], "chunks": chunks, "models": self.assistant.models}
+        if self.assistant.warmth == "warming":
+            raise Warming("the models are loading (warm-up after start): ready in a few seconds, retry then")
+        return {
+            "status": "ready",
+            "documents": info["documents"],
+            "chunks": chunks,
+            "models": self.assistant.models,
+            "warm": self.assistant.warmth == "warm",
+        }
+
+
+class Warming(RuntimeError):
+    """The server is up but still loading its models."""
 
 
 class RateLimiter:

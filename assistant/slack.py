@@ -26,8 +26,17 @@ from slack_sdk.errors import SlackApiError
 from .core import Assistant
 from .errors import AssistantError, ConfigurationError, InputError
 from .inputs import check_question
-from .slack_blocks import answer_blocks, answer_text, escape, message_blocks, question_blocks
+from .slack_blocks import (
+    answer_blocks,
+    answer_text,
+    escape,
+    evidence_blocks,
+    evidence_text,
+    message_blocks,
+    question_blocks,
+)
 from .slack_http import http_server
+from .types import Answer, Evidence
 
 log = logging.getLogger(__name__)
 
@@ -213,19 +222,33 @@ class _Bot:
         except SlackApiError as exc:
             log.error("cannot reply in %s: %s", channel, exc.response.get("error"))
             return
-        text, blocks = self._compose(question, history)
-        try:
-            client.chat_update(channel=placeholder["channel"], ts=placeholder["ts"], text=escape(text), blocks=blocks)
-        except SlackApiError as exc:
-            log.error("cannot update the reply in %s: %s", channel, exc.response.get("error"))
 
-    def _compose(self, question: str, history: list[str]) -> tuple[str, list[dict[str, Any]]]:
-        """The reply as plain text (not yet escaped) and as blocks: the answer, or a polite apology."""
+        def update(text: str, blocks: list[dict[str, Any]]) -> None:
+            try:
+                client.chat_update(
+                    channel=placeholder["channel"], ts=placeholder["ts"], text=escape(text), blocks=blocks
+                )
+            except SlackApiError as exc:
+                log.error("cannot update the reply in %s: %s", channel, exc.response.get("error"))
+
+        update(*self._compose(question, history, lambda e: update(evidence_text(e), evidence_blocks(e))))
+
+    def _compose(
+        self, question: str, history: list[str], show: Callable[[Evidence], None] = lambda e: None
+    ) -> tuple[str, list[dict[str, Any]]]:
+        """The reply as plain text (not yet escaped) and as blocks: the answer, or a polite apology;
+        `show` gets the best supporting quote as soon as it is found."""
         if not question:
             return _plain("Ask me a question about the article, e.g. “Step-3 每次推理激活多少参数？”")
         try:
+            answer = None
             with self._answering:
-                answer = self.assistant.ask(question, history, fast=self.fast)
+                for event in self.assistant.stream(question, history, fast=self.fast):
+                    if isinstance(event, Evidence):
+                        show(event)
+                    elif isinstance(event, Answer):
+                        answer = event
+            assert answer is not None, "Assistant.stream ended without an Answer"
             return answer_text(answer), answer_blocks(answer)
         except AssistantError as exc:  # InputError included: the message says what to change
             log.error("could not answer %r: %s", question, exc)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .types import Answer, Citation
+from .types import Answer, Citation, Evidence
 
 SECTION_LIMIT = 3000  # characters in a section's text
 MAX_BLOCKS = 50
 QUOTE_LIMIT = 220  # characters of a quoted sentence in the sources list
 TEXT_LIMIT = 3000  # the plain `text` fallback
+WRITING = "writing the answer from this and nearby passages…"
 Block = dict[str, Any]
 
 
@@ -38,6 +39,16 @@ def answer_text(answer: Answer) -> str:
         lines += [f"[{c.n}] {where(c)}: “{clip(c.quote or c.text, QUOTE_LIMIT)}”" for c in sources]
     lines.append(footer(answer))
     return clip("\n".join(lines), TEXT_LIMIT)
+
+
+def evidence_text(evidence: Evidence) -> str:
+    """The best supporting quote, posted at once while the answer is written (then replaced)."""
+    return clip(f"{evidence.text} ({where(evidence.citation)})\n{WRITING}", TEXT_LIMIT)
+
+
+def evidence_blocks(evidence: Evidence) -> list[Block]:
+    quote = f"{escape(evidence.text)}\n_{escape(where(evidence.citation))}_"
+    return [section(quote), {"type": "context", "elements": [{"type": "mrkdwn", "text": WRITING}]}]
 
 
 def message_blocks(text: str) -> list[Block]:

@@ -113,6 +113,18 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """The best supporting sentence, known as soon as retrieval is done and shown while the model writes:
+    a verbatim quote labelled as one (`text`, with its `[1]` marker), replaced by the verified `Answer`."""
+
+    text: str
+    citation: Citation
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "citations": [self.citation.to_dict()]}
+
+
+@dataclass(frozen=True)
 class Answer:
     """What every interface renders: the answer contract of DESIGN.md (plus `related` on refusals)."""
 

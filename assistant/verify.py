@@ -105,7 +105,7 @@ def score_claims(
     for text, cited in split_claims(answer):
         valid = tuple(n for n in dict.fromkeys(cited) if 1 <= n <= len(passages))
         order = list(valid) + [n for n in range(1, len(passages) + 1) if n not in valid]
-        probe, cross = text, english and not _is_cjk(text)
+        probe, cross = text, english and not is_cjk(text)
         if cross and translate is not None and passages:
             probe, cross = translate(text, passages[(valid or (1,))[0] - 1].text), False
         checks = tuple(_check(text, probe, n, passages[n - 1], question, asked, similarity, cross) for n in order)
@@ -301,6 +301,6 @@ def passage_context(passage: Chunk) -> str:
     return squash(f"{passage.title} {passage.section} {data_only(passage.text)}")
 
 
-def _is_cjk(text: str) -> bool:
+def is_cjk(text: str) -> bool:
     cjk = sum("\u4e00" <= c <= "\u9fff" for c in text)
     return cjk >= max(2, len(re.sub(r"\s", "", text)) * 0.2)

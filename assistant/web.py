@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .core import Assistant
 from .errors import AssistantError, ConfigurationError
 from .ingest import read_document
-from .types import Answer, Citation, Document
+from .types import Answer, Citation, Document, Evidence
 from .web_render import ARTICLE_ON_LOAD, HEAD, answer_html, article_html, draft_html, error_html, sources_html
 
 if TYPE_CHECKING:
@@ -118,15 +118,18 @@ def _respond(
         return
     messages = [*messages, {"role": "user", "content": question}, {"role": "assistant", "content": draft_html("")}]
     yield "", messages, gr.skip(), gr.skip(), gr.skip()
-    draft, answer = "", None
+    draft, evidence, answer = "", None, None
     try:
         for event in assistant.stream(question, [a.question for a in past], fast):
-            if isinstance(event, str):
-                draft += event
-                messages[-1] = {"role": "assistant", "content": draft_html(draft)}
-                yield gr.skip(), messages, gr.skip(), gr.skip(), gr.skip()
-            else:
+            if isinstance(event, Answer):
                 answer = event
+                continue
+            if isinstance(event, Evidence):
+                evidence = event
+            else:
+                draft += event
+            messages[-1] = {"role": "assistant", "content": draft_html(draft, evidence)}
+            yield gr.skip(), messages, gr.skip(), gr.skip(), gr.skip()
     except AssistantError as exc:
         log.warning("web question failed: %s", exc)
         messages[-1] = {"role": "assistant", "content": error_html(str(exc))}

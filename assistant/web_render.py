@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from html import escape
 
-from .types import Answer, Citation, Document
+from .types import Answer, Citation, Document, Evidence
 
 MARKER = re.compile(r"\[(\d+)\]")
 REFUSAL_NOTE = "文章没有提到这一点 / The article does not say"
@@ -44,11 +44,17 @@ def answer_html(answer: Answer, turn: int) -> str:
     return f'<div class="reply answer"><p>{text}</p>{meta_html(answer)}</div>'
 
 
-def draft_html(text: str) -> str:
-    """The model's draft while it streams: shown as provisional, replaced by the verified answer."""
+def draft_html(text: str, evidence: Evidence | None = None) -> str:
+    """The best supporting quote (found at once) and the model's draft while it streams: both shown as
+    provisional, replaced by the verified answer."""
+    quote = ""
+    if evidence is not None:
+        where_ = escape(where(evidence.citation))
+        quote = f'<blockquote class="evidence">{escape(evidence.text)} <span class="meta">{where_}</span></blockquote>'
+    status = "草稿，核对中… / Draft, checking…" if text else "正在生成回答… / Writing the answer…"
     return (
-        f'<div class="reply draft"><p>{escape(text)}<span class="caret">▍</span></p>'
-        '<p class="meta">草稿，核对中… / Draft, checking…</p></div>'
+        f'<div class="reply draft">{quote}<p>{escape(text)}<span class="caret">▍</span></p>'
+        f'<p class="meta">{status}</p></div>'
     )
 
 
@@ -193,7 +199,8 @@ CSS = """
 #main-row > * { min-width: 0; }
 .reply p { margin: 0 0 .4em; }
 .reply .meta { font-size: .78em; color: #6b7280; margin: .4em 0 0; }
-.reply.draft p:first-child { color: #6b7280; }
+.reply.draft p { color: #6b7280; }
+.reply.draft blockquote.evidence { margin: 0 0 .4em; padding-left: .6em; border-left: 3px solid #93c5fd; }
 .reply .caret { animation: blink 1s steps(2) infinite; }
 @keyframes blink { 50% { opacity: 0; } }
 a.cite { display: inline-block; padding: 0 .3em; margin: 0 .1em; border-radius: 4px; font-size: .85em;

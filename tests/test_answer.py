@@ -7,7 +7,8 @@ import pytest
 from assistant.answer import needs_condensing
 from assistant.core import Assistant
 from assistant.errors import InputError, ModelTimeoutError
-from assistant.types import Answer
+from assistant.extract import PROMPT_CHARS
+from assistant.types import Answer, Evidence
 
 from conftest import EchoChatModel, make_assistant, scripted, with_llm
 
@@ -48,7 +49,7 @@ def test_an_invented_answer_becomes_a_refusal_with_related_passages(indexed):
 
 
 def test_english_questions_get_english_refusals(indexed):
-    a = assistant_with(indexed, scripted("阶跃星辰的研究院", "StepFun is headquartered in Shanghai [1]."))
+    a = assistant_with(indexed, scripted("StepFun is headquartered in Shanghai [1]."))  # one call: no translation
     answer = a.ask("Where is StepFun headquartered?")
     assert answer.refused and answer.answer == "The article does not say."
 
@@ -70,15 +71,26 @@ def test_the_prompt_holds_the_numbered_best_passages_and_the_question(indexed):
     a = assistant_with(indexed, echo)
     tokens = [e for e in a.stream("首席科学家是谁？") if isinstance(e, str)]
     prompt = "".join(tokens)
-    assert "[1] " in prompt and "[3] " in prompt and "[4] " not in prompt
-    assert "张祥雨" in prompt and prompt.rstrip().endswith("首席科学家是谁？")
-    assert len(prompt) < 1600, "the prompt stays small: three passages, not the article"
+    passages = prompt.split("资料：\n", 1)[1].split("\n\n问题：", 1)[0]
+    assert passages.startswith("[1] ") and "[4] " not in passages
+    assert "张祥雨" in passages and prompt.rstrip().endswith("首席科学家是谁？")
+    # the sentences that matter, not whole passages: the best sentence may alone exceed the budget
+    assert len(passages) <= 2 * PROMPT_CHARS and len(prompt) < 600
 
 
 def test_tokens_stream_before_the_final_answer(indexed):
     events = list(assistant_with(indexed, scripted("印奇是旷视科技创始人 [1]。")).stream("印奇是哪家公司的创始人？"))
-    assert all(isinstance(e, str) for e in events[:-1]) and len(events) > 5
-    assert isinstance(events[-1], Answer) and "旷视" in events[-1].answer
+    evidence, *tokens, answer = events
+    assert isinstance(evidence, Evidence), "the best supporting quote comes first, before the model writes"
+    assert evidence.text.startswith("文章原文") and "[1]" in evidence.text and evidence.citation.quote in evidence.text
+    assert all(isinstance(e, str) for e in tokens) and len(tokens) > 5
+    assert isinstance(answer, Answer) and "旷视" in answer.answer
+    assert answer.timings["evidence_s"] < answer.timings["first_token_s"]
+
+
+def test_a_refusal_before_the_model_shows_no_quote_first(indexed):
+    events = list(assistant_with(indexed, scripted("不应被调用")).stream("Python 的 GIL 是什么？"))
+    assert len(events) == 1 and isinstance(events[0], Answer) and events[0].refused
 
 
 def test_a_follow_up_is_condensed_before_retrieval(indexed):

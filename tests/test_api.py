@@ -149,8 +149,10 @@ def test_the_stream_sends_draft_tokens_then_the_verified_answer(index_dir):
     with serving(assistant_with(index_dir, scripted(draft))) as http:
         events = stream(http, {"question": "印奇是哪家公司的创始人？"})
     names = [name for name, _ in events]
-    assert names[-1] == "answer" and set(names[:-1]) == {"token"} and len(names) > 5
-    assert "".join(data["text"] for _, data in events[:-1]) == draft
+    assert names[0] == "evidence" and names[-1] == "answer" and set(names[1:-1]) == {"token"} and len(names) > 5
+    quote = events[0][1]
+    assert "旷视" in quote["text"] and quote["citations"][0]["quote"] in quote["text"], "the supporting quote first"
+    assert "".join(data["text"] for _, data in events[1:-1]) == draft
     answer = events[-1][1]
     assert "旷视" in answer["answer"] and "北京" not in answer["answer"], "the unsupported sentence is withdrawn"
     assert answer["citations"][0]["quote"]
@@ -441,7 +443,7 @@ def test_a_client_leaving_mid_stream_gives_its_turn_back(index_dir):
     with serving(assistant_with(index_dir, llm), queue_size=0) as http:
         with http.stream("POST", "/api/ask/stream", json={"question": "印奇是哪家公司的创始人？"}) as response:
             lines = response.iter_lines()
-            assert next(lines).startswith("event: token")
+            assert next(lines).startswith("event: evidence")  # the supporting quote, then the model writes
             assert http.post("/api/ask", json={"question": QUESTION}).status_code == 503, "one answer at a time"
         deadline = time.monotonic() + 5
         while (response := http.post("/api/ask", json={"question": "CTO 是谁？", "fast": True})).status_code == 503:
@@ -477,6 +479,19 @@ def test_readyz_is_503_until_the_index_exists(tmp_path):
     assert asked.status_code == 503 and "run `assistant index`" in asked.json()["error"]
     assert streamed[-1][0] == "error" and streamed[-1][1]["status"] == 503
     assert after.status_code == 200 and after.json()["chunks"] > 10
+
+
+def test_readyz_is_503_while_the_models_warm_up(index_dir):
+    assistant = assistant_with(index_dir, SlowEcho(delay=1.5))  # a model that takes 1.5 s to load and answer
+    with serving(assistant) as http, ThreadPoolExecutor(1) as pool:
+        warming = pool.submit(assistant.warm)
+        while assistant.warmth != "warming":
+            time.sleep(0.01)
+        during = http.get("/readyz")
+        seconds = warming.result()
+        after = http.get("/readyz")
+    assert during.status_code == 503 and "loading" in during.json()["error"]
+    assert after.status_code == 200 and after.json()["warm"] is True and seconds >= 1.5
 
 
 def test_the_openapi_schema_describes_the_endpoints(plain):

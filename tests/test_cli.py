@@ -1,6 +1,9 @@
 """The `assistant` command as a user runs it: a real process, real flags, real output."""
 
+import io
 import json
+import os
+import sys
 from pathlib import Path
 
 from conftest import HIT_FIELDS, SHARED, run_cli
@@ -120,3 +123,28 @@ def test_eval_scores_an_unusable_item_and_goes_on(env: dict[str, str], tmp_path:
     assert metrics["answer_accuracy"] == 0.5 and metrics["citation_support"] == 1.0
     preds = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text(encoding="utf-8").splitlines()]
     assert "empty" in preds[0]["error"] and preds[1]["latency_s"] > 0
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_the_quote_shows_first_then_is_erased_for_the_answer(monkeypatch, tmp_path: Path):
+    from assistant.cli import _ask_streaming, _erase
+
+    from conftest import ARTICLE_DIR, make_assistant, scripted, with_llm
+
+    assistant = make_assistant(ARTICLE_DIR, tmp_path)
+    assistant.build_index()
+    with_llm(assistant, scripted("Step-3 每次推理仅激活 38B 参数 [1]。"))
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr("shutil.get_terminal_size", lambda: os.terminal_size((1000, 50)))  # no line wraps
+    answer = _ask_streaming(assistant, "Step-3 每次推理激活多少参数？", [], fast=False, show_draft=True)
+    shown = terminal.getvalue()
+    quote, draft = shown.split("\n", 1)
+    assert quote.startswith("文章原文") and "38B" in quote and "¶" in quote, "the labelled quote, where it is"
+    assert draft.startswith("Step-3 每次推理仅激活 38B 参数 [1]。") and not answer.refused
+    assert shown.endswith("\r\033[1A\033[J"), "both lines erased: the verified answer is printed there"
+    assert _erase("短\n" + "字" * 50, columns=80) == "\r\033[2A\033[J", "a wide line that wraps takes two rows"

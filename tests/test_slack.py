@@ -28,7 +28,7 @@ from assistant.cli import main
 from assistant.core import Assistant
 from assistant.errors import ConfigurationError
 from assistant.slack import SlackTokens, build_app, http_server, strip_mentions
-from assistant.slack_blocks import SECTION_LIMIT, answer_blocks, answer_text
+from assistant.slack_blocks import SECTION_LIMIT, WRITING, answer_blocks, answer_text
 from assistant.types import Answer, Citation
 
 from conftest import ARTICLE_DIR, make_assistant, scripted, with_llm
@@ -116,11 +116,12 @@ class FakeSlack:
             ]
 
     def final_reply(self, channel: str, thread_ts: str, timeout: float = 8.0) -> dict[str, Any]:
-        """The `chat.update` that replaced the placeholder in this thread (polls until it arrives)."""
+        """The `chat.update` that replaced the placeholder in this thread with the answer (polls until it
+        arrives; an earlier update showing the supporting quote while the answer is written is skipped)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for post in self.posts_in(channel, thread_ts):
-                updates = [u for u in self.of("chat.update") if u["ts"] == post["ts"]]
+                updates = [u for u in self.of("chat.update") if u["ts"] == post["ts"] and WRITING not in u["text"]]
                 if updates:
                     return updates[-1]
             time.sleep(0.02)
@@ -185,19 +186,21 @@ def start_bot(slack: FakeSlack) -> Iterator[Callable[[Assistant], Bot]]:
 
 
 class Spy:
-    """Wraps `assistant.ask`, recording each question, its history and the answer (optionally slowly)."""
+    """Wraps `assistant.stream`, recording each question, its history and the answer (optionally slowly)."""
 
     def __init__(self, assistant: Assistant, delay: float = 0.0) -> None:
         self.asked: list[tuple[str, list[str]]] = []
         self.answers: list[Answer] = []
-        self._ask, self.delay = assistant.ask, delay
-        assistant.ask = self  # type: ignore[method-assign]
+        self._stream, self.delay = assistant.stream, delay
+        assistant.stream = self  # type: ignore[method-assign]
 
-    def __call__(self, question: str, history: Any = (), fast: bool = False) -> Answer:
+    def __call__(self, question: str, history: Any = (), fast: bool = False) -> Iterator[Any]:
         self.asked.append((question, list(history)))
         time.sleep(self.delay)
-        self.answers.append(self._ask(question, history, fast))
-        return self.answers[-1]
+        for event in self._stream(question, history, fast):
+            if isinstance(event, Answer):
+                self.answers.append(event)
+            yield event
 
 
 def event(kind: str, text: str, ts: str, channel: str = "C1", event_id: str | None = None, **extra: Any) -> str:
@@ -271,6 +274,17 @@ def test_a_mention_is_answered_in_its_thread_with_sources(indexed, slack, start_
     assert "38B" in reply["text"] and "[1]" in reply["text"], "a plain-text fallback for notifications"
     assert spy.asked == [("Step-3 每次推理激活多少参数？", [])], "mention stripped; a new thread has no history"
     assert slack.of("conversations.replies") == []
+
+
+def test_the_supporting_quote_replaces_the_placeholder_before_the_answer(indexed, slack, start_bot):
+    assistant, spy = step3_assistant(indexed)
+    bot = start_bot(assistant)
+    bot.post(event("app_mention", f"<@{BOT}> Step-3 每次推理激活多少参数？", "1700000000.000150"))
+    final = slack.final_reply("C1", "1700000000.000150")
+    [placeholder] = slack.posts_in("C1", "1700000000.000150")
+    first, last = [u for u in slack.of("chat.update") if u["ts"] == placeholder["ts"]]
+    assert WRITING in first["text"] and "“" in first["text"] and "38B" in first["text"], "a labelled quote first"
+    assert last == final and WRITING not in last["text"] and not spy.answers[0].refused
 
 
 def test_a_direct_message_is_answered_and_bot_posts_and_edits_are_ignored(indexed, slack, start_bot):
@@ -468,7 +482,7 @@ def test_a_missing_index_becomes_a_polite_reply_in_the_thread(slack, start_bot, 
 
 def test_an_unexpected_failure_becomes_a_polite_reply(indexed, slack, start_bot):
     assistant = make_assistant(*indexed)
-    assistant.ask = lambda *a, **k: 1 / 0  # type: ignore[method-assign]
+    assistant.stream = lambda *a, **k: iter([1 / 0])  # type: ignore[method-assign]
     bot = start_bot(assistant)
     bot.post(event("app_mention", f"<@{BOT}> Step-3？", "1700000009.000100"))
     reply = slack.final_reply("C1", "1700000009.000100")

@@ -144,6 +144,20 @@ def test_an_answer_streams_then_its_marker_opens_the_passage_and_the_article(pag
     shot(page, "desktop", tmp_path)
 
 
+def test_the_supporting_quote_shows_before_the_answer(page, served):
+    llm = scripted(INT8_REPLY)
+    llm.sleep = 0.1  # a model that takes its time: the quote is on screen meanwhile
+    with_llm(served[0], llm)
+    page.fill("#question textarea", INT8)
+    page.click("#ask")
+    quote = page.locator("#chat .reply.draft blockquote.evidence")
+    quote.wait_for()
+    assert page.locator("#chat .reply.answer").count() == 0, "the quote shows before the verified answer"
+    assert "文章原文" in quote.inner_text() and "5GB" in quote.inner_text() and "[1]" in quote.inner_text()
+    page.locator("#chat .reply.answer").wait_for()
+    assert page.locator("#chat .reply.draft").count() == 0, "the verified answer replaces quote and draft"
+
+
 def test_a_follow_up_uses_the_conversation_and_old_markers_still_work(page, served):
     # Turn 1 answers; turn 2 ("那…呢") is condensed with turn 1 as history, then answered.
     with_llm(served[0], scripted(INT8_REPLY, "阶跃星辰的 CTO 是谁？", "CTO 朱亦博具备万卡集群建设经验 [1]。"))
