@@ -63,17 +63,15 @@ class PromptTokens(BaseCallbackHandler):
     def on_llm_end(self, response: Any, **kwargs: Any) -> None:
         for generation in (g for gens in response.generations for g in gens):
             usage = getattr(getattr(generation, "message", None), "usage_metadata", None) or {}
-            if usage.get("input_tokens"):
-                cached = (usage.get("input_token_details") or {}).get("cache_read", 0)
-                self.calls.append(
-                    {"prompt": int(usage["input_tokens"]), "cached": int(cached), "out": usage["output_tokens"]}
-                )
+            cached = (usage.get("input_token_details") or {}).get("cache_read", 0)
+            prompt, out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)  # 0: no usage report
+            self.calls.append({"prompt": int(prompt), "cached": int(cached), "out": int(out)})
 
     def take(self) -> dict[str, int | None]:
         """Since the last take: the number of calls, the largest prompt (the answering one) and how much of
         it was evaluated, all generated tokens; then start over."""
         calls, self.calls = self.calls, []
-        largest = max(calls, key=lambda c: c["prompt"], default=None)
+        largest = max((c for c in calls if c["prompt"]), key=lambda c: c["prompt"], default=None)
         return {
             "calls": len(calls),
             "prompt_tokens": largest["prompt"] if largest else None,
@@ -155,6 +153,12 @@ def run_assistant(assistant: Assistant, answerer: Answerer, item: Item) -> dict[
     return {**record, **_t(stages)}
 
 
+def _without_evidence(record: dict[str, Any]) -> dict[str, Any]:
+    """Before issue 12 nothing cited was shown until the answer: its quote event is not counted."""
+    record["timings"].pop("evidence_s", None)
+    return record
+
+
 def _embed_seconds(assistant: Assistant, text: str) -> float | None:
     """Embedding `text` alone, timed (the retrieve stage includes it); None if the index hides its model."""
     embeddings = getattr(assistant.index, "embeddings", None)
@@ -199,7 +203,7 @@ def answer_all(
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in SYSTEMS}
     systems = {
         "assistant": lambda i: run_assistant(assistant, assistant.answerer, i),
-        "before": lambda i: run_assistant(assistant, earlier, i),
+        "before": lambda i: _without_evidence(run_assistant(assistant, earlier, i)),
         "baseline": lambda i: baseline.run(i.turns[-1]),
     }
     for n, item in enumerate(items, start=1):
