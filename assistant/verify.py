@@ -105,7 +105,7 @@ def score_claims(
     for text, cited in split_claims(answer):
         valid = tuple(n for n in dict.fromkeys(cited) if 1 <= n <= len(passages))
         order = list(valid) + [n for n in range(1, len(passages) + 1) if n not in valid]
-        probe, cross = text, english and not is_cjk(text)
+        probe, cross = text, english and _mostly_latin(text)
         if cross and translate is not None and passages:
             probe, cross = translate(text, passages[(valid or (1,))[0] - 1].text), False
         checks = tuple(_check(text, probe, n, passages[n - 1], question, asked, similarity, cross) for n in order)
@@ -161,8 +161,9 @@ def _check(
 def _across_languages(
     claim: str, context: str, sentences: list[str], similarity: Similarity | None
 ) -> tuple[str, dict[str, float], bool]:
-    """A claim in another script: its codes and acronyms must occur, and its meaning match a sentence."""
-    found = re.findall(r"\b(?=\w*\d)[\w.-]+\b|\b[A-Z]{2,}\b", claim)
+    """A claim in another script: its codes, acronyms and the words it keeps in the passage's script (a
+    name written as the passage writes it) must occur, and its meaning match a sentence."""
+    found = re.findall(r"\b(?=\w*\d)[\w.-]+\b|\b[A-Z]{2,}\b|[\u4e00-\u9fff]{2,}", claim)
     codes = [c for c in found if not NUMBER.fullmatch(c)]
     codes_ok = all(squash(code) in context for code in codes)
     anchored = [s for s in sentences if all(squash(c) in squash(s) for c in codes)] or sentences
@@ -299,6 +300,12 @@ def _overlap(claim: str, sentence: str) -> float:
 def passage_context(passage: Chunk) -> str:
     """What a claim is checked against: title, section and the passage's text (instructions left out)."""
     return squash(f"{passage.title} {passage.section} {data_only(passage.text)}")
+
+
+def _mostly_latin(text: str) -> bool:
+    """Written in English, even with a name kept in Chinese ("The CTO is 朱亦博")."""
+    letters = [c for c in text if c.isalpha()]
+    return sum(c.isascii() for c in letters) > 0.5 * len(letters)
 
 
 def is_cjk(text: str) -> bool:

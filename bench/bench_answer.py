@@ -212,7 +212,8 @@ def answer_all(
             counter.take()
             record = systems[name](item)
             rows[name].append({"id": item.id, "english": is_english(item.turns[-1]), **record, **counter.take()})
-        print(f"[{n}/{len(items)}] {item.id}", file=sys.stderr, flush=True)
+        took = ", ".join(f"{name} {rows[name][-1]['timings']['total_s']:.1f} s" for name in SYSTEMS)
+        print(f"[{n}/{len(items)}] {item.id}: {took}", file=sys.stderr, flush=True)
     return rows
 
 

@@ -56,17 +56,18 @@ def scaling(plt: Any, results: dict[str, Any], path: Path) -> None:
 
 
 def latency(plt: Any, results: dict[str, Any], path: Path) -> None:
-    """Each stage's p50 (bar) and p95 (whisker), assistant against baseline, log scale."""
+    """Each stage's p50 (bar) and p95 (whisker), assistant against its earlier settings and the baseline, log scale."""
     stages = results["parts"]["latency"]["stages"]
     names = [s for s in ("embed_query", "retrieve", "condense", "translate", "prompt_eval", "generate", "verify")]
-    names += ["first_token", "total"]
-    fig, ax = plt.subplots(figsize=(9, 5))
-    for offset, (system, color) in ((-0.2, ("assistant", ASSISTANT)), (0.2, ("baseline", BASELINE))):
+    names += ["evidence", "first_token", "total"]
+    fig, ax = plt.subplots(figsize=(9, 6))
+    systems = [(-0.27, "assistant", ASSISTANT), (0.0, "before", GREY), (0.27, "baseline", BASELINE)]
+    for offset, system, color in (s for s in systems if s[1] in stages):
         stats = [stages[system].get(n) for n in names]
         ys = [i + offset for i, s in enumerate(stats) if s]
         p50 = [s["p50"] for s in stats if s]
         p95 = [s["p95"] - s["p50"] for s in stats if s]
-        ax.barh(ys, p50, height=0.38, color=color, xerr=[[0] * len(p50), p95], capsize=3, label=f"{system} p50 (p95)")
+        ax.barh(ys, p50, height=0.26, color=color, xerr=[[0] * len(p50), p95], capsize=3, label=f"{system} p50 (p95)")
     ax.set_yticks(range(len(names)), [n.replace("_", " ") for n in names])
     ax.invert_yaxis()
     ax.set_xscale("log")

@@ -1,11 +1,12 @@
 """The whole benchmark (`make bench`): every part in turn, then the plots and the tables.
 
 Runs each part as its own process (each script also runs alone): cold start, serve memory, answer
-latency against the baseline, embedded store against a Chroma server, and scaling up to ~10,000
-passages. Samples the load average throughout (others may share the machine), records the command,
-wall time and load in bench/out/results.json, draws the plots (`plots.py`) and prints a headline
-table against the targets, then each part's table.
-Run: `.venv/bin/python bench/run.py [--quick] [--parts cold_start,latency]` (about an hour in full);
+latency against the earlier settings and the baseline, the smaller prompt's accuracy on calibration
+questions, English questions searched as asked or translated first, embedded store against a Chroma
+server, and scaling up to ~10,000 passages. Samples the load average throughout (others may share the
+machine), records the command, wall time and load in bench/out/results.json, draws the plots
+(`plots.py`) and prints a headline table against the targets, then each part's table.
+Run: `.venv/bin/python bench/run.py [--quick] [--parts cold_start,latency]` (about 90 minutes in full);
 `--report` runs nothing and redraws the plots and tables from results.json.
 """
 
@@ -26,6 +27,7 @@ PARTS = {  # part name -> its script, in the order they run
     "cold_start": "cold_start.py",
     "serve_memory": "serve_memory.py",
     "latency": "bench_answer.py",
+    "prompt": "prompt_ab.py",
     "crosslingual": "crosslingual.py",
     "stores": "bench_retrieval.py",
     "scaling": "scaling.py",

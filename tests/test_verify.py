@@ -123,3 +123,50 @@ def test_the_right_number_under_the_wrong_label_does_not_answer_the_question():
 def test_a_name_from_nowhere_is_never_supported():
     verdict = verify("Step-3 每次推理仅激活 38B 参数，由 OpenAI 训练 [1]。", PASSAGES)
     assert not verdict.claims and verdict.report[0]["failed"] == "name OpenAI"
+
+
+# -- the prompt's passages and the checks before the model -------------------------------------------
+
+PROMPT_SOURCE = [
+    "阶跃星辰成立于 2023 年。公司总部在上海。创始人兼 CEO 姜大昕曾任微软全球副总裁。他负责公司战略。团队超过 400 人。",
+    "Step-3 的总参数量达 321B。每次推理仅激活 38B 参数。",
+    "印奇是旷视科技创始人。",
+]
+
+
+def test_the_prompt_carries_the_best_sentence_its_neighbours_and_keeps_the_passage_numbers():
+    from assistant.extract import prompt_passages
+
+    chunks = [chunk(text, n) for n, text in enumerate(PROMPT_SOURCE, start=1)]
+    prompt = prompt_passages(chunks, "姜大昕曾任什么职务？", weight=lambda t: 1.0, budget=60)
+    assert prompt.startswith("[1] 公司总部在上海。创始人兼 CEO 姜大昕曾任微软全球副总裁。他负责公司战略。"), prompt
+    assert "成立于" not in prompt and "团队" not in prompt, "sentences without a keyword stay out"
+    assert "[3]" not in prompt and "印奇" not in prompt, "a passage with nothing chosen is left out, numbers kept"
+    whole = prompt_passages(chunks, "姜大昕曾任什么职务？", weight=lambda t: 1.0, budget=None)
+    assert whole.startswith(f"[1] {PROMPT_SOURCE[0]}") and len(whole) > 2 * len(prompt), (
+        "the earlier whole-passage prompt"
+    )
+    gap = prompt_passages(chunks, "成立于 团队", weight=lambda t: 1.0, budget=200)
+    assert gap == "[1] 阶跃星辰成立于 2023 年。公司总部在上海。…团队超过 400 人。", "… marks left-out sentences"
+
+
+def test_an_english_question_over_chinese_passages_is_not_refused_for_sharing_no_keyword():
+    from assistant.decide import VerifyPolicy, before_model
+    from assistant.types import Hit
+
+    hits = [Hit(chunk(text, n), n, 1.0, dense_score=0.8, dense_rank=n) for n, text in enumerate(PROMPT_SOURCE, start=1)]
+    assert not before_model("Who is the CEO of StepFun?", hits, VerifyPolicy(), english=True).refused
+    assert before_model("阶跃星辰的 CEO 是谁？", hits, VerifyPolicy(), english=False).reason == "no_match", (
+        "the same passages found only by the embedding, for a question in their own language: no keyword, no answer"
+    )
+
+
+def test_an_english_claim_keeping_a_chinese_name_must_find_it_in_the_passage():
+    from assistant.verify import score_claims
+
+    passage = [chunk("CTO 朱亦博则是国内少有的具备万卡集群建设经验的专家。")]
+    right, wrong = (score_claims(f"The CTO is {name} [1].", passage, english=True)[0] for name in ("朱亦博", "姜大昕"))
+    assert right.checks[0].cross and "codes" not in right.checks[0].failed
+    assert "codes" in wrong.checks[0].failed, (
+        "a name the passage does not hold is never supported, whatever the similarity"
+    )
