@@ -107,6 +107,7 @@ class Baseline:
             [("system", "根据下面的资料回答问题。\n\n{context}"), ("human", "{question}")]
         )
         # the same output cap as the assistant's answer chain, so total latency compares like with like
+        self.llm = llm
         self.chain = prompt | llm.bind(max_tokens=AnswerSettings().max_tokens) | StrOutputParser()
 
     def run(self, question: str) -> dict[str, Any]:
@@ -180,17 +181,11 @@ def before(assistant: Assistant, llm_name: str) -> Answerer:
     llm = assistant.llm
     if llm_name == "llama-cpp":
         llm = LlamaCppChat(
-            n_threads=max(1, (os.cpu_count() or 1) - 1), timeout=assistant.settings.llm_timeout, instance=1
+            n_threads=max(1, (os.cpu_count() or 1) - 1), timeout=assistant.settings.llm_timeout, instance=3
         )
-    earlier = AnswerSettings(prompt_chars=None, max_tokens=160, translate=True)
-    return Answerer(
-        assistant.retriever,
-        llm,
-        assistant.models,
-        similarity(assistant.index.embeddings),
-        earlier,
-        assistant.source_path,
-    )
+    earlier = AnswerSettings(prompt_chars=None, max_tokens=160, translate_questions=True, translate_claims=True)
+    embeddings = similarity(assistant.index.embeddings)
+    return Answerer(assistant.retriever, llm, assistant.models, embeddings, earlier, assistant.source_path, helper=llm)
 
 
 def answer_all(
@@ -198,7 +193,8 @@ def answer_all(
 ) -> dict[str, list[dict[str, Any]]]:
     """Every system on every item, interleaved, rotating which goes first; model usage noted."""
     counter = PromptTokens()
-    for llm in {id(m): m for m in (assistant.llm, earlier.llm)}.values():
+    models = (assistant.llm, assistant.answerer.helper, earlier.llm, baseline.llm)
+    for llm in {id(m): m for m in models}.values():
         llm.callbacks = [counter]
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in SYSTEMS}
     systems = {

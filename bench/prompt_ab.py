@@ -4,9 +4,10 @@ not written on: does answering from the sentences that matter cost accuracy?
 The earlier prompt's drafts are the stored calibration drafts (`docs/calibration/drafts.jsonl`: DRCD,
 CMRC with withheld passages, constraint-shifted questions; whole passages, up to 160 tokens). The same
 questions, with the same retrieved passages, are drafted again with today's prompt (the sentences that
-matter, within `extract.PROMPT_CHARS`; up to 96 tokens) into `bench/out/prompt_drafts.jsonl`
-(resumable). Both sets of drafts are judged by the same `VerifyPolicy` (today's defaults), and each
-prompt's size is counted with the model's tokenizer. Records part `prompt` of bench/out/results.json.
+matter, within `extract.PROMPT_CHARS`; up to 96 tokens) into `docs/bench/prompt_drafts.jsonl`
+(resumable; kept, so the comparison is re-scored without the model). Both sets of drafts are
+judged by the same `VerifyPolicy` (today's defaults), and each prompt's size is counted with the
+model's tokenizer. Records part `prompt` of bench/out/results.json.
 Run: `.venv/bin/python bench/prompt_ab.py [--quick] [--limit N]` (about 4 s a question).
 """
 
@@ -15,16 +16,17 @@ from __future__ import annotations
 import json
 import random
 import sys
+from pathlib import Path
 from typing import Any
 
-from common import OUT, markdown_table, part_parser, run_part, summary
+from common import markdown_table, part_parser, run_part, summary
 
 from assistant import prompts, tune
 from assistant.cli_tune import DOCS, _runner
 from assistant.decide import VerifyPolicy
 from assistant.extract import PROMPT_CHARS, prompt_passages
 
-DRAFTS = OUT / "prompt_drafts.jsonl"
+DRAFTS = Path(__file__).resolve().parent.parent / "docs" / "bench" / "prompt_drafts.jsonl"
 KEYS = ("answer_accuracy", "refusal_accuracy", "false_refusal_rate", "wrong_answer_rate", "draft_accuracy")
 
 
@@ -38,7 +40,6 @@ def pick(records: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
 def redraft(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Today's draft for each record, with the record's own passages (stored in DRAFTS as it goes)."""
     done = {r["id"]: r for r in tune.read_jsonl(DRAFTS)}
-    OUT.mkdir(parents=True, exist_ok=True)
     runners: dict[str, Any] = {}
     for n, record in enumerate(r for r in records if r["id"] not in done):
         if record["set"] not in runners:

@@ -49,7 +49,7 @@ def test_an_invented_answer_becomes_a_refusal_with_related_passages(indexed):
 
 
 def test_english_questions_get_english_refusals(indexed):
-    a = assistant_with(indexed, scripted("StepFun is headquartered in Shanghai [1]."))  # one call: no translation
+    a = assistant_with(indexed, scripted("阶跃星辰的研究院", "StepFun is headquartered in Shanghai [1]."))
     answer = a.ask("Where is StepFun headquartered?")
     assert answer.refused and answer.answer == "The article does not say."
 
