@@ -54,7 +54,7 @@ def measure(args: Any) -> dict[str, Any]:
     settings = Settings.load(env={}, corpus=CMRC_CORPUS, index_dir=INDEX, embeddings="e5-small")
     assistant = build_assistant(settings)
     assistant.build_index()
-    items = spread([i for i in questions(CMRC_QA) if i.answerable], args.limit or (10 if args.quick else 150))
+    items = spread([i for i in questions(CMRC_QA) if i.answerable], 150)[: args.limit or (10 if args.quick else 150)]
     english = english_questions(assistant, items)
     back = _chain(assistant, prompts.TRANSLATE_SYSTEM)
     hits = {way: dict.fromkeys(KS, 0) for way in WAYS}

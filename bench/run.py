@@ -27,6 +27,7 @@ PARTS = {  # part name -> its script, in the order they run
     "cold_start": "cold_start.py",
     "serve_memory": "serve_memory.py",
     "latency": "bench_answer.py",
+    "generation": "generation.py",
     "prompt": "prompt_ab.py",
     "crosslingual": "crosslingual.py",
     "stores": "bench_retrieval.py",
