@@ -51,7 +51,10 @@ class AnswerSettings:
     # an English question over Chinese passages is translated for search by one short model call (on its
     # own llama.cpp context): hit@5 0.83 against 0.69 searching it as asked (bench/crosslingual.py)
     translate_questions: bool = True
-    translate_claims: bool = False  # before: one model call per English claim; now numbers, names, similarity
+    # each English claim rendered in the passage's Chinese by one helper call and checked word by word:
+    # across scripts only numbers, codes and similarity can be checked, and a romanised name from nowhere
+    # ("founded by Chen Zhihao") passed them in the quality gate
+    translate_claims: bool = True
     policy: VerifyPolicy = VerifyPolicy()  # the cut-offs of the refusal decision (see `decide`)
 
 
