@@ -39,7 +39,7 @@ lint:
 	$(VENV)/bin/ruff format --check assistant tests bench
 	$(VENV)/bin/mypy assistant
 
-# The benchmark (about an hour): bench/out/results.json, docs/bench/*.png and tables. QUICK=1: a few minutes, small sizes.
+# The benchmark (about 90 minutes): bench/out/results.json, docs/bench/*.png and tables. QUICK=1: a few minutes, small sizes.
 bench:
 	$(PY) -c "import matplotlib" 2>/dev/null || $(PIP) install --quiet -e ".[bench]"
 	$(PY) bench/run.py $(if $(QUICK),--quick)

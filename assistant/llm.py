@@ -43,10 +43,10 @@ class LlamaCppChat(BaseChatModel):
     The file (the packaged model when `model_path` is None) is loaded on first use and shared
     process-wide; one generation runs at a time per loaded model. `timeout` bounds a call from when
     the model starts on it (not the load, nor the wait for another call). Token generation uses every
-    core when no other call is waiting for the model (25 against 15 tokens/s on 2 idle cores), else one
+    core when no other call is waiting for the model (24 against 18 tokens/s on 2 idle cores), else one
     fewer: with every core, llama.cpp's threads spin-wait on each other, and a busy neighbour cuts
     generation to 1-3 tokens/s. llama.cpp's prompt-lookup speculative decoding was measured here and
-    left out: it was slower (4 tokens/s; it needs logits for every prompt token) and failed on some prompts.
+    left out: 7 against 24 tokens/s (it needs logits for every prompt token; `bench/generation.py`).
     """
 
     model_path: str | None = None

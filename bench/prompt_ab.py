@@ -30,11 +30,12 @@ DRAFTS = Path(__file__).resolve().parent.parent / "docs" / "bench" / "prompt_dra
 KEYS = ("answer_accuracy", "refusal_accuracy", "false_refusal_rate", "wrong_answer_rate", "draft_accuracy")
 
 
-def pick(records: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
-    """`n` stored drafts, half answerable and half not, spread over the sets (seeded)."""
+def pick(records: list[dict[str, Any]], n: int, full: int = 120) -> list[dict[str, Any]]:
+    """`n` stored drafts, half answerable and half not, spread over the sets (seeded); a smaller `n` takes
+    the start of the same sample, so a quick run reuses the stored new drafts."""
     rng = random.Random("prompt-ab")
     halves = [[r for r in records if r["answerable"] == a] for a in (True, False)]
-    return [r for half in halves for r in rng.sample(half, min(n // 2, len(half)))]
+    return [r for half in halves for r in rng.sample(half, min(full // 2, len(half)))[: n // 2]]
 
 
 def redraft(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
