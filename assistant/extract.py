@@ -83,7 +83,8 @@ def prompt_passages(
     """The numbered passages for the prompt, `[n]` as the model must cite them.
 
     With a `budget` (characters of passage text): only the sentences that matter, i.e. the best
-    sentence with the ones before and after it, then the next best sentences while the budget lasts;
+    sentence (and a document card's metadata, whole) with the sentences before and after it, then the
+    next best sentences while the budget lasts;
     each passage keeps its number and its sentences their order ("…" marks a gap), and a passage with
     no chosen sentence is left out. A sentence scores by the query's keywords it holds (IDF-weighted),
     or by embedding similarity for a query in another script. Time to first token grows with every
@@ -98,12 +99,13 @@ def prompt_passages(
     scores = _sentence_scores(query, [s for _, _, s in flat], weight, similarity)
     order = sorted(range(len(flat)), key=lambda j: (-scores[j], j))
     best = order[0]
-    # the best sentence, its neighbours (a "他" or "该公司" there often names what it speaks of), the rest
-    picks = [best, *(j for j in (best - 1, best + 1) if 0 <= j < len(flat) and flat[j][0] == flat[best][0])]
-    picks += [j for j in order[1:] if scores[j] > 0]
-    chosen: list[int] = []
-    for j in dict.fromkeys(picks):
-        if not chosen or sum(len(flat[c][2]) for c in chosen) + len(flat[j][2]) <= budget:
+    # a document card (retrieval offers it only for questions about the document) and the best sentence
+    # always; then its neighbours (a "他" or "该公司" there often names what it speaks of), then the rest
+    cards = [j for j, (n, _, _) in enumerate(flat) if chunks[n - 1].paragraph == 0]
+    chosen = list(dict.fromkeys([*cards, best]))
+    picks = [j for j in (best - 1, best + 1) if 0 <= j < len(flat) and flat[j][0] == flat[best][0]]
+    for j in dict.fromkeys(picks + [j for j in order[1:] if scores[j] > 0]):
+        if j not in chosen and sum(len(flat[c][2]) for c in chosen) + len(flat[j][2]) <= budget:
             chosen.append(j)
     parts = []
     for n, _ in sentences:
