@@ -83,8 +83,8 @@ def prompt_passages(
     """The numbered passages for the prompt, `[n]` as the model must cite them.
 
     With a `budget` (characters of passage text): only the sentences that matter, i.e. the best
-    sentence (and a document card's metadata, whole) with the sentences before and after it, then the
-    next best sentences while the budget lasts;
+    sentence, the sentences holding the query's keywords it lacks, a document card's metadata (whole),
+    then the best sentence's neighbours and the next best sentences while the budget lasts;
     each passage keeps its number and its sentences their order ("…" marks a gap), and a passage with
     no chosen sentence is left out. A sentence scores by the query's keywords it holds (IDF-weighted),
     or by embedding similarity for a query in another script. Time to first token grows with every
@@ -102,7 +102,7 @@ def prompt_passages(
     # a document card (retrieval offers it only for questions about the document) and the best sentence
     # always; then its neighbours (a "他" or "该公司" there often names what it speaks of), then the rest
     cards = [j for j, (n, _, _) in enumerate(flat) if chunks[n - 1].paragraph == 0]
-    chosen = list(dict.fromkeys([*cards, best]))
+    chosen = list(dict.fromkeys([*cards, best, *_covering(query, [s for _, _, s in flat], best, weight)]))
     picks = [j for j in (best - 1, best + 1) if 0 <= j < len(flat) and flat[j][0] == flat[best][0]]
     for j in dict.fromkeys(picks + [j for j in order[1:] if scores[j] > 0]):
         if j not in chosen and sum(len(flat[c][2]) for c in chosen) + len(flat[j][2]) <= budget:
@@ -114,6 +114,24 @@ def prompt_passages(
             gaps = ["…" if k and i != kept[k - 1][1] + 1 else "" for k, (_, i, _) in enumerate(kept)]
             parts.append(f"[{n}] " + "".join(gap + s for gap, (_, _, s) in zip(gaps, kept, strict=True)))
     return "\n".join(parts)
+
+
+def _covering(query: str, sentences: list[str], best: int, weight: Weight, most: int = 2) -> list[int]:
+    """Up to `most` more sentences, each holding the rarest keywords of the query that the sentences
+    chosen so far lack ("谁是StepFun的CEO": the sentence naming StepFun, then the one naming its CEO)."""
+    keywords = {t: weight(t) for t in tokenize(query) if weight(t) > 0}
+    if is_english(query) or not keywords:
+        return []
+    covered = {t for t in keywords if t in squash(sentences[best])}
+    picked: list[int] = []
+    for _ in range(most):
+        gains = [sum(w for t, w in keywords.items() if t not in covered and t in squash(s)) for s in sentences]
+        j = max(range(len(sentences)), key=gains.__getitem__)
+        if gains[j] <= 0:
+            break
+        picked.append(j)
+        covered |= {t for t in keywords if t in squash(sentences[j])}
+    return picked
 
 
 def _sentences(chunk: Chunk) -> list[str]:

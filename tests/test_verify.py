@@ -170,3 +170,12 @@ def test_an_english_claim_keeping_a_chinese_name_must_find_it_in_the_passage():
     assert "codes" in wrong.checks[0].failed, (
         "a name the passage does not hold is never supported, whatever the similarity"
     )
+
+
+def test_the_prompt_holds_a_sentence_for_each_keyword_the_best_one_lacks_whatever_the_budget():
+    from assistant.extract import prompt_passages
+
+    chunks = [chunk(text, n) for n, text in enumerate(PROMPT_SOURCE, start=1)]
+    prompt = prompt_passages(chunks, "姜大昕 38B", weight=lambda t: 1.0, budget=10)
+    assert "[1] 创始人兼 CEO 姜大昕曾任微软全球副总裁。" in prompt and "[2] 每次推理仅激活 38B 参数。" in prompt, prompt
+    assert "公司总部" not in prompt and "321B" not in prompt, "neighbours and the rest only within the budget"
