@@ -145,7 +145,7 @@ class Answerer:
         warm = _prompt(prompts.ANSWER_SYSTEM, prompts.ANSWER_USER) | self.llm.bind(max_tokens=1)
         warm.invoke({"passages": "", "question": ""})
         if self.helper is not self.llm:  # the helper's own context: loaded now, not at the first English question
-            (_prompt(prompts.TRANSLATE_SYSTEM, "{question}") | self.helper.bind(max_tokens=1)).invoke({"question": "?"})
+            self.translate.invoke({"question": "?"})
 
     def evidence(self, question: str) -> tuple[str, list[Hit]]:
         """The search query (translated when needed) and the hits, for a standalone question."""
