@@ -23,18 +23,18 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable
 
-from . import prompts
-from .decide import NOT_COVERED, REASONS, Decision, Verdict, VerifyPolicy, after_model, before_model, judge
-from .extract import PROMPT_CHARS, best_sentences, in_english, is_english, prompt_passages
-from .followup import resolve
-from .injection import data_only
-from .inputs import check_history, check_question
-from .llm import LlamaCppChat, explain_error
-from .question import read as read_question
-from .question import unmet_constraints
-from .retrieve import HybridRetriever
-from .types import Answer, Chunk, Citation, Evidence, Hit
-from .verify import Similarity, passage_context, score_claims
+from assistant import prompts
+from assistant.decide import NOT_COVERED, REASONS, Decision, Verdict, VerifyPolicy, after_model, before_model, judge
+from assistant.extract import PROMPT_CHARS, best_sentences, in_english, is_english, prompt_passages
+from assistant.followup import resolve
+from assistant.injection import data_only
+from assistant.inputs import check_history, check_question
+from assistant.llm import LlamaCppChat, explain_error
+from assistant.question import read as read_question
+from assistant.question import unmet_constraints
+from assistant.retrieve import HybridRetriever
+from assistant.types import Answer, Chunk, Citation, Evidence, Hit
+from assistant.verify import Similarity, passage_context, score_claims
 
 log = logging.getLogger(__name__)
 

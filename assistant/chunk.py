@@ -17,7 +17,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from .types import Chunk, Document, Paragraph
+from assistant.types import Chunk, Document, Paragraph
 
 TARGET_CHARS = 300
 MAX_CHARS = 400

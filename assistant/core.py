@@ -16,16 +16,16 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from .answer import Answerer
-from .embeddings import similarity
-from .errors import AssistantError, CorpusError, InputError
-from .index import Index, Progress, SyncReport
-from .ingest import Skipped, load_corpus
-from .inputs import check_history, check_question
-from .llm import UnavailableChatModel, explain_error
-from .retrieve import HybridRetriever, LangChainRetriever
-from .settings import Settings
-from .types import Answer, Evidence, Hit
+from assistant.answer import Answerer
+from assistant.embeddings import similarity
+from assistant.errors import AssistantError, CorpusError, InputError
+from assistant.index.collection import Index, Progress, SyncReport
+from assistant.ingest import Skipped, load_corpus
+from assistant.inputs import check_history, check_question
+from assistant.llm import UnavailableChatModel, explain_error
+from assistant.retrieve import HybridRetriever, LangChainRetriever
+from assistant.settings import Settings
+from assistant.types import Answer, Evidence, Hit
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .types import Chunk, Hit
-from .verify import Check, Scored, Similarity, Translate, coverage, is_cjk, score_claims
+from assistant.types import Chunk, Hit
+from assistant.verify import Check, Scored, Similarity, Translate, coverage, is_cjk, score_claims
 
 NO_MATCH = "no_match"
 NOT_COVERED = "not_covered"

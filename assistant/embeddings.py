@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from .errors import ConfigurationError
+from assistant.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from .chunk import split_sentences
-from .injection import data_only, instructs
-from .keyword import squash, tokenize
-from .types import Chunk, Hit
-from .verify import Similarity
+from assistant.chunk import split_sentences
+from assistant.injection import data_only, instructs
+from assistant.keyword import squash, tokenize
+from assistant.types import Chunk, Hit
+from assistant.verify import Similarity
 
 PROMPT_CHARS = 180  # characters of passage text in the prompt: about 190 prompt tokens in all (p50, article dev)
 MIN_COVERAGE = 0.3  # IDF-weighted share of the question's keywords a quoted sentence must contain

@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from .embeddings import LazyEmbeddings
-from .settings import Settings
+from assistant.embeddings import LazyEmbeddings
+from assistant.settings import Settings
 
 if TYPE_CHECKING:
-    from .core import Assistant
+    from assistant.core import Assistant
 
 
 def build_assistant(settings: Settings | None = None, *, preload: bool = False) -> Assistant:
@@ -26,10 +26,10 @@ def build_assistant(settings: Settings | None = None, *, preload: bool = False) 
     if preload:
         embeddings.preload()
     # Imported only now, so the preload above overlaps them (chromadb and LangChain: ~1.5 s of CPU).
-    from .core import Assistant
-    from .index import Index
-    from .llm import make_chat_model, model_label
-    from .store import make_store
+    from assistant.core import Assistant
+    from assistant.index.collection import Index
+    from assistant.index.storage import make_store
+    from assistant.llm import make_chat_model, model_label
 
     store = make_store(settings.index_dir, settings.chroma_url)
     index = Index(store, settings.collection, embeddings, settings.embeddings)

@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CorpusError
-from .types import Document, Paragraph
+from assistant.errors import CorpusError
+from assistant.types import Document, Paragraph
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from .errors import InputError
+from assistant.errors import InputError
 
 MAX_QUESTION_CHARS = 2000
 MAX_HISTORY_TURNS = 20  # the earlier turns kept (only the last few reach retrieval and the model)

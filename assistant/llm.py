@@ -24,8 +24,8 @@ from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import AIMessageChunk, BaseMessage, ChatMessage, UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
-from . import model_file
-from .errors import AssistantError, ConfigurationError, ModelTimeoutError, ModelUnavailableError
+from assistant import model_file
+from assistant.errors import AssistantError, ConfigurationError, ModelTimeoutError, ModelUnavailableError
 
 log = logging.getLogger(__name__)
 

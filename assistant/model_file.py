@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError, ModelUnavailableError
+from assistant.errors import ConfigurationError, ModelUnavailableError
 
 log = logging.getLogger(__name__)
 

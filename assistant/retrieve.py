@@ -21,10 +21,10 @@ from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from .chunk import split_sentences
-from .index import Index
-from .keyword import BM25, QUESTION_WORDS, bigrams, tokenize
-from .types import Chunk, Hit
+from assistant.chunk import split_sentences
+from assistant.index.collection import Index
+from assistant.keyword import BM25, QUESTION_WORDS, bigrams, tokenize
+from assistant.types import Chunk, Hit
 
 log = logging.getLogger(__name__)
 

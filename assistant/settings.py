@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from .errors import ConfigurationError
+from assistant.errors import ConfigurationError
 
 PROJECT_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 ENV_PREFIX = "ASSISTANT_"

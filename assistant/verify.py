@@ -21,12 +21,12 @@ from functools import lru_cache
 
 import jieba
 
-from .chunk import split_sentences
-from .injection import data_only, instructs
-from .keyword import QUESTION_WORDS, bigrams, squash
-from .question import Asked, answer_kind_ok, unmet_constraints
-from .question import read as read_question
-from .types import Chunk
+from assistant.chunk import split_sentences
+from assistant.injection import data_only, instructs
+from assistant.keyword import QUESTION_WORDS, bigrams, squash
+from assistant.question import Asked, answer_kind_ok, unmet_constraints
+from assistant.question import read as read_question
+from assistant.types import Chunk
 
 jieba.setLogLevel(logging.WARNING)
 

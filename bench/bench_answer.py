@@ -38,11 +38,11 @@ from langchain_core.prompts import ChatPromptTemplate
 from assistant.answer import Answerer, AnswerSettings
 from assistant.core import Assistant
 from assistant.embeddings import make_embeddings, similarity
-from assistant.evaluate import Item, answer_metrics, read_items
 from assistant.extract import is_english
 from assistant.factory import build_assistant
 from assistant.ingest import load_corpus
 from assistant.llm import LlamaCppChat
+from assistant.quality.evaluate import Item, answer_metrics, read_items
 from assistant.settings import Settings
 from assistant.types import Answer
 

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from assistant.core import Assistant  # noqa: E402
 from assistant.factory import build_assistant  # noqa: E402
-from assistant.server import build_server  # noqa: E402
+from assistant.interfaces.http.server import build_server  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 
 QUESTIONS = ("阶跃星辰融资了多少？", "Step-3 总参数量是多少？", "本轮融资的投资方有哪些？", "投后估值是多少？")
@@ -221,7 +221,7 @@ def main() -> int:
     parser.add_argument("--llm", default="", help="a chat model name instead (e.g. llama-cpp, fake:<reply>)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "concurrency.json"), help="where to write JSON")
     args = parser.parse_args()
-    logging.getLogger("assistant.api").setLevel(logging.ERROR)  # one "turned a request away" per 503
+    logging.getLogger("assistant.interfaces.http.api").setLevel(logging.ERROR)  # one "turned a request away" per 503
     with tempfile.TemporaryDirectory() as tmp, serving(build(args.llm, args.delay, args.queue_size, Path(tmp))) as url:
         result = load(url, args)
     out = Path(args.out)

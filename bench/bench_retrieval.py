@@ -32,8 +32,8 @@ from common import (
 )
 
 from assistant.core import Assistant
-from assistant.evaluate import retrieval_metrics
 from assistant.factory import build_assistant
+from assistant.quality.evaluate import retrieval_metrics
 from assistant.settings import Settings
 
 STORES = ("embedded", "server")

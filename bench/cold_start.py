@@ -57,7 +57,7 @@ def repeat(where: list[str], fast: bool, runs: int) -> dict[str, Any]:
 
 def import_times(where: list[str], top: int = 12) -> dict[str, Any]:
     """`-X importtime` of one `ask --fast`: own import time per top-level package, slowest top-level imports."""
-    cmd = [sys.executable, "-X", "importtime", "-m", "assistant.cli", "ask", "--fast", QUESTIONS[0], *where]
+    cmd = [sys.executable, "-X", "importtime", "-m", "assistant", "ask", "--fast", QUESTIONS[0], *where]
     done = subprocess.run(cmd, capture_output=True, text=True, env=QUIET_ENV, check=True)
     own: dict[str, int] = defaultdict(int)
     top_level: dict[str, int] = {}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from common import ARTICLE_CORPUS, ARTICLE_QA, CMRC_CORPUS, CMRC_QA
 
-from assistant.evaluate import Item, read_items
+from assistant.quality.evaluate import Item, read_items
 
 SENTENCE = re.compile(r"[^。！？!?\n]+[。！？!?]+")
 PASSAGE_CHARS = (150, 300)

@@ -24,10 +24,10 @@ from langchain_core.prompts import ChatPromptTemplate
 
 from assistant.answer import _one_line
 from assistant.core import Assistant
-from assistant.evaluate import Item, is_hit
 from assistant.factory import build_assistant
+from assistant.quality.evaluate import Item, is_hit
+from assistant.quality.tune import read_jsonl
 from assistant.settings import Settings
-from assistant.tune import read_jsonl
 from assistant.types import Hit
 
 ENGLISH = Path(__file__).parent / "data" / "cmrc_en.jsonl"

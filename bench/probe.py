@@ -21,8 +21,8 @@ from typing import Any
 from common import self_memory_mb, summary
 
 from assistant.core import Assistant
-from assistant.evaluate import Item, is_hit, read_items
 from assistant.factory import build_assistant
+from assistant.quality.evaluate import Item, is_hit, read_items
 from assistant.settings import Settings
 
 DENSE_DEPTH = 30  # how deep the hybrid retriever's dense search looks

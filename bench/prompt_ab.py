@@ -21,10 +21,11 @@ from typing import Any
 
 from common import markdown_table, part_parser, run_part, summary
 
-from assistant import prompts, tune
-from assistant.cli_tune import DOCS, _runner
+from assistant import prompts
 from assistant.decide import VerifyPolicy
 from assistant.extract import PROMPT_CHARS, prompt_passages
+from assistant.interfaces.cli.tune import DOCS, _runner
+from assistant.quality import tune
 
 DRAFTS = Path(__file__).resolve().parent.parent / "docs" / "bench" / "prompt_drafts.jsonl"
 KEYS = ("answer_accuracy", "refusal_accuracy", "false_refusal_rate", "wrong_answer_rate", "draft_accuracy")

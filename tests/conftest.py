@@ -199,7 +199,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """`assistant ARGS` as a real process (with `env` added to this one's); `prefix` wraps it, e.g. in `unshare`."""
     return subprocess.run(
-        [*(prefix or []), sys.executable, "-m", "assistant.cli", *args],
+        [*(prefix or []), sys.executable, "-m", "assistant", *args],
         input=stdin,
         capture_output=True,
         text=True,

@@ -28,8 +28,8 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import Field
 
-from assistant.api import create_api
 from assistant.core import Assistant
+from assistant.interfaces.http.api import create_api
 
 from conftest import ARTICLE_DIR, make_assistant, scripted, with_llm
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from assistant import calibration, tune
 from assistant.decide import VerifyPolicy
-from assistant.evaluate import cmrc_em, cmrc_f1
+from assistant.quality import calibration, tune
+from assistant.quality.evaluate import cmrc_em, cmrc_f1
 
 from conftest import SHARED
 

@@ -131,7 +131,7 @@ class _Terminal(io.StringIO):
 
 
 def test_on_a_terminal_the_quote_shows_first_then_is_erased_for_the_answer(monkeypatch, tmp_path: Path):
-    from assistant.cli import _ask_streaming, _erase
+    from assistant.interfaces.cli.main import _ask_streaming, _erase
 
     from conftest import ARTICLE_DIR, make_assistant, scripted, with_llm
 

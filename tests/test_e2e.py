@@ -87,7 +87,7 @@ def test_cli_ask_json_prints_the_answer_contract(e5_article: Assistant):
         "ASSISTANT_INDEX_DIR": str(e5_article.settings.index_dir),
     }
     out = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "ask", "阶跃星辰的 CTO 是谁？", "--json"],
+        [sys.executable, "-m", "assistant", "ask", "阶跃星辰的 CTO 是谁？", "--json"],
         capture_output=True,
         text=True,
         env=env,
@@ -111,7 +111,7 @@ def test_fast_answer_needs_no_model(e5_article: Assistant):
 def test_http_api_answers_with_the_real_model(e5_article: Assistant):
     import httpx
 
-    from assistant.api import create_api
+    from assistant.interfaces.http.api import create_api
 
     with running(create_api(e5_article)) as url:
         response = httpx.post(f"{url}/api/ask", json={"question": "印奇是哪家公司的创始人？"}, timeout=300)

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from chromadb.api.shared_system_client import SharedSystemClient
 
-from assistant.builds import BuildDir
 from assistant.embeddings import FakeEmbeddings
 from assistant.errors import IndexNotFoundError, StoreUnavailableError
+from assistant.index.builds import BuildDir
 
 from conftest import ChromaServer, make_assistant, run_cli
 
@@ -74,7 +74,7 @@ def test_a_killed_index_run_leaves_the_old_index_answering_and_the_next_run_comp
     add_synthetic_documents(corpus, 40)  # about 400 chunks: seconds of writing to be killed in
 
     run = subprocess.Popen(
-        [sys.executable, "-m", "assistant.cli", "index"],
+        [sys.executable, "-m", "assistant", "index"],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from assistant.cli import main
 from assistant.core import Assistant
 from assistant.errors import ModelUnavailableError
-from assistant.evaluate import read_items
-from assistant.gate import Suite, check, load_suites, run_suite
+from assistant.interfaces.cli.main import main
+from assistant.quality.evaluate import read_items
+from assistant.quality.gate import Suite, check, load_suites, run_suite
 from assistant.retrieve import HybridRetriever
 from assistant.settings import collection_name
 from assistant.types import Hit

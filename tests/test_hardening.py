@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 from test_injection import assert_safe
 
 from assistant.chunk import MAX_CHARS, chunk_document
-from assistant.cli import main
 from assistant.core import Assistant
 from assistant.errors import CorpusError, InputError
 from assistant.ingest import SIDECAR_FIELDS, parse_document, read_document, read_sidecar
+from assistant.interfaces.cli.main import main
 
 from conftest import ARTICLE, ARTICLE_DIR, make_assistant, scripted, with_llm
 
@@ -157,7 +157,7 @@ def test_a_question_in_another_encoding_on_the_command_line_is_a_clear_error(cli
     """A real process, as a user with a GB18030 terminal runs it: the bytes are not UTF-8."""
     question = "融资".encode("gb18030")
     out = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "ask", question, *cli_args], capture_output=True, timeout=300
+        [sys.executable, "-m", "assistant", "ask", question, *cli_args], capture_output=True, timeout=300
     )
     assert out.returncode == 2, out.stderr
     assert out.stderr.decode().startswith("error: the question is not valid text") and b"Traceback" not in out.stderr

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from assistant.builds import BuildDir
 from assistant.core import Assistant
 from assistant.errors import CorpusError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from assistant.factory import build_assistant
+from assistant.index.builds import BuildDir
 from assistant.settings import Settings
 
 from conftest import CountingEmbeddings, make_assistant

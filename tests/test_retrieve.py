@@ -95,7 +95,7 @@ class TestStandardRetriever(RetrieversIntegrationTests):
 
 
 def test_retrieval_metrics_count_a_question_the_assistant_rejects_as_a_miss():
-    from assistant.evaluate import Item, retrieval_metrics
+    from assistant.quality.evaluate import Item, retrieval_metrics
 
     def search(question: str, k: int, history: list[str]) -> list:
         raise InputError("the question is empty")

@@ -25,7 +25,7 @@ def test_serve_runs_the_page_and_the_api(article_corpus: Path, tmp_path: Path):
         "ASSISTANT_LLM": "fake:印奇是旷视科技创始人 [1]。",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "assistant", "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -63,7 +63,7 @@ def test_serve_without_an_index_says_to_build_one(tmp_path: Path, article_corpus
         "ASSISTANT_EMBEDDINGS": "fake",
     }
     out = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "serve", "--port", str(free_port())],
+        [sys.executable, "-m", "assistant", "serve", "--port", str(free_port())],
         env=env,
         capture_output=True,
         text=True,
@@ -73,7 +73,7 @@ def test_serve_without_an_index_says_to_build_one(tmp_path: Path, article_corpus
 
 
 def test_the_page_can_be_closed_behind_the_api_key(article_corpus: Path, tmp_path: Path):
-    from assistant.server import build_server
+    from assistant.interfaces.http.server import build_server
 
     assistant = make_assistant(article_corpus, tmp_path / "index", api_key="s3cret", page_open="false")
     assistant.build_index()

@@ -24,11 +24,11 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
-from assistant.cli import main
 from assistant.core import Assistant
 from assistant.errors import ConfigurationError
-from assistant.slack import SlackTokens, build_app, http_server, strip_mentions
-from assistant.slack_blocks import SECTION_LIMIT, WRITING, answer_blocks, answer_text
+from assistant.interfaces.cli.main import main
+from assistant.interfaces.slack.blocks import SECTION_LIMIT, WRITING, answer_blocks, answer_text
+from assistant.interfaces.slack.bot import SlackTokens, build_app, http_server, strip_mentions
 from assistant.types import Answer, Citation
 
 from conftest import ARTICLE_DIR, make_assistant, scripted, with_llm

@@ -19,7 +19,7 @@ import pytest
 
 from assistant.core import Assistant
 from assistant.errors import StoreUnavailableError
-from assistant.web import EXAMPLES
+from assistant.interfaces.web.ui import EXAMPLES
 
 from conftest import ARTICLE_DIR, ROOT, make_assistant, scripted, with_llm
 
@@ -47,7 +47,7 @@ pytest.importorskip("gradio", reason="pip install gradio==6.31.0")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Assistant, str]]:
     import uvicorn
 
-    from assistant.web import create_app
+    from assistant.interfaces.web.ui import create_app
 
     assistant = make_assistant(ARTICLE_DIR, tmp_path_factory.mktemp("web-index"))
     assistant.build_index()

@@ -19,9 +19,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigurationError
+from assistant.errors import ConfigurationError
 
-EVAL_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
+EVAL_ROOT = Path(__file__).resolve().parents[3] / "shared" / "eval"
 SETS = ("drcd", "cmrc-withheld", "shifted")
 WITHHELD_SHARE = 0.2
 SEED = 11

@@ -2,14 +2,14 @@
 
 Input is the answer contract (`types.Answer`); output is a list of block dicts plus a plain-text
 fallback for notifications. Everything stays within Slack's limits (3000 characters a section,
-50 blocks). Posting the blocks is `slack.py`'s job.
+50 blocks). Posting the blocks is `bot`'s job.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .types import Answer, Citation, Evidence
+from assistant.types import Answer, Citation, Evidence
 
 SECTION_LIMIT = 3000  # characters in a section's text
 MAX_BLOCKS = 50

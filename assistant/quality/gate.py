@@ -15,13 +15,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import calibration
-from .errors import ConfigurationError
-from .evaluate import answer_metrics, read_items, run_answers, sample
-from .settings import Settings, collection_name
+from assistant.errors import ConfigurationError
+from assistant.quality import calibration
+from assistant.quality.evaluate import answer_metrics, read_items, run_answers, sample
+from assistant.settings import Settings, collection_name
 
 if TYPE_CHECKING:
-    from .core import Assistant
+    from assistant.core import Assistant
 
 GATED_METRICS = (
     "answer_accuracy",

@@ -2,7 +2,7 @@
 
 POSTs to the events path go to Bolt, which verifies the signature and timestamp. A request that is
 not one (no or a wrong Content-Length, a body over MAX_BODY_BYTES, not UTF-8, not parseable) gets a
-4xx at once, never a dropped connection or a stuck thread. What the bot answers is `slack`'s job.
+4xx at once, never a dropped connection or a stuck thread. What the bot answers is `bot`'s job.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Input is the answer contract (`types.Answer`, `Citation`) and cleaned `Document`s; output is HTML
 strings in which every piece of text is escaped. The page's CSS and its one script (clicking a
 marker shows the passage and highlights the cited span in the article) ride along in `HEAD`, so
-they come with the Blocks wherever it is mounted. Building the page and streaming are `web.py`'s job.
+they come with the Blocks wherever it is mounted. Building the page and streaming are `ui`'s job.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from html import escape
 
-from .types import Answer, Citation, Document, Evidence
+from assistant.types import Answer, Citation, Document, Evidence
 
 MARKER = re.compile(r"\[(\d+)\]")
 REFUSAL_NOTE = "文章没有提到这一点 / The article does not say"

@@ -1,5 +1,5 @@
 """The measuring commands of `assistant`: `eval` (answers), `eval-retrieval` (hit@k) and `gate` (the
-quality gate of `quality_gate.toml`). `cli` parses their flags; each prints JSON or a table and
+quality gate of `quality_gate.toml`). `main` parses their flags; each prints JSON or a table and
 returns the exit code (the gate: 1 when a metric breaches its threshold).
 """
 
@@ -12,14 +12,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigurationError
+from assistant.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from .core import Assistant
+    from assistant.core import Assistant
 
 
 def cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
-    from .evaluate import answer_metrics, read_items, run_answers, sample
+    from assistant.quality.evaluate import answer_metrics, read_items, run_answers, sample
 
     items = read_items(Path(args.file))
     if args.sample:
@@ -41,8 +41,8 @@ def cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
 
 def cmd_gate(assistant: Assistant, args: argparse.Namespace) -> int:
     """Run each suite over its own corpus and index; exit 1 if any metric breaches its threshold."""
-    from .factory import build_assistant
-    from .gate import check, default_index_root, load_suites, run_suite, suite_settings, table
+    from assistant.factory import build_assistant
+    from assistant.quality.gate import check, default_index_root, load_suites, run_suite, suite_settings, table
 
     suites = load_suites(Path(args.config))
     if args.suite:
@@ -77,7 +77,7 @@ def cmd_gate(assistant: Assistant, args: argparse.Namespace) -> int:
 
 
 def cmd_eval_retrieval(assistant: Assistant, args: argparse.Namespace) -> int:
-    from .evaluate import read_items, retrieval_metrics
+    from assistant.quality.evaluate import read_items, retrieval_metrics
 
     items = read_items(Path(args.file))
     if args.index:

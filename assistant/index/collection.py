@@ -22,10 +22,10 @@ import numpy as np
 from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
 
-from .errors import AssistantError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
-from .records import Plan, StoredChunk, chunk_from_record, embed_text, record_metadata, stored_documents
-from .store import Store
-from .types import Document
+from assistant.errors import AssistantError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from assistant.index.records import Plan, StoredChunk, chunk_from_record, embed_text, record_metadata, stored_documents
+from assistant.index.storage import Store
+from assistant.types import Document
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """The web chat (Gradio): answers stream in, every `[n]` opens the passage it came from.
 
 `build_ui(assistant)` returns a `gr.Blocks` to mount on any FastAPI app
-(`gr.mount_gradio_app(app, build_ui(assistant), path="/")`); its CSS and script travel inside it.
-`launch` serves it alone with uvicorn. HTML rendering is `web_render`'s job; answering is the
+(`gr.mount_gradio_app(app, build_ui(assistant), path="/")`); its CSS and script travel inside it;
+`create_app` mounts it alone. HTML rendering is `render`'s job; answering is the
 `Assistant`'s: this module only turns its stream and errors into page updates.
 """
 
@@ -15,11 +15,19 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .core import Assistant
-from .errors import AssistantError, ConfigurationError
-from .ingest import read_document
-from .types import Answer, Citation, Document, Evidence
-from .web_render import ARTICLE_ON_LOAD, HEAD, answer_html, article_html, draft_html, error_html, sources_html
+from assistant.core import Assistant
+from assistant.errors import AssistantError, ConfigurationError
+from assistant.ingest import read_document
+from assistant.interfaces.web.render import (
+    ARTICLE_ON_LOAD,
+    HEAD,
+    answer_html,
+    article_html,
+    draft_html,
+    error_html,
+    sources_html,
+)
+from assistant.types import Answer, Citation, Document, Evidence
 
 if TYPE_CHECKING:
     import gradio as gr

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .inputs import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS, check_history, check_question
+from assistant.inputs import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS, check_history, check_question
 
 MODEL_ID = "assistant"  # the one model /v1/models lists
 NOT_JSON = 'the body is not valid JSON: send an object such as {"question": "…"} as application/json'

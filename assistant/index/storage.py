@@ -25,8 +25,14 @@ from chromadb.api.shared_system_client import SharedSystemClient
 from chromadb.config import Settings
 from chromadb.errors import InternalError
 
-from .builds import BuildDir, copy_store
-from .errors import AssistantError, ConfigurationError, IndexCorruptError, IndexNotWritableError, StoreUnavailableError
+from assistant.errors import (
+    AssistantError,
+    ConfigurationError,
+    IndexCorruptError,
+    IndexNotWritableError,
+    StoreUnavailableError,
+)
+from assistant.index.builds import BuildDir, copy_store
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigurationError, ModelUnavailableError
+from assistant.errors import ConfigurationError, ModelUnavailableError
 
 if TYPE_CHECKING:
-    from .core import Assistant
+    from assistant.core import Assistant
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "calibration"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "calibration"
 # The cut-offs before calibration (set by hand on the 32-item article dev set), drawn for comparison.
 BEFORE = dict(
     min_grounding_nouns=0.5, min_grounding_content=0.3, min_nouns=0.75, min_content=0.7, min_overlap=0.3,
@@ -29,8 +29,8 @@ BEFORE = dict(
 
 
 def cmd_calibrate(assistant: Assistant, args: argparse.Namespace) -> int:
-    from . import calibration, tune
-    from .decide import VerifyPolicy
+    from assistant.decide import VerifyPolicy
+    from assistant.quality import calibration, tune
 
     before_policy = VerifyPolicy(**BEFORE)  # type: ignore[arg-type]
     out = Path(args.out) if args.out else DOCS
@@ -77,10 +77,10 @@ def cmd_calibrate(assistant: Assistant, args: argparse.Namespace) -> int:
 
 def _runner(name: str, llm: str | None) -> tuple[Any, Assistant]:
     """The calibration set `name` and an assistant over its corpus, in an index of its own (built once)."""
-    from . import calibration
-    from .factory import build_assistant
-    from .gate import default_index_root
-    from .settings import Settings, collection_name
+    from assistant.factory import build_assistant
+    from assistant.quality import calibration
+    from assistant.quality.gate import default_index_root
+    from assistant.settings import Settings, collection_name
 
     root = default_index_root().parent / "calibration"
     cal = calibration.build(name, root)
@@ -92,8 +92,8 @@ def _runner(name: str, llm: str | None) -> tuple[Any, Assistant]:
 
 def _collect(args: argparse.Namespace, drafts: Path) -> None:
     """Draft `args.collect` more questions per set and kind (answerable, unanswerable) of the chosen split."""
-    from . import calibration, tune
-    from .llm import UnavailableChatModel
+    from assistant.llm import UnavailableChatModel
+    from assistant.quality import calibration, tune
 
     done = {r["id"] for r in tune.read_jsonl(drafts)}
     for name in args.set or calibration.SETS:
@@ -113,7 +113,7 @@ def _collect(args: argparse.Namespace, drafts: Path) -> None:
 
 def _evidence(args: argparse.Namespace, out: Path) -> None:
     """The checks before the model over every question of the split (no model), and their curve."""
-    from . import calibration, tune
+    from assistant.quality import calibration, tune
 
     path = out / "evidence.jsonl"
     for name in args.set or calibration.SETS:

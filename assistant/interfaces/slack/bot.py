@@ -1,10 +1,10 @@
 """A Slack bot (Bolt for Python) over an `Assistant`: mentions, DMs and `/ask`, answered in threads.
 
 Receives a built `Assistant` and a Slack client; posts a "thinking…" placeholder, then replaces it
-with the Block Kit answer (`slack_blocks`). Earlier user turns of the thread become the history.
+with the Block Kit answer (`blocks`). Earlier user turns of the thread become the history.
 Socket Mode or the HTTP Events API; `SlackTokens.from_env` is the only code reading `SLACK_*`. Text
 echoed back (questions, answers) is escaped, so it cannot mention @channel. The HTTP endpoint for the
-Events API is `slack_http`.
+Events API is `http`.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from .core import Assistant
-from .errors import AssistantError, ConfigurationError, InputError
-from .inputs import check_question
-from .slack_blocks import (
+from assistant.core import Assistant
+from assistant.errors import AssistantError, ConfigurationError, InputError
+from assistant.inputs import check_question
+from assistant.interfaces.slack.blocks import (
     answer_blocks,
     answer_text,
     escape,
@@ -35,8 +35,8 @@ from .slack_blocks import (
     message_blocks,
     question_blocks,
 )
-from .slack_http import http_server
-from .types import Answer, Evidence
+from assistant.interfaces.slack.http import http_server
+from assistant.types import Answer, Evidence
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .chunk import chunk_document
-from .keyword import tokenize
-from .types import Chunk, Document
+from assistant.chunk import chunk_document
+from assistant.keyword import tokenize
+from assistant.types import Chunk, Document
 
 
 @dataclass(frozen=True)

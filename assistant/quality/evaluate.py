@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import AssistantError, InputError, ModelUnavailableError
-from .keyword import squash
-from .types import Hit
+from assistant.errors import AssistantError, InputError, ModelUnavailableError
+from assistant.keyword import squash
+from assistant.types import Hit
 
 if TYPE_CHECKING:
-    from .core import Assistant
+    from assistant.core import Assistant
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ def run_answers(
     """Ask every item (its earlier turns as history); each answer dict gets `id` and `latency_s`.
     An item the assistant rejects (e.g. an empty question) scores as a refusal carrying the error."""
     if not fast:
-        from .llm import UnavailableChatModel
+        from assistant.llm import UnavailableChatModel
 
         if isinstance(assistant.llm, UnavailableChatModel):  # its answers would be quotes, measured as the model's
             raise ModelUnavailableError(f"evaluating the chat model, which is unavailable: {assistant.llm.reason}")

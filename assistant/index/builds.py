@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from .errors import IndexBusyError, IndexCorruptError, IndexNotWritableError
+from assistant.errors import IndexBusyError, IndexCorruptError, IndexNotWritableError
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from .api import create_api
-from .core import Assistant
-from .web import build_ui
+from assistant.core import Assistant
+from assistant.interfaces.http.api import create_api
+from assistant.interfaces.web.ui import build_ui
 
 
 def build_server(assistant: Assistant) -> FastAPI:

@@ -2,7 +2,7 @@
 
 Parses flags (which override `ASSISTANT_*` settings), builds one `Assistant`, and renders its
 values for a terminal or as JSON (the measuring commands, `eval`, `eval-retrieval` and `gate`, are
-in `cli_eval`). `AssistantError`s become a one-line message and an exit code; nothing else here
+in `evaluate`). `AssistantError`s become a one-line message and an exit code; nothing else here
 decides anything about retrieval.
 """
 
@@ -20,15 +20,15 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from unicodedata import east_asian_width
 
-from .cli_eval import cmd_eval, cmd_eval_retrieval, cmd_gate
-from .cli_tune import cmd_calibrate
-from .errors import AssistantError, InputError
-from .inputs import check_question
-from .settings import Settings
-from .types import Answer, Citation, Evidence, Hit
+from assistant.errors import AssistantError, InputError
+from assistant.inputs import check_question
+from assistant.interfaces.cli.evaluate import cmd_eval, cmd_eval_retrieval, cmd_gate
+from assistant.interfaces.cli.tune import cmd_calibrate
+from assistant.settings import Settings
+from assistant.types import Answer, Citation, Evidence, Hit
 
 if TYPE_CHECKING:
-    from .core import Assistant
+    from assistant.core import Assistant
 
 # Commands that embed a query: their embedding model loads while the rest imports (not `index`: an
 # unchanged corpus embeds nothing).
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             embeddings=args.embeddings,
             llm=args.llm,
         )
-        from .factory import build_assistant  # imported here so a preload can start first
+        from assistant.factory import build_assistant  # imported here so a preload can start first
 
         result: int = args.run(build_assistant(settings, preload=args.command in PRELOAD), args)
         return result
@@ -183,7 +183,7 @@ def _prepare_model(llm: str) -> None:
     """Assemble the packaged chat model now (1.1 GB from its part packages, once), not at the first question."""
     if llm not in ("llama-cpp", "llama-cpp:packaged"):
         return
-    from .model_file import packaged_model_path
+    from assistant.model_file import packaged_model_path
 
     try:
         packaged_model_path()
@@ -260,7 +260,7 @@ def cmd_chat(assistant: Assistant, args: argparse.Namespace) -> int:
 def cmd_serve(assistant: Assistant, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .server import build_server
+    from assistant.interfaces.http.server import build_server
 
     chunks = len(assistant.retriever.chunks)  # load the index now: a missing one fails here, not at a question
     print(f"{chunks} chunks indexed; web chat on http://{args.host}:{args.port}/ · API docs at /docs", file=sys.stderr)
@@ -309,7 +309,7 @@ def render_answer(answer: Answer) -> str:
     """The answer, then its numbered sources (section, paragraph, quote), then models and time."""
     lines = [answer.answer, ""]
     if answer.refused and answer.refusal_reason:
-        from .decide import REASONS
+        from assistant.decide import REASONS
 
         why = REASONS.get(answer.refusal_reason, answer.refusal_reason)
         lines[-1:] = [f"(why: {why}{f' — {answer.refusal_detail}' if answer.refusal_detail else ''})", ""]
@@ -348,7 +348,7 @@ def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
 
 
 def cmd_slack(assistant: Assistant, args: argparse.Namespace) -> int:
-    from .slack import SlackTokens, serve
+    from assistant.interfaces.slack.bot import SlackTokens, serve
 
     tokens = SlackTokens.from_env(http=args.http)
     mode = f"HTTP Events API on {args.host}:{args.port}/slack/events" if args.http else "Socket Mode"

@@ -5,7 +5,7 @@ given and what it wrote (question, query, passages, draft) to a JSON Lines file,
 there: a run can stop and resume, and drafts accumulate across runs. `prepare` scores each stored
 draft once (`verify.score_claims`, the coverage checked before the model); `outcome` then judges it
 under any policy in microseconds, so `sweep` tries hundreds of policies in seconds without the model.
-`choose` picks the operating point; the sets themselves are `calibration`'s, the plot `cli_tune`'s.
+`choose` picks the operating point; the sets themselves are `calibration`'s, the plot `interfaces.cli.tune`'s.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .decide import Decision, VerifyPolicy, after_model, evidence, judge, judge_evidence
-from .evaluate import cmrc_f1, normalize
-from .types import Chunk, Hit
-from .verify import Scored, score_claims
+from assistant.decide import Decision, VerifyPolicy, after_model, evidence, judge, judge_evidence
+from assistant.quality.evaluate import cmrc_f1, normalize
+from assistant.types import Chunk, Hit
+from assistant.verify import Scored, score_claims
 
 if TYPE_CHECKING:
-    from .core import Assistant
+    from assistant.core import Assistant
 
 MAX_EARLY_FALSE_REFUSALS = 0.01  # refusals before the model: at most 1 in 100 answerable questions
 

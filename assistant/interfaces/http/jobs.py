@@ -22,9 +22,9 @@ import anyio.to_thread
 from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .core import Assistant
-from .errors import IndexNotFoundError
-from .types import Answer, Evidence
+from assistant.core import Assistant
+from assistant.errors import IndexNotFoundError
+from assistant.types import Answer, Evidence
 
 log = logging.getLogger(__name__)
 

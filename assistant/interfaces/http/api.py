@@ -1,7 +1,7 @@
 """An HTTP API over an `Assistant` (FastAPI): JSON and server-sent-event answers, an OpenAI-compatible
 chat endpoint, health checks. `create_api` receives a built `Assistant`; answers run one at a time, in
 arrival order, in worker threads (`jobs`), so the event loop stays free. Errors become JSON with a
-status and what to do next; request and response bodies are `api_models`. Serving (uvicorn), the
+status and what to do next; request and response bodies are `models`. Serving (uvicorn), the
 web page and Slack are left to other modules.
 """
 
@@ -25,7 +25,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
-from .api_models import (
+from assistant.core import Assistant
+from assistant.errors import AssistantError, InputError, ModelTimeoutError
+from assistant.interfaces.http.jobs import Answering, AnswerQueue, BodyLimit, Busy, QueuedStream, RateLimiter, Ticket
+from assistant.interfaces.http.models import (
     MODEL_ID,
     NOT_UTF8,
     AnswerOut,
@@ -37,10 +40,7 @@ from .api_models import (
     conversation,
     invalid,
 )
-from .core import Assistant
-from .errors import AssistantError, InputError, ModelTimeoutError
-from .jobs import Answering, AnswerQueue, BodyLimit, Busy, QueuedStream, RateLimiter, Ticket
-from .types import Answer, Citation, Evidence
+from assistant.types import Answer, Citation, Evidence
 
 log = logging.getLogger(__name__)
 
