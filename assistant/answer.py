@@ -25,7 +25,7 @@ from langchain_core.runnables import Runnable
 
 from assistant import prompts
 from assistant.decide import NOT_COVERED, REASONS, Decision, Verdict, VerifyPolicy, after_model, before_model, judge
-from assistant.extract import PROMPT_CHARS, best_sentences, in_english, is_english, prompt_passages
+from assistant.extract import PROMPT_CHARS, best_sentences, in_english, prompt_passages
 from assistant.followup import resolve
 from assistant.injection import data_only
 from assistant.inputs import check_history, check_question
@@ -33,14 +33,11 @@ from assistant.llm import LlamaCppChat, explain_error
 from assistant.question import read as read_question
 from assistant.question import unmet_constraints
 from assistant.retrieve import HybridRetriever
+from assistant.text import REFERS_BACK, is_english
 from assistant.types import Answer, Chunk, Citation, Evidence, Hit
 from assistant.verify import Similarity, passage_context, score_claims
 
 log = logging.getLogger(__name__)
-
-_FOLLOW_UP = re.compile(
-    r"他|她|它|其|该|这|那|此|上述|前者|后者|\b(he|she|it|its|his|her|they|their|them|this|that|these|those)\b", re.I
-)
 
 
 @dataclass(frozen=True)
@@ -349,7 +346,7 @@ def _quoted(quote: str, english: bool) -> str:
 def needs_condensing(question: str) -> bool:
     """A follow-up that leans on the conversation: pronouns, "那…呢", or too short to stand alone."""
     q = question.strip()
-    return bool(_FOLLOW_UP.search(q)) or len(q) <= 6 or q.endswith("呢？") or q.endswith("呢")
+    return bool(REFERS_BACK.search(q)) or len(q) <= 6 or q.endswith("呢？") or q.endswith("呢")
 
 
 def _split_terminator(text: str) -> tuple[str, str]:

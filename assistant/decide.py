@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from assistant.text import is_chinese
 from assistant.types import Chunk, Hit
-from assistant.verify import Check, Scored, Similarity, Translate, coverage, is_cjk, score_claims
+from assistant.verify import Check, Scored, Similarity, Translate, coverage, score_claims
 
 NO_MATCH = "no_match"
 NOT_COVERED = "not_covered"
@@ -165,7 +166,7 @@ def evidence(query: str, hits: Sequence[Hit], english: bool = False, depth: int 
     """What the checks before the model look at: whether any top passage shares a keyword with the
     question, and how much of the question's nouns and content the top passages mention."""
     top = list(hits[:depth])
-    across = bool(top) and all(is_cjk(h.chunk.text) != is_cjk(query) for h in top)
+    across = bool(top) and all(is_chinese(h.chunk.text) != is_chinese(query) for h in top)
     # an English question over Chinese passages shares no keyword with them: the embedding found them,
     # and the answer's claims are checked across languages after the model (numbers, codes, similarity)
     scores = {"keyword_match": float(across or any(h.keyword_rank is not None for h in top))}

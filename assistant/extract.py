@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 
 from assistant.chunk import split_sentences
 from assistant.injection import data_only, instructs
-from assistant.keyword import squash, tokenize
+from assistant.keyword import tokenize
+from assistant.text import is_english, is_han, squash
 from assistant.types import Chunk, Hit
 from assistant.verify import Similarity
 
@@ -23,23 +24,13 @@ MIN_COVERAGE = 0.3  # IDF-weighted share of the question's keywords a quoted sen
 Weight = Callable[[str], float]
 
 
-_CHINESE_GRAMMAR = re.compile(r"什么|多少|哪|谁|吗|呢|是否|如何|怎么|为什么|几|的|了|是")
-
-
-def is_english(text: str) -> bool:
-    """A question to answer in English: Latin script, without Chinese grammar ("Step-3 的参数？" is Chinese)."""
-    letters = [c for c in text if c.isalpha()]
-    cjk = sum("\u4e00" <= c <= "\u9fff" for c in letters)
-    return bool(letters) and cjk < 0.3 * len(letters) and not _CHINESE_GRAMMAR.search(text)
-
-
 _ASKS = re.compile(r"^\s*(who|what|which)\s+(is|are|was|were)\s+(.+?)\s*\??\s*$", re.I)
 
 
 def in_english(question: str, claim: str) -> str:
     """A sentence the model wrote in Chinese for an English question, framed in English ("The CEO of
     StepFun is 姜大昕."); the Chinese words stay as the passage writes them, so they remain checkable."""
-    cjk = sum("\u4e00" <= c <= "\u9fff" for c in claim)
+    cjk = sum(map(is_han, claim))
     if cjk < 0.3 * max(1, sum(c.isalpha() for c in claim)):
         return claim
     body = claim.rstrip("。.!！ ")

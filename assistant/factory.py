@@ -1,7 +1,7 @@
 """Build an `Assistant` from `Settings`: the only code that picks concrete backends.
 
-Embeddings and the chat model are chosen by name (`embeddings`, `llm`), the store by whether a
-Chroma server URL is set. Models load, and the store connects, on first use, or (`preload`) the
+Embeddings and the chat model are chosen by name (`embeddings`, `llm`), the storage by whether a
+Chroma server URL is set. Models load, and the storage connects, on first use, or (`preload`) the
 embedding model loads on a background thread while the modules below are imported, which is most
 of a cold start. Chroma telemetry is off and nothing here touches the network beyond that URL.
 """
@@ -28,11 +28,11 @@ def build_assistant(settings: Settings | None = None, *, preload: bool = False) 
     # Imported only now, so the preload above overlaps them (chromadb and LangChain: ~1.5 s of CPU).
     from assistant.core import Assistant
     from assistant.index.collection import Index
-    from assistant.index.storage import make_store
+    from assistant.index.storage import make_storage
     from assistant.llm import make_chat_model, model_label
 
-    store = make_store(settings.index_dir, settings.chroma_url)
-    index = Index(store, settings.collection, embeddings, settings.embeddings)
+    storage = make_storage(settings.index_dir, settings.chroma_url)
+    index = Index(storage, settings.collection, embeddings, settings.embeddings)
     model_label(settings.llm)  # an unknown chat model name fails now, not at the first question
 
     def make_llm():  # type: ignore[no-untyped-def]

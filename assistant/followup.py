@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from assistant.keyword import QUESTION_WORDS
+from assistant.text import QUESTION_WORDS
 
 PERSON = re.compile(r"(?<![其])(他|她)(?!们)")
 THING = re.compile(r"它(?!们)|该公司|这家公司|此公司|该企业|这家企业|该模型|这个模型|这款模型|该产品")

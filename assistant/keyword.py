@@ -3,7 +3,8 @@
 `tokenize` turns Chinese, English or mixed text into lower-cased search tokens (jieba's search
 mode, which also emits the short words inside long ones), without punctuation or function words.
 `BM25` is a small in-memory inverted index built from token lists; the tokens themselves are
-stored beside each chunk in the vector store by `index`, so this module persists nothing.
+stored beside each chunk in the vector store by `index`, so this module persists nothing. The word
+lists and the normal form texts are compared in are `text`'s.
 """
 
 from __future__ import annotations
@@ -17,35 +18,11 @@ from collections.abc import Sequence
 
 import jieba
 
+from assistant.text import STOPWORDS
+
 jieba.setLogLevel(logging.WARNING)
 
-# Function words, question words and words about the text itself ("文章中…", "the article says…"):
-# they carry no topic, and questions are full of them.
-STOPWORDS = frozenset(
-    """
-    的 了 是 在 和 与 及 或 也 都 而 就 被 把 对 从 为 以 于 之 其 这 那 这个 那个 一个 有 吗 呢 吧 啊
-    什么 多少 哪 哪个 哪些 哪家 哪里 哪年 哪一 几 谁 是谁 怎么 怎样 如何 为什么 为何 何 是否
-    the a an of to in on for and or is are was were be by with as at it its this that what which
-    who whom when where why how much many does do did
-    文章 文中 本文 文章中 资料 提到 article passage passages text mention mentioned say says
-    """.split()
-)
 _TOKEN = re.compile(r"\w", re.UNICODE)
-# Question words and marks, and words about the text itself: in a question, never in its answer.
-QUESTION_WORDS = re.compile(
-    r"什么|多少|哪些|哪个|哪家|哪里|哪一|哪|是谁|谁|怎么|如何|为什么|几|吗|呢|[？?]|文章中|文章说|文章|文中|本文"
-)
-
-
-def squash(text: str) -> str:
-    """NFKC, lower-cased, whitespace removed: the form in which texts are compared everywhere."""
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).lower()
-
-
-def bigrams(text: str) -> set[str]:
-    """Character bigrams of the squashed text (robust to jieba's word boundaries)."""
-    t = squash(text)
-    return {t[i : i + 2] for i in range(len(t) - 1)}
 
 
 def tokenize(text: str) -> list[str]:

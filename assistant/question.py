@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from assistant.keyword import squash
+from assistant.text import squash
 
 # Words that tell two neighbouring facts apart: when a question has one, its passage must have it too.
 QUALIFIERS = (

@@ -23,7 +23,8 @@ from pydantic import ConfigDict
 
 from assistant.chunk import split_sentences
 from assistant.index.collection import Index
-from assistant.keyword import BM25, QUESTION_WORDS, bigrams, tokenize
+from assistant.keyword import BM25, tokenize
+from assistant.text import QUESTION_WORDS, bigrams, is_chinese
 from assistant.types import Chunk, Hit
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class HybridRetriever:
         self._by_id = {c.chunk_id: i for i, c in enumerate(self.chunks)}
         self._bm25 = BM25([s.tokens for s in stored])
         sample = "".join(c.text[:200] for c in self.chunks[:200])
-        self.corpus_is_cjk = sum("\u4e00" <= ch <= "\u9fff" for ch in sample) > 0.3 * max(1, len(sample))
+        self.corpus_is_cjk = is_chinese(sample)
         log.info("keyword index over %d chunks built in %.2fs", len(self.chunks), time.perf_counter() - started)
 
     def weight(self, token: str) -> float:

@@ -23,9 +23,17 @@ import jieba
 
 from assistant.chunk import split_sentences
 from assistant.injection import data_only, instructs
-from assistant.keyword import QUESTION_WORDS, bigrams, squash
 from assistant.question import Asked, answer_kind_ok, unmet_constraints
 from assistant.question import read as read_question
+from assistant.text import (
+    FUNCTION_CHARS,
+    GENERIC_WORDS,
+    QUESTION_WORDS,
+    bigrams,
+    is_han,
+    mostly_latin,
+    squash,
+)
 from assistant.types import Chunk
 
 jieba.setLogLevel(logging.WARNING)
@@ -55,8 +63,6 @@ NUMBER = re.compile(
 )
 # Noun-like part-of-speech tags whose words must appear in the supporting passage (weight 2 = names).
 _NOUN_WEIGHT = {"n": 1, "nz": 2, "nr": 2, "ns": 2, "nt": 2, "nrt": 2, "ng": 1, "eng": 2}
-_GENERIC = frozenset("文章 资料 公司 问题 信息 内容 方面 情况 时候 数据显示 article passage".split())
-_FUNCTION_CHARS = frozenset("的了是在为于和与及或也都而就被把对从以之其这那有个着过将")
 
 Similarity = Callable[[str, list[str]], list[float]]  # claim, sentences -> cosine similarities
 Translate = Callable[[str, str], str]  # (English claim, passage) -> the claim in the passage's language
@@ -105,7 +111,7 @@ def score_claims(
     for text, cited in split_claims(answer):
         valid = tuple(n for n in dict.fromkeys(cited) if 1 <= n <= len(passages))
         order = list(valid) + [n for n in range(1, len(passages) + 1) if n not in valid]
-        probe, cross = text, english and _mostly_latin(text)
+        probe, cross = text, english and mostly_latin(text)
         if cross and translate is not None and passages:
             probe, cross = translate(text, passages[(valid or (1,))[0] - 1].text), False
         checks = tuple(_check(text, probe, n, passages[n - 1], question, asked, similarity, cross) for n in order)
@@ -218,7 +224,7 @@ def question_at_answer(question: str, claim: str, sentences: list[str]) -> float
     low; a claim that adds nothing to the question scores 0."""
     asked = _content_pairs(question) or bigrams(question)  # its Chinese content words, if it has any
     answer = {
-        b for b in bigrams(claim) - bigrams(question) if not any(c in _FUNCTION_CHARS or not c.isalnum() for c in b)
+        b for b in bigrams(claim) - bigrams(question) if not any(c in FUNCTION_CHARS or not c.isalnum() for c in b)
     }
     if not answer or not asked:
         return 0.0 if not answer else 1.0
@@ -254,7 +260,7 @@ def noun_support(claim: str, context: str) -> float:
     for word, flag in pseg.cut(claim):
         w = squash(word)
         weight = _NOUN_WEIGHT.get(flag, 0)
-        if not weight or len(w) < 2 or w in _GENERIC or NUMBER.fullmatch(w):
+        if not weight or len(w) < 2 or w in GENERIC_WORDS or NUMBER.fullmatch(w):
             continue
         total += weight
         found += weight if w in context else 0
@@ -272,7 +278,7 @@ def missing_names(claim: str, context: str, question: str = "") -> list[str]:
         for word, flag in pseg.cut(claim)
         if _NOUN_WEIGHT.get(flag) == 2
         and len(w := squash(word)) >= 2
-        and w not in _GENERIC
+        and w not in GENERIC_WORDS
         and not NUMBER.fullmatch(w)
         and w not in context
         and w not in asked
@@ -287,11 +293,7 @@ def content_support(claim: str, context: str) -> float:
 
 def _content_pairs(text: str) -> set[str]:
     t = squash(text)
-    return {
-        t[i : i + 2]
-        for i in range(len(t) - 1)
-        if all("\u4e00" <= c <= "\u9fff" and c not in _FUNCTION_CHARS for c in t[i : i + 2])
-    }
+    return {t[i : i + 2] for i in range(len(t) - 1) if all(is_han(c) and c not in FUNCTION_CHARS for c in t[i : i + 2])}
 
 
 def _numbers(text: str) -> list[tuple[float, float, str]]:
@@ -317,14 +319,3 @@ def _overlap(claim: str, sentence: str) -> float:
 def passage_context(passage: Chunk) -> str:
     """What a claim is checked against: title, section and the passage's text (instructions left out)."""
     return squash(f"{passage.title} {passage.section} {data_only(passage.text)}")
-
-
-def _mostly_latin(text: str) -> bool:
-    """Written in English, even with a name kept in Chinese ("The CTO is 朱亦博")."""
-    letters = [c for c in text if c.isalpha()]
-    return sum(c.isascii() for c in letters) > 0.5 * len(letters)
-
-
-def is_cjk(text: str) -> bool:
-    cjk = sum("\u4e00" <= c <= "\u9fff" for c in text)
-    return cjk >= max(2, len(re.sub(r"\s", "", text)) * 0.2)

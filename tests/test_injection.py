@@ -17,7 +17,7 @@ import pytest
 from assistant import prompts
 from assistant.core import Assistant
 from assistant.injection import instructs
-from assistant.keyword import squash
+from assistant.text import squash
 from assistant.types import Answer
 from assistant.verify import numbers_supported, split_claims
 

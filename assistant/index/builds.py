@@ -1,12 +1,12 @@
 """Builds: the embedded index's directory, written aside and switched in atomically.
 
-`index_dir/builds/<id>/chroma` each hold one complete Chroma store; the small file `index_dir/CURRENT`
+`index_dir/builds/<id>/chroma` each hold one complete Chroma database; the small file `index_dir/CURRENT`
 names the one readers use (and the one before it). A sync writes a new build (a copy of the current
 one, so unchanged vectors are reused) and then replaces `CURRENT` with `os.replace`, so a reader sees
 the old build or the new one, never half of one; a run killed halfway leaves only an orphan
 directory, removed by the next run. `.lock` (flock) keeps two writers apart. An index from before
 builds (`index_dir/chroma`) is read as the current build and migrated by the next sync that changes
-something. Opening Chroma clients on a build is left to `store`.
+something. Opening Chroma clients on a build is left to `storage`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from assistant.errors import IndexBusyError, IndexCorruptError, IndexNotWritable
 log = logging.getLogger(__name__)
 
 POINTER = "CURRENT"
-LEGACY = "chroma"  # where the store lived before builds
+LEGACY = "chroma"  # where the database lived before builds
 DATABASE = "chroma.sqlite3"
 
 
@@ -54,35 +54,35 @@ class BuildDir:
         if not names:
             legacy = self.root / LEGACY
             return legacy if (legacy / DATABASE).is_file() else None
-        store = self.root / names[0]
-        if not (store / DATABASE).is_file():
+        database = self.root / names[0]
+        if not (database / DATABASE).is_file():
             raise IndexCorruptError(
                 f"the index at {self.root} names build {names[0]!r}, which is missing or incomplete: "
                 "run `assistant index --rebuild` to build it again"
             )
-        return store
+        return database
 
     def start(self, base: Path | None) -> Path:
         """A new build's Chroma directory: a copy of `base` (the current build), or empty."""
         build_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}"
-        store = self.builds / build_id / "chroma"
+        database = self.builds / build_id / "chroma"
         try:
             if base is None:
-                store.mkdir(parents=True)
+                database.mkdir(parents=True)
             else:
-                copy_store(base, store)
+                copy_database(base, database)
         except (OSError, sqlite3.OperationalError) as exc:
-            shutil.rmtree(store.parent, ignore_errors=True)
+            shutil.rmtree(database.parent, ignore_errors=True)
             raise _not_writable(self.root, exc) from exc
         except IndexCorruptError:
-            shutil.rmtree(store.parent, ignore_errors=True)
+            shutil.rmtree(database.parent, ignore_errors=True)
             raise
-        return store
+        return database
 
-    def switch(self, store: Path) -> None:
-        """Make `store` the current build (atomically); the one it replaces stays for readers still on it."""
+    def switch(self, database: Path) -> None:
+        """Make `database` the current build (atomically); the one it replaces stays for readers still on it."""
         names = self._readable_pointer() or ([LEGACY] if (self.root / LEGACY / DATABASE).is_file() else [])
-        lines = [str(store.relative_to(self.root)), *names[:1]]
+        lines = [str(database.relative_to(self.root)), *names[:1]]
         temp = self.root / f".{POINTER}.{os.getpid()}.tmp"
         with open(temp, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
@@ -101,10 +101,11 @@ class BuildDir:
             return  # nothing switched in yet (or a damaged pointer): leave every build alone
         stale = [b / "chroma" for b in self.builds.iterdir()] if self.builds.is_dir() else []
         stale += [self.root / LEGACY] if (self.root / LEGACY).is_dir() else []
-        for store in stale:
-            if store not in keep:
-                log.info("removing old or unfinished build %s", store.parent if store.name == "chroma" else store)
-                shutil.rmtree(store if store == self.root / LEGACY else store.parent, ignore_errors=True)
+        for database in stale:
+            if database not in keep:
+                shown = database.parent if database.name == "chroma" else database
+                log.info("removing old or unfinished build %s", shown)
+                shutil.rmtree(database if database == self.root / LEGACY else database.parent, ignore_errors=True)
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -157,7 +158,7 @@ class BuildDir:
         return names
 
 
-def copy_store(source: Path, target: Path) -> None:
+def copy_database(source: Path, target: Path) -> None:
     """Copy a Chroma directory: vector segment files as plain (writable) files, the SQLite database
     through SQLite's backup API, a consistent snapshot even while a reader has it open."""
     target.mkdir(parents=True)

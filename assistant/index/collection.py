@@ -1,7 +1,7 @@
 """Index: `Document`s in, a Chroma collection of chunk vectors out (and chunks back for search).
 
 Chroma, through `langchain-chroma`, is the one vector store: embedded in the index directory or a
-server (`store`). Records carry each chunk's text, metadata and jieba tokens (`records`), so the
+server (`storage`). Records carry each chunk's text, metadata and jieba tokens (`records`), so the
 keyword index is rebuilt from them by `retrieve`. The collection records which embedding model
 built it; a query with another model is refused. `sync` re-embeds only chunks whose text is new (an
 unchanged corpus costs one metadata read) and writes into a new build that is switched in at the
@@ -24,7 +24,7 @@ from langchain_core.embeddings import Embeddings
 
 from assistant.errors import AssistantError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from assistant.index.records import Plan, StoredChunk, chunk_from_record, embed_text, record_metadata, stored_documents
-from assistant.index.storage import Store
+from assistant.index.storage import Storage
 from assistant.types import Document
 
 log = logging.getLogger(__name__)
@@ -48,29 +48,29 @@ class SyncReport:
 
 
 class Index:
-    """One Chroma collection of chunks, embedded with one named model, in a `Store`."""
+    """One Chroma collection of chunks, embedded with one named model, in a `Storage`."""
 
-    def __init__(self, source: Store, collection: str, embeddings: Embeddings, embeddings_name: str) -> None:
-        self.source = source
+    def __init__(self, storage: Storage, collection: str, embeddings: Embeddings, embeddings_name: str) -> None:
+        self.storage = storage
         self.collection_name = collection
         self.embeddings = embeddings
         self.embeddings_name = embeddings_name
         self.generation = 0  # changes when another build is switched in: keyword indexes must be rebuilt
-        self._version = source.version()
+        self._version = storage.version()
         self._client: Any = None
-        self._store: Chroma | None = None
+        self._vectors: Chroma | None = None
         self._retired: list[Any] = []
         self._lock = threading.RLock()
 
     @property
     def location(self) -> str:
-        return f"{self.source.location} (collection {self.collection_name})"
+        return f"{self.storage.location} (collection {self.collection_name})"
 
     # -- the open client -------------------------------------------------------------------------
 
     def refresh(self) -> int:
         """Reopen if a new build was switched in (by any process) since the last call; one `stat`."""
-        version = self.source.version()
+        version = self.storage.version()
         if version != self._version:
             with self._lock:
                 if version != self._version:
@@ -83,13 +83,13 @@ class Index:
         with self._lock:
             self._reset()
             for client in self._retired:
-                self.source.close(client)
+                self.storage.close(client)
             self._retired.clear()
 
     def _client_or_none(self) -> Any | None:
         with self._lock:
             if self._client is None:
-                self._client = self.source.open()
+                self._client = self.storage.open()
             return self._client
 
     def _reset(self) -> None:
@@ -97,9 +97,9 @@ class Index:
         with self._lock:
             if self._client is not None:
                 self._retired.append(self._client)
-            self._client, self._store = None, None
+            self._client, self._vectors = None, None
             while len(self._retired) > 1:
-                self.source.close(self._retired.pop(0))
+                self.storage.close(self._retired.pop(0))
 
     @contextmanager
     def _reading(self) -> Iterator[None]:
@@ -109,7 +109,7 @@ class Index:
         except AssistantError:
             raise
         except Exception as exc:
-            error = self.source.failure(exc)
+            error = self.storage.failure(exc)
             if error is None and _is_missing(exc):  # e.g. rebuilt on the server by another process
                 error = IndexNotFoundError(
                     f"the index at {self.location} was replaced or removed: try again, or run `assistant index`"
@@ -122,30 +122,30 @@ class Index:
     # -- reading ---------------------------------------------------------------------------------
 
     @property
-    def store(self) -> Chroma:
+    def vectors(self) -> Chroma:
         """The LangChain vector store over the collection; refuses a missing or mismatched index."""
-        store = self._store
-        if store is None:
+        vectors = self._vectors
+        if vectors is None:
             meta = self._collection_metadata()
             if meta is None:
                 raise IndexNotFoundError(f"no index at {self.location}: run `assistant index` first")
             self._check_model(meta)
             with self._reading():
-                store = self._store = self._open_store(self._client_or_none(), create=False)
-        return store
+                vectors = self._vectors = self._open_vectors(self._client_or_none(), create=False)
+        return vectors
 
     def dense_search(self, query: str, k: int) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the `k` nearest chunks."""
-        store = self.store  # taken first: a build switched in while the query is embedded doesn't change it
+        vectors = self.vectors  # taken first: a build switched in while the query is embedded doesn't change it
         vector = self.embeddings.embed_query(query)
         with self._reading():
-            results = store.similarity_search_by_vector_with_relevance_scores(vector, k=k)
+            results = vectors.similarity_search_by_vector_with_relevance_scores(vector, k=k)
         return [(doc.id or "", 1.0 - distance) for doc, distance in results]
 
     def stored_chunks(self) -> list[StoredChunk]:
         """Every chunk in the collection with its keyword tokens, in document order."""
         with self._reading():
-            data = self.store.get(include=["documents", "metadatas"])
+            data = self.vectors.get(include=["documents", "metadatas"])
         stored = [
             StoredChunk(chunk_from_record(cid, text, meta), str(meta.get("tokens", "")).split())
             for cid, text, meta in zip(data["ids"], data["documents"], data["metadatas"], strict=True)
@@ -181,7 +181,7 @@ class Index:
         """Make the collection hold exactly `documents`, embedding only chunks it lacks. The store writes
         a changed index aside and switches it in at the end; an unchanged corpus costs one metadata read."""
         started = time.perf_counter()
-        with self.source.locked():
+        with self.storage.locked():
             self.refresh()
             existing, readable = self._existing(rebuild)
             plan = Plan.between(existing, documents)
@@ -189,12 +189,12 @@ class Index:
             if rebuild or plan.stale or plan.removed:
                 if plan.stale:  # load the model first: its errors are about the model, not the index directory
                     self.embeddings.embed_query("warm-up")
-                with self.source.writing(copy=readable) as client:
+                with self.storage.writing(copy=readable) as client:
                     if rebuild and readable:
                         _drop_collection(client, self.collection_name)
-                    store = self._open_store(client, create=True)
-                    embedded = self._write(store, plan, progress)
-                    total = store._collection.count()
+                    vectors = self._open_vectors(client, create=True)
+                    embedded = self._write(vectors, plan, progress)
+                    total = vectors._collection.count()
                 self._reset()  # a server's collection may have been recreated: read it afresh
         self.refresh()
         return SyncReport(
@@ -221,13 +221,13 @@ class Index:
         self._check_model(meta, hint="run `assistant index --rebuild` to re-embed with the configured model")
         return self.documents(), True
 
-    def _write(self, store: Chroma, plan: Plan, progress: Progress | None) -> int:
+    def _write(self, vectors: Chroma, plan: Plan, progress: Progress | None) -> int:
         """Upsert the plan's chunks (reusing the stored vectors of unchanged texts), delete obsolete ones."""
         chunks = plan.chunks
         reuse_ids = sorted(plan.old_ids & {c.chunk_id for c in chunks})
         known: dict[str, Any] = {}
         if reuse_ids:
-            got = store.get(ids=reuse_ids, include=["embeddings"])
+            got = vectors.get(ids=reuse_ids, include=["embeddings"])
             known = dict(zip(got["ids"], got["embeddings"], strict=True))
         todo = [c for c in chunks if c.chunk_id not in known]
         done = 0
@@ -236,9 +236,9 @@ class Index:
         for i in range(0, len(chunks), WRITE_BATCH):
             batch = chunks[i : i + WRITE_BATCH]
             fresh = [c for c in batch if c.chunk_id not in known]
-            vectors = self.embeddings.embed_documents([embed_text(c) for c in fresh]) if fresh else []
-            known.update(zip((c.chunk_id for c in fresh), vectors, strict=True))
-            store._collection.upsert(  # precomputed vectors: LangChain's add_texts would re-embed
+            embedded = self.embeddings.embed_documents([embed_text(c) for c in fresh]) if fresh else []
+            known.update(zip((c.chunk_id for c in fresh), embedded, strict=True))
+            vectors._collection.upsert(  # precomputed vectors: LangChain's add_texts would re-embed
                 ids=[c.chunk_id for c in batch],
                 embeddings=np.asarray([known[c.chunk_id] for c in batch], dtype=np.float32),
                 documents=[c.text for c in batch],
@@ -249,7 +249,7 @@ class Index:
                 progress(done, len(todo))
         obsolete = sorted(plan.old_ids - {c.chunk_id for c in chunks})
         if obsolete:
-            store.delete(ids=obsolete)
+            vectors.delete(ids=obsolete)
         return done
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -281,7 +281,7 @@ class Index:
                 + (hint or f"run `assistant index --rebuild`, or set ASSISTANT_EMBEDDINGS={built_with}")
             )
 
-    def _open_store(self, client: Any, create: bool) -> Chroma:
+    def _open_vectors(self, client: Any, create: bool) -> Chroma:
         return Chroma(
             collection_name=self.collection_name,
             embedding_function=self.embeddings,

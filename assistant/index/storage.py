@@ -1,10 +1,10 @@
-"""Stores: where an `Index` gets its Chroma client, and how it writes a new version of the data.
+"""Storage: where an `Index` gets its Chroma client, and how it writes a new version of the data.
 
-`EmbeddedStore` opens a `PersistentClient` on the current build of an index directory (`builds`),
+`EmbeddedStorage` opens a `PersistentClient` on the current build of an index directory (`builds`),
 tells when another build has been switched in, and writes a sync into a copy that is switched in
 only when the write succeeded; a read-only directory is searched through a private temporary copy.
-`ServerStore` talks to `chroma run` over HTTP and reconnects once the server is back. Both turn
-Chroma's exceptions into `AssistantError`s that say what to do. Which collection to use is `index`'s.
+`ServerStorage` talks to `chroma run` over HTTP and reconnects once the server is back. Both turn
+Chroma's exceptions into `AssistantError`s that say what to do. Which collection to use is `collection`'s.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from assistant.errors import (
     IndexNotWritableError,
     StoreUnavailableError,
 )
-from assistant.index.builds import BuildDir, copy_store
+from assistant.index.builds import BuildDir, copy_database
 
 log = logging.getLogger(__name__)
 
 
-class Store(Protocol):
+class Storage(Protocol):
     location: str
 
     def version(self) -> Hashable:
@@ -58,12 +58,12 @@ class Store(Protocol):
         """A client to write a sync with (on a copy of the current data if `copy`)."""
 
 
-def make_store(index_dir: Path, chroma_url: str | None) -> Store:
+def make_storage(index_dir: Path, chroma_url: str | None) -> Storage:
     """The server at `chroma_url` if given, else the embedded store in `index_dir`."""
-    return ServerStore(chroma_url) if chroma_url else EmbeddedStore(index_dir)
+    return ServerStorage(chroma_url) if chroma_url else EmbeddedStorage(index_dir)
 
 
-class EmbeddedStore:
+class EmbeddedStorage:
     """Chroma's embedded store, one build of `index_dir` at a time."""
 
     def __init__(self, index_dir: Path) -> None:
@@ -136,7 +136,7 @@ class EmbeddedStore:
         copy = tempfile.TemporaryDirectory(prefix="assistant-index-")
         log.warning("%s is read-only: searching a temporary copy of it in %s", path, copy.name)
         try:
-            copy_store(path, Path(copy.name) / "chroma")
+            copy_database(path, Path(copy.name) / "chroma")
             client = _persistent_client(Path(copy.name) / "chroma")
         except BaseException:
             copy.cleanup()
@@ -159,7 +159,7 @@ def _persistent_client(path: Path) -> Any:
         raise
 
 
-class ServerStore:
+class ServerStorage:
     """A Chroma server (`chroma run`); every failure drops the client, so the next call reconnects."""
 
     def __init__(self, url: str) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant.errors import AssistantError, InputError, ModelUnavailableError
-from assistant.keyword import squash
+from assistant.text import squash
 from assistant.types import Hit
 
 if TYPE_CHECKING:
