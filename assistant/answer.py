@@ -1,9 +1,9 @@
 """Answer: a question (and the conversation so far) in, a verified, cited `Answer` out.
 
-The LCEL chains (`prompt | model | parser`) condense a follow-up into a standalone question only
-when it leans on the conversation, translate a question for retrieval when it is in another
-script than the corpus, and answer from the few best passages with `[n]` markers. Tokens stream
-as they come; the final `Answer` holds only sentences `verify` found supported. Whether to answer
+A follow-up is made standalone only when it leans on the conversation, and a question in another
+script than the corpus is translated for search (both by `helpers`); the LCEL chain (`prompt | model
+| parser`) answers from the few best passages with `[n]` markers. Tokens stream as they come; the
+final `Answer` holds only sentences `verify` found supported (its text and citations from `compose`). Whether to answer
 at all is `decide`'s (before the model and after it, with a reason), never left to the model alone;
 when the model fails or times out, the extractive answer (`extract`) stands in and says so. The question
 and history are checked by `inputs` first (an `InputError` says what is wrong); sentences of the
@@ -13,23 +13,23 @@ question that give the assistant orders (`injection`) are not searched for or sh
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.prompts import ChatPromptTemplate
-from langchain_core.runnables import Runnable
 
 from assistant import prompts
+from assistant.compose import quoted as quoted_sentence
+from assistant.compose import render
 from assistant.decide import NOT_COVERED, REASONS, Decision, Verdict, VerifyPolicy, after_model, before_model, judge
 from assistant.extract import PROMPT_CHARS, best_sentences, in_english, prompt_passages
 from assistant.followup import resolve
+from assistant.helpers import Helpers, chat_prompt
 from assistant.injection import data_only
 from assistant.inputs import check_history, check_question
-from assistant.llm import LlamaCppChat, explain_error
+from assistant.llm import explain_error
 from assistant.question import read as read_question
 from assistant.question import unmet_constraints
 from assistant.retrieve import HybridRetriever
@@ -78,15 +78,9 @@ class Answerer:
         self.settings = settings or AnswerSettings()
         parse = StrOutputParser()
         bound = llm.bind(max_tokens=self.settings.max_tokens)
-        self.answer_zh = _prompt(prompts.ANSWER_SYSTEM, prompts.ANSWER_USER) | bound | parse
-        self.answer_en = _prompt(prompts.ANSWER_SYSTEM_EN, prompts.ANSWER_USER_EN) | bound | parse
-        self.helper = helper or _own_context(llm)
-        self.condense = (
-            _prompt(prompts.CONDENSE_SYSTEM, prompts.CONDENSE_USER) | self.helper.bind(max_tokens=80) | parse
-        )
-        self.translate = _prompt(prompts.TRANSLATE_SYSTEM, "{question}") | self.helper.bind(max_tokens=80) | parse
-        to_chinese = _prompt(prompts.CLAIM_TO_CHINESE_SYSTEM, prompts.CLAIM_TO_CHINESE_USER)
-        self.to_chinese = to_chinese | self.helper.bind(max_tokens=120) | parse
+        self.answer_zh = chat_prompt(prompts.ANSWER_SYSTEM, prompts.ANSWER_USER) | bound | parse
+        self.answer_en = chat_prompt(prompts.ANSWER_SYSTEM_EN, prompts.ANSWER_USER_EN) | bound | parse
+        self.helpers = Helpers(llm, helper)
 
     def ask(self, question: str, history: Sequence[str] = (), fast: bool = False) -> Answer:
         answer = None
@@ -122,7 +116,7 @@ class Answerer:
         quoted = self._quote(standalone or question, query, english, hits)
         if not isinstance(quoted, Decision):  # the quote a `--fast` answer gives, shown while the model writes
             timings["evidence_s"] = time.perf_counter() - started
-            yield Evidence(_quoted(quoted[1], english), self._cite(1, *quoted))
+            yield Evidence(quoted_sentence(quoted[1], english), self._cite(1, *quoted))
         raw: list[str] = []
         try:
             passages = self._passages(query, hits)
@@ -139,10 +133,10 @@ class Answerer:
     def warm(self) -> None:
         """Load the chat model and evaluate the answer prompt's constant start (kept in llama.cpp's cache,
         so the first question pays only for its own passages)."""
-        warm = _prompt(prompts.ANSWER_SYSTEM, prompts.ANSWER_USER) | self.llm.bind(max_tokens=1)
+        warm = chat_prompt(prompts.ANSWER_SYSTEM, prompts.ANSWER_USER) | self.llm.bind(max_tokens=1)
         warm.invoke({"passages": "", "question": ""})
-        if self.helper is not self.llm:  # the helper's own context: loaded now, not at the first English question
-            self.translate.invoke({"question": "?"})
+        if self.helpers.model is not self.llm:
+            self.helpers.warm()
 
     def evidence(self, question: str) -> tuple[str, list[Hit]]:
         """The search query (translated when needed) and the hits, for a standalone question."""
@@ -169,7 +163,7 @@ class Answerer:
             return resolved
         if fast:
             return question
-        rewritten = _one_line(self._quietly(self.condense, {"history": "\n".join(history[-4:]), "question": question}))
+        rewritten = self.helpers.condense(history, question)
         timings["condense_s"] = time.perf_counter() - t
         log.info("condensed %r -> %r", question, rewritten)
         if not rewritten or rewritten == question:  # the model did not rewrite: keep the last turn in view
@@ -183,10 +177,7 @@ class Answerer:
         query, context = standalone, ([] if standalone != question else history)
         if self.settings.translate_questions and not fast and is_english(standalone) and self.retriever.corpus_is_cjk:
             t = time.perf_counter()
-            query, context = (
-                _one_line(self._quietly(self.translate, {"question": standalone})) or standalone,
-                [standalone],
-            )
+            query, context = self.helpers.translate(standalone) or standalone, [standalone]
             timings["translate_s"] = time.perf_counter() - t
         t = time.perf_counter()
         hits = self.retriever.search(query, k=max(5, self.settings.passages), history=context)
@@ -218,7 +209,7 @@ class Answerer:
         chunks = [h.chunk for h in hits[: self.settings.passages]]
         t = time.perf_counter()
         translate = (
-            self._claim_to_chinese
+            self.helpers.to_chinese
             if self.settings.translate_claims and english and self.retriever.corpus_is_cjk
             else None
         )
@@ -237,18 +228,6 @@ class Answerer:
         report = tuple(verdict.report)
         return Answer(question, text, False, citations, timings, self.models, verification=report)
 
-    def _claim_to_chinese(self, claim: str, passage: str) -> str:
-        """An English claim in the passage's Chinese wording, so it can be checked word by word."""
-        return _one_line(self._quietly(self.to_chinese, {"claim": claim, "passage": passage})) or claim
-
-    def _quietly(self, chain: Runnable[dict[str, str], str], inputs: dict[str, str]) -> str:
-        """A helper model call (condense, translate) whose failure only costs its improvement."""
-        try:
-            return chain.invoke(inputs)
-        except Exception as exc:  # any backend's failure: the answer goes on without this step
-            log.warning("a helper model call failed, going on without it: %s", explain_error(exc) or exc)
-            return ""
-
     def _extractive(
         self,
         question: str,
@@ -264,7 +243,7 @@ class Answerer:
         quoted = self._quote(standalone or question, query, english, hits)
         if isinstance(quoted, Decision):
             return self._refusal(question, english, hits, timings, started, quoted)
-        text = _quoted(quoted[1], english)
+        text = quoted_sentence(quoted[1], english)
         if note:
             text += f"\n({'the chat model failed' if english else '生成模型不可用'}: {note})"
         timings["total_s"] = time.perf_counter() - started
@@ -308,59 +287,7 @@ class Answerer:
         return Citation.of(n, chunk, quote, self.source_path(chunk.source))
 
 
-def render(
-    verdict: Verdict, chunks: list[Chunk], source_path: Callable[[str], str] = str
-) -> tuple[str, tuple[Citation, ...]]:
-    """Answer text with markers renumbered 1..n in order of first use, and the matching citations."""
-    numbering: dict[int, int] = {}
-    quotes: dict[int, str] = {}
-    sentences = []
-    for claim in verdict.claims:
-        for passage, quote in zip(claim.passages, claim.quotes, strict=True):
-            numbering.setdefault(passage, len(numbering) + 1)
-            quotes.setdefault(passage, quote)
-        markers = "".join(f"[{numbering[p]}]" for p in claim.passages)
-        body, end = _split_terminator(
-            re.sub(r"\s*\n\s*", " ", claim.text)
-        )  # one claim, one line: its marker stays on it
-        # Chinese: "…。[1]" keeps the sentence, its full stop included, one unbroken quote-able span
-        sentences.append(f"{body} {markers}{end}" if body.isascii() else f"{body}{end}{markers}")
-    citations = tuple(
-        Citation.of(new, chunks[old - 1], quotes[old], source_path(chunks[old - 1].source))
-        for old, new in numbering.items()
-    )
-    return " ".join(sentences) if all(s.isascii() for s in sentences) else "".join(sentences), citations
-
-
-def _own_context(llm: BaseChatModel) -> BaseChatModel:
-    """The same local model on a llama.cpp context of its own (its weights shared), so a helper call's
-    prompt does not evict the answer prompt's cached start; any other chat model as it is."""
-    return llm.model_copy(update={"instance": llm.instance + 1}) if isinstance(llm, LlamaCppChat) else llm
-
-
-def _quoted(quote: str, english: bool) -> str:
-    """A verbatim sentence, labelled as a quote rather than a generated answer."""
-    return f"{prompts.EXTRACTIVE_EN if english else prompts.EXTRACTIVE_ZH} “{quote}” [1]"
-
-
 def needs_condensing(question: str) -> bool:
     """A follow-up that leans on the conversation: pronouns, "那…呢", or too short to stand alone."""
     q = question.strip()
     return bool(REFERS_BACK.search(q)) or len(q) <= 6 or q.endswith("呢？") or q.endswith("呢")
-
-
-def _split_terminator(text: str) -> tuple[str, str]:
-    """The sentence and its one closing mark ("好。。" -> "好", "。": a doubled stop would split the
-    sentence from its marker); a trailing "；" or "," is dropped (the marker would land after a break)."""
-    text = re.sub(r"[;；,，、:：\s]+$", "", text)
-    m = re.search(r"[。！？!?.]+$", text)
-    return (text[: m.start()].rstrip(), m.group()[-1]) if m else (text, "")
-
-
-def _prompt(system: str, user: str) -> ChatPromptTemplate:
-    return ChatPromptTemplate.from_messages([("system", system), ("human", user)])
-
-
-def _one_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0].strip('"“”「」 ') if lines else ""

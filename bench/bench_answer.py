@@ -41,7 +41,7 @@ from assistant.embeddings import make_embeddings, similarity
 from assistant.extract import is_english
 from assistant.factory import build_assistant
 from assistant.ingest import load_corpus
-from assistant.llm import LlamaCppChat
+from assistant.llama import LlamaCppChat
 from assistant.quality.evaluate import Item, answer_metrics, read_items
 from assistant.settings import Settings
 from assistant.types import Answer
@@ -193,7 +193,7 @@ def answer_all(
 ) -> dict[str, list[dict[str, Any]]]:
     """Every system on every item, interleaved, rotating which goes first; model usage noted."""
     counter = PromptTokens()
-    models = (assistant.llm, assistant.answerer.helper, earlier.llm, baseline.llm)
+    models = (assistant.llm, assistant.answerer.helpers.model, earlier.llm, baseline.llm)
     for llm in {id(m): m for m in models}.values():
         llm.callbacks = [counter]
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in SYSTEMS}

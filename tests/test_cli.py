@@ -131,7 +131,7 @@ class _Terminal(io.StringIO):
 
 
 def test_on_a_terminal_the_quote_shows_first_then_is_erased_for_the_answer(monkeypatch, tmp_path: Path):
-    from assistant.interfaces.cli.main import _ask_streaming, _erase
+    from assistant.interfaces.cli.terminal import ask_streaming, erase
 
     from conftest import ARTICLE_DIR, make_assistant, scripted, with_llm
 
@@ -141,10 +141,10 @@ def test_on_a_terminal_the_quote_shows_first_then_is_erased_for_the_answer(monke
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     monkeypatch.setattr("shutil.get_terminal_size", lambda: os.terminal_size((1000, 50)))  # no line wraps
-    answer = _ask_streaming(assistant, "Step-3 每次推理激活多少参数？", [], fast=False, show_draft=True)
+    answer = ask_streaming(assistant, "Step-3 每次推理激活多少参数？", [], fast=False, show_draft=True)
     shown = terminal.getvalue()
     quote, draft = shown.split("\n", 1)
     assert quote.startswith("文章原文") and "38B" in quote and "¶" in quote, "the labelled quote, where it is"
     assert draft.startswith("Step-3 每次推理仅激活 38B 参数 [1]。") and not answer.refused
     assert shown.endswith("\r\033[1A\033[J"), "both lines erased: the verified answer is printed there"
-    assert _erase("短\n" + "字" * 50, columns=80) == "\r\033[2A\033[J", "a wide line that wraps takes two rows"
+    assert erase("短\n" + "字" * 50, columns=80) == "\r\033[2A\033[J", "a wide line that wraps takes two rows"

@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 from assistant import prompts
+from assistant.claims import split_claims
 from assistant.core import Assistant
 from assistant.injection import instructs
 from assistant.text import squash
 from assistant.types import Answer
-from assistant.verify import numbers_supported, split_claims
+from assistant.verify import numbers_supported
 
 from conftest import ARTICLE_DIR, SHARED, EchoChatModel, make_assistant, scripted, with_llm
 

