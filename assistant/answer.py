@@ -65,14 +65,14 @@ class Answerer:
         models: dict[str, str],
         similarity: Similarity | None = None,
         settings: AnswerSettings | None = None,
-        source_path: Callable[[str], str] = str,
+        locate: Callable[[str], str] = str,
         helper: BaseChatModel | None = None,
     ) -> None:
-        """`source_path` maps a chunk's corpus-relative source to the path shown in citations; `helper` makes
+        """`locate` maps a chunk's corpus-relative source to the file to open (a citation's `path`); `helper` makes
         the short helper calls (condense, translate), by default the same model on a context of its own."""
         self.retriever = retriever
         self.llm = llm
-        self.source_path = source_path
+        self.locate = locate
         self.models = models
         self.similarity = similarity
         self.settings = settings or AnswerSettings()
@@ -223,7 +223,7 @@ class Answerer:
             return self._refusal(question, english, hits, timings, started, decision, verdict)
         if english:  # an answer to an English question reads as English, its quoted names as written
             verdict = replace(verdict, claims=[replace(c, text=in_english(question, c.text)) for c in verdict.claims])
-        text, citations = render(verdict, chunks, self.source_path)
+        text, citations = render(verdict, chunks, self.locate)
         timings["total_s"] = time.perf_counter() - started
         report = tuple(verdict.report)
         return Answer(question, text, False, citations, timings, self.models, verification=report)
@@ -284,7 +284,7 @@ class Answerer:
         return self._cite(n, hit.chunk, quote or "")
 
     def _cite(self, n: int, chunk: Chunk, quote: str) -> Citation:
-        return Citation.of(n, chunk, quote, self.source_path(chunk.source))
+        return Citation.of(n, chunk, quote, self.locate(chunk.source))
 
 
 def needs_condensing(question: str) -> bool:

@@ -16,9 +16,10 @@ from assistant.types import Chunk, Citation
 
 
 def render(
-    verdict: Verdict, chunks: list[Chunk], source_path: Callable[[str], str] = str
+    verdict: Verdict, chunks: list[Chunk], locate: Callable[[str], str] = str
 ) -> tuple[str, tuple[Citation, ...]]:
-    """Answer text with markers renumbered 1..n in order of first use, and the matching citations."""
+    """Answer text with markers renumbered 1..n in order of first use, and the matching citations
+    (`locate` gives the file a corpus-relative source is in)."""
     numbering: dict[int, int] = {}
     quotes: dict[int, str] = {}
     sentences = []
@@ -33,8 +34,7 @@ def render(
         # Chinese: "…。[1]" keeps the sentence, its full stop included, one unbroken quote-able span
         sentences.append(f"{body} {markers}{end}" if body.isascii() else f"{body}{end}{markers}")
     citations = tuple(
-        Citation.of(new, chunks[old - 1], quotes[old], source_path(chunks[old - 1].source))
-        for old, new in numbering.items()
+        Citation.of(new, chunks[old - 1], quotes[old], locate(chunks[old - 1].source)) for old, new in numbering.items()
     )
     return " ".join(sentences) if all(s.isascii() for s in sentences) else "".join(sentences), citations
 

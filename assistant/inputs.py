@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 
 from assistant.errors import InputError
 
-MAX_QUESTION_CHARS = 2000
+MAX_QUESTION_CHARS = 2000  # the one question-length limit: every interface and the API's body model use it
 MAX_HISTORY_TURNS = 20  # the earlier turns kept (only the last few reach retrieval and the model)
 EXAMPLE = "阶跃星辰融资了多少？"
 

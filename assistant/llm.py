@@ -107,10 +107,8 @@ def explain_error(exc: BaseException) -> AssistantError | None:
     """The `AssistantError` a user can act on for an exception raised by a chat model, if any."""
     if isinstance(exc, AssistantError):
         return exc
-    try:
-        import openai
-    except ImportError:
-        return None
+    import openai
+
     if isinstance(exc, openai.APITimeoutError):
         return ModelTimeoutError(
             "the chat model server did not answer in time: raise ASSISTANT_LLM_TIMEOUT or check the server"

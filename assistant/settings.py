@@ -33,7 +33,7 @@ class Settings:
     openai_api_key: str | None = None
     llm_timeout: float = 120.0  # seconds for one model call
     api_key: str | None = None  # when set, every /api and /v1 call needs `Authorization: Bearer <key>`
-    api_queue_size: int = 8  # requests waiting for the model before new ones get 503
+    api_queue_size: int = 8  # answers waiting (page, API and Slack together) before new ones are turned away
     api_rate_limit: int = 60  # requests per minute per client IP (0: no limit)
     api_max_body_bytes: int = 64_000
     page_open: bool = True  # False (with api_key set): the chat page asks for the key (any user name)

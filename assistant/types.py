@@ -79,7 +79,9 @@ class Hit:
 
 @dataclass(frozen=True)
 class Citation:
-    """A passage an answer cites: `source_text[start:end] == text`; `quote` is the supporting sentence."""
+    """A passage an answer cites: `source_text[start:end] == text`; `quote` is the supporting sentence.
+    `source` names the file relative to the corpus directory (the same wherever the process runs);
+    `path` says where to open it (absolute)."""
 
     n: int
     chunk_id: str
@@ -91,14 +93,14 @@ class Citation:
     text: str
     quote: str
     section: str = ""
+    path: str = ""
 
     @classmethod
-    def of(cls, n: int, chunk: Chunk, quote: str, source: str | None = None) -> Citation:
-        """`source`: the path to show (e.g. "corpus/x.txt"); by default the chunk's corpus-relative one."""
+    def of(cls, n: int, chunk: Chunk, quote: str, path: str = "") -> Citation:
         return cls(
             n,
             chunk.chunk_id,
-            source or chunk.source,
+            chunk.source,
             chunk.title,
             chunk.paragraph,
             chunk.start,
@@ -106,6 +108,7 @@ class Citation:
             chunk.text,
             quote,
             chunk.section,
+            path,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,7 +129,7 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Answer:
-    """What every interface renders: the answer contract of DESIGN.md (plus `related` on refusals)."""
+    """What every interface renders: the answer contract (README, "The answer contract")."""
 
     question: str
     answer: str
@@ -138,6 +141,11 @@ class Answer:
     refusal_reason: str | None = None  # when refused: which evidence was missing (a key of decide.REASONS)
     refusal_detail: str = ""  # the check behind it, e.g. "constraint 2019" (the cited passage lacks the year asked)
     verification: tuple[dict[str, Any], ...] = ()  # per draft sentence: kept, passage, the check that failed, scores
+
+    @property
+    def sources(self) -> tuple[Citation, ...]:
+        """What to show under the answer: its citations, or for a refusal the related passages."""
+        return self.related if self.refused else self.citations
 
     def to_dict(self) -> dict[str, Any]:
         return {

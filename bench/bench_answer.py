@@ -185,7 +185,7 @@ def before(assistant: Assistant, llm_name: str) -> Answerer:
         )
     earlier = AnswerSettings(prompt_chars=None, max_tokens=160, translate_questions=True, translate_claims=True)
     embeddings = similarity(assistant.index.embeddings)
-    return Answerer(assistant.retriever, llm, assistant.models, embeddings, earlier, assistant.source_path, helper=llm)
+    return Answerer(assistant.retriever, llm, assistant.models, embeddings, earlier, assistant.locate, helper=llm)
 
 
 def answer_all(

@@ -79,12 +79,9 @@ class Tally:
 def build(llm: str, delay: float, queue_size: int, workdir: Path) -> Assistant:
     options = {"api_queue_size": queue_size, "api_rate_limit": 0, "llm": llm or "fake", "embeddings": "fake"}
     settings = Settings.load(env={}, corpus=ROOT / "corpus", index_dir=workdir, **options)
-    assistant = build_assistant(settings)
+    assistant = build_assistant(settings, llm=None if llm else SleepingChat(delay=delay))
     assistant.build_index()
-    if llm:
-        return assistant
-    models = {**assistant.models, "llm": f"sleeping fake ({delay} s a call)"}
-    return Assistant(settings, assistant.index, lambda: SleepingChat(delay=delay), models)
+    return assistant
 
 
 @contextmanager

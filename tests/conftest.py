@@ -157,8 +157,7 @@ def scripted(*replies: str) -> FakeListChatModel:
 
 
 def with_llm(assistant: Assistant, llm: Any) -> Assistant:
-    assistant._llm = llm
-    assistant._answerer = None
+    assistant.llm = llm
     return assistant
 
 
@@ -195,12 +194,17 @@ def running(app: Any) -> Iterator[str]:
 
 
 def run_cli(
-    args: list[str], env: dict[str, str], stdin: str | None = None, prefix: list[str] | None = None
+    args: list[str],
+    env: dict[str, str],
+    stdin: str | None = None,
+    prefix: list[str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`assistant ARGS` as a real process (with `env` added to this one's); `prefix` wraps it, e.g. in `unshare`."""
     return subprocess.run(
         [*(prefix or []), sys.executable, "-m", "assistant", *args],
         input=stdin,
+        cwd=cwd,
         capture_output=True,
         text=True,
         env={**os.environ, **env},

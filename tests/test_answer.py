@@ -26,6 +26,22 @@ def assistant_with(indexed: tuple[Path, Path], llm) -> Assistant:  # type: ignor
     return with_llm(make_assistant(*indexed), llm)
 
 
+def test_build_assistant_takes_the_chat_model_and_embeddings_it_is_given(tmp_path: Path):
+    """An application passes its own parts in; the settings' model names are then not used."""
+    from assistant.factory import build_assistant
+    from assistant.settings import Settings
+
+    from conftest import ARTICLE_DIR, CountingEmbeddings
+
+    embeddings = CountingEmbeddings()
+    settings = Settings.load(env={}, corpus=ARTICLE_DIR, index_dir=tmp_path, embeddings="fake", llm="llama-cpp")
+    a = build_assistant(settings, llm=scripted("Step-3 每次推理仅激活 38B 参数 [1]。"), embeddings=embeddings)
+    a.build_index()
+    answer = a.ask("Step-3 每次推理激活多少参数？")
+    assert embeddings.embedded > 0 and a.index.embeddings is embeddings, "indexing and search use them"
+    assert not answer.refused and "38B" in answer.answer and "llama" not in answer.models["llm"]
+
+
 def test_a_supported_answer_is_cited_with_the_exact_passage_and_quote(indexed):
     a = assistant_with(indexed, scripted("Step-3 每次推理仅激活 38B 参数 [1]。"))
     answer = a.ask("Step-3 每次推理激活多少参数？")

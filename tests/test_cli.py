@@ -29,6 +29,25 @@ def test_search_json_has_the_documented_fields(env: dict[str, str]):
     assert article.read_text(encoding="utf-8")[hits[0]["start"] : hits[0]["end"]] == hits[0]["text"]
 
 
+def test_the_answer_json_is_the_same_wherever_the_process_runs(env: dict[str, str], tmp_path: Path):
+    """`source` is relative to the corpus directory (nested folders kept) and `path` is where the file is,
+    so the same question asked from two working directories gets the same citations."""
+    corpus = Path(env["ASSISTANT_CORPUS"])
+    article = next(corpus.glob("*.txt"))
+    (corpus / "2025").mkdir()
+    moved = article.rename(corpus / "2025" / article.name)
+    assert run_cli(["index"], env).returncode == 0
+    answers = []
+    for cwd in (corpus, tmp_path):
+        out = run_cli(["ask", "--fast", "--json", "Step-3 每次推理激活多少参数？"], env, cwd=cwd)
+        assert out.returncode == 0, out.stderr
+        answers.append(json.loads(out.stdout))
+    assert answers[0]["citations"] == answers[1]["citations"]
+    c = answers[0]["citations"][0]
+    assert c["source"] == f"2025/{article.name}" and Path(c["path"]) == moved.resolve()
+    assert Path(c["path"]).read_text(encoding="utf-8")[c["start"] : c["end"]] == c["text"]
+
+
 def test_search_reads_questions_from_stdin_one_json_line_each(env: dict[str, str]):
     run_cli(["index"], env)
     out = run_cli(["search", "-", "--json", "-k", "1"], env, stdin="CTO 是谁\n\n印奇是哪家公司的创始人\n")

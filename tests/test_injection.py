@@ -71,7 +71,7 @@ def assert_safe(answer: Answer) -> None:
         return
     assert answer.citations, answer
     for c in answer.citations:
-        path = Path(c.source) if Path(c.source).is_absolute() else Path.cwd() / c.source
+        path = Path(c.path)
         assert path.read_text(encoding="utf-8")[c.start : c.end] == c.text, "a citation points at a real passage"
         assert c.quote and c.quote in c.text and not instructs(c.quote), "the quote is data from that passage"
     cited = squash(" ".join(c.text for c in answer.citations))
@@ -214,7 +214,7 @@ def poisoned_e5(tmp_path_factory: pytest.TempPathFactory, e5_article: Assistant)
     root = tmp_path_factory.mktemp("poisoned-e5")
     assistant = make_assistant(poisoned_corpus(root), root / "index", embeddings="e5-small")
     assistant.build_index()
-    assistant._llm = e5_article.llm  # one copy of the 1.1 GB model
+    assistant.llm = e5_article.llm  # one copy of the 1.1 GB model
     return assistant
 
 

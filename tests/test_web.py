@@ -15,13 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from langchain_core.language_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from pydantic import Field
 
 from assistant.core import Assistant
 from assistant.errors import StoreUnavailableError
 from assistant.interfaces.web.ui import EXAMPLES
 
-from conftest import ARTICLE_DIR, ROOT, make_assistant, scripted, with_llm
+from conftest import ARTICLE_DIR, ROOT, make_assistant, running, scripted, with_llm
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -254,3 +258,52 @@ def test_gradio_client_calls_the_chat_endpoint(served):
 def _assert_in_view(page: Any, selector: str, box: str) -> None:
     inner, outer = page.locator(selector).first.bounding_box(), page.locator(box).bounding_box()
     assert outer["y"] <= inner["y"] <= outer["y"] + outer["height"], f"{selector} is scrolled out of view"
+
+
+class Recorder(GenericFakeChatModel):
+    """Answers every question alike after `delay` seconds, noting when each call ran and on what question."""
+
+    messages: Any = iter(())
+    delay: float = 2.0
+    calls: list[tuple[str, float, float]] = Field(default_factory=list)
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
+        started = time.monotonic()
+        time.sleep(self.delay)
+        self.calls.append((messages[-1].text, started, time.monotonic()))
+        self.messages = iter([AIMessage(content="Step-3 每次推理仅激活 38B 参数 [1]。")])
+        return super()._generate(messages, stop=stop, run_manager=run_manager, **kw)
+
+
+@pytest.fixture(scope="module")
+def server_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Assistant, str]]:
+    """`assistant serve`'s app (API and page in one), as the CLI builds it."""
+    from assistant.interfaces.http.server import build_server
+
+    assistant = make_assistant(ARTICLE_DIR, tmp_path_factory.mktemp("server-index"))
+    assistant.build_index()
+    with running(build_server(assistant)) as url:
+        yield assistant, url
+
+
+def test_a_page_question_and_an_api_question_are_answered_one_after_the_other_in_order(browser, server_app):
+    assistant, url = server_app
+    recorder = with_llm(assistant, Recorder()).llm
+    page = browser.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(url + "/")
+    page.wait_for_selector("#question textarea")
+    page.fill("#question textarea", "Step-3 每次推理激活多少参数？")
+    page.click("#ask")
+    deadline = time.monotonic() + 20
+    while not assistant.queue.busy:  # the page's question holds the turn
+        assert time.monotonic() < deadline, "the page's question never reached the queue"
+        time.sleep(0.02)
+    api = httpx.post(url + "/api/ask", json={"question": "Step-3 的总参数量是多少？"}, timeout=60)
+    assert api.status_code == 200 and api.json()["refused"] is False, api.text
+    page.wait_for_selector("#chat .reply.answer")
+    assert "38B" in page.locator("#chat .reply.answer").inner_text()
+    page.close()
+    (first, start1, end1), (second, start2, _) = recorder.calls
+    assert "每次推理激活多少参数" in first and "总参数量" in second, "answered in the order they arrived"
+    assert start2 >= end1, "the API's answer started only after the page's was done"

@@ -215,7 +215,7 @@ def _longest_common_run(a: list[str], b: list[str]) -> int:
 def citation_supported(answer: dict[str, Any], item: Item) -> bool:
     """Some citation's passage contains an evidence string (and, for CMRC, comes from the right file)."""
     return any(
-        (not item.source or Path(c["source"]).name == item.source)
+        (not item.source or c["source"] == item.source)
         and any(normalize(e) in normalize(c["text"]) for e in item.evidence)
         for c in answer["citations"]
     )

@@ -170,7 +170,6 @@ def cmd_index(assistant: Assistant, args: argparse.Namespace) -> int:
     print(
         f"indexed {report.documents} documents, {report.chunks} chunks ({changes}; "
         f"{report.embedded} chunks embedded) in {report.seconds:.1f}s -> {assistant.index.location}",
-        file=getattr(args, "summary_to", sys.stdout),
     )
     _prepare_model(assistant.settings.llm)
     return 0

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from unicodedata import east_asian_width
 
-from assistant.types import Answer, Citation, Evidence, Hit
+from assistant.render import plain_text, where
+from assistant.types import Answer, Evidence, Hit
 
 if TYPE_CHECKING:
     from assistant.core import Assistant
@@ -30,7 +31,9 @@ def ask_streaming(assistant: Assistant, question: str, history: list[str], fast:
             continue
         if not live:
             continue
-        text = printable(f"{event.text}  ({where(event.citation)})\n") if isinstance(event, Evidence) else event
+        if isinstance(event, Evidence):
+            event = printable(f"{event.text}  ({where(event.citation, offsets=True)})\n")
+        text = event
         shown += text
         print(text, end="", file=sys.stderr, flush=True)
     if shown:
@@ -49,29 +52,9 @@ def erase(shown: str, columns: int) -> str:
     return "\r" + (f"\033[{rows - 1}A" if rows > 1 else "") + "\033[J"
 
 
-def where(c: Citation) -> str:
-    """Where a cited passage is: section, paragraph, source and offsets."""
-    return " · ".join(p for p in (c.section, f"¶{c.paragraph}", f"{c.source}:{c.start}-{c.end}") if p)
-
-
 def render_answer(answer: Answer) -> str:
-    """The answer, then its numbered sources (section, paragraph, quote), then models and time."""
-    lines = [answer.answer, ""]
-    if answer.refused and answer.refusal_reason:
-        from assistant.decide import REASONS
-
-        why = REASONS.get(answer.refusal_reason, answer.refusal_reason)
-        lines[-1:] = [f"(why: {why}{f' — {answer.refusal_detail}' if answer.refusal_detail else ''})", ""]
-    sources = answer.related if answer.refused else answer.citations
-    if sources:
-        lines.append("Closest passages (not cited):" if answer.refused else "Sources:")
-    for c in sources:
-        lines.append(f"[{c.n}] {where(c)}")
-        lines.append(f"    “{c.quote or c.text[:120]}”")
-    t = answer.timings
-    first = f"first token {t['first_token_s']:.1f}s, " if "first_token_s" in t else ""
-    lines.append(f"({answer.models['llm']} · {answer.models['embeddings']} · {first}total {t.get('total_s', 0):.1f}s)")
-    return printable("\n".join(lines))
+    """The answer, a refusal's reason, its numbered sources with file offsets and quotes, models and times."""
+    return printable(plain_text(answer, offsets=True, why=True))
 
 
 def printable(text: str) -> str:

@@ -25,9 +25,11 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
+from assistant.admission import Busy, Ticket
 from assistant.core import Assistant
 from assistant.errors import AssistantError, InputError, ModelTimeoutError
-from assistant.interfaces.http.jobs import Answering, AnswerQueue, BodyLimit, Busy, QueuedStream, RateLimiter, Ticket
+from assistant.inputs import MAX_QUESTION_CHARS
+from assistant.interfaces.http.jobs import Answering, BodyLimit, QueuedStream, RateLimiter
 from assistant.interfaces.http.models import (
     MODEL_ID,
     NOT_UTF8,
@@ -40,7 +42,8 @@ from assistant.interfaces.http.models import (
     conversation,
     invalid,
 )
-from assistant.types import Answer, Citation, Evidence
+from assistant.render import plain_text
+from assistant.types import Answer, Evidence
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +55,23 @@ def create_api(
     assistant: Assistant,
     *,
     api_key: str | None = None,
-    max_question_chars: int = 2000,
+    max_question_chars: int = MAX_QUESTION_CHARS,
     max_body_bytes: int = 64_000,
-    queue_size: int = 8,
+    queue_size: int | None = None,
     rate_limit_per_minute: int | None = 60,
 ) -> FastAPI:
     """The app: /api/ask, /api/ask/stream, /v1/chat/completions, /v1/models, /healthz, /readyz, /docs.
 
-    `app.state.answering.queue` is the answer queue: anything else answering with this assistant in the
-    same process (a web page) should take its turn there too (`async with queue.turn(): ...`).
+    Requests take their turn in `assistant.queue`, which the page and the Slack bot share; `queue_size`
+    (when given) sets how many may wait there.
     """
-    answering = Answering(assistant, AnswerQueue(queue_size))
+    if not 0 < max_question_chars <= MAX_QUESTION_CHARS:
+        raise ValueError(
+            f"max_question_chars tightens inputs.MAX_QUESTION_CHARS ({MAX_QUESTION_CHARS}); it cannot raise it"
+        )
+    if queue_size is not None:
+        assistant.queue.size = queue_size
+    answering = Answering(assistant)
     guards = [Depends(_rate_limit(RateLimiter(rate_limit_per_minute)))] if rate_limit_per_minute else []
     guards += [Depends(_authorize(api_key))] if api_key else []
     app = FastAPI(title="assistant", version="0.1.0", description="Short, cited answers about the indexed corpus.")
@@ -262,15 +271,8 @@ def _openai_error(status: int, message: str) -> dict[str, Any]:
 
 
 def completion_text(answer: Answer) -> str:
-    """The answer, then "Sources:" with one line per citation: [n] section · ¶paragraph · “quote”."""
-    if not answer.citations:
-        return answer.answer
-    return "\n".join([answer.answer, "", "Sources:", *map(_source_line, answer.citations)])
-
-
-def _source_line(c: Citation) -> str:
-    where = " · ".join(part for part in (c.section, f"¶{c.paragraph}") if part)
-    return f"[{c.n}] {where} · “{c.quote}”"
+    """The answer, then its sources (or a refusal's related passages) with their quotes."""
+    return plain_text(answer, times=False)
 
 
 def _completion_head(kind: str) -> dict[str, Any]:

@@ -1,20 +1,16 @@
-"""Admitting and running answers for a server: one at a time, in arrival order, in worker threads.
+"""Running answers for the HTTP server: in their turn in the assistant's queue, in worker threads.
 
-`AnswerQueue` lets one job run while up to `size` wait (first come, first served); past that it refuses
-at once with `Busy`, so a server can say 503 instead of piling requests up. `Answering` runs an
-`Assistant`'s `ask`/`stream` in its turn in a worker thread. `RateLimiter` (a token bucket per client)
+`Answering` runs an `Assistant`'s `ask`/`stream` once a request's ticket in the assistant's
+`AnswerQueue` (`admission`, shared with the page and the Slack bot) has its turn, in a worker thread,
+so the event loop stays free. `RateLimiter` (a token bucket per client)
 and `BodyLimit` (ASGI) turn away the rest. Routes, status codes and formats are left to `api`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import math
 import time
-from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import anyio
@@ -22,6 +18,7 @@ import anyio.to_thread
 from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from assistant.admission import Ticket
 from assistant.core import Assistant
 from assistant.errors import IndexNotFoundError
 from assistant.types import Answer, Evidence
@@ -29,109 +26,18 @@ from assistant.types import Answer, Evidence
 log = logging.getLogger(__name__)
 
 
-class Busy(Exception):
-    """The queue is full: `waiting` requests are already waiting; retry after `retry_after` seconds."""
-
-    def __init__(self, waiting: int, retry_after: int) -> None:
-        super().__init__(f"busy: {waiting} requests are waiting; retry shortly")
-        self.waiting = waiting
-        self.retry_after = retry_after
-
-
-class Ticket:
-    """A place in an `AnswerQueue`: `await wait()` for its turn, `release()` when done (or given up)."""
-
-    def __init__(self, queue: AnswerQueue) -> None:
-        self._queue = queue
-        self._turn = asyncio.Event()
-        self.started = 0.0
-        self.released = False
-
-    async def wait(self) -> None:
-        await self._turn.wait()
-
-    def release(self) -> None:
-        """Give the turn (or the place in line) to the next request; safe to call more than once."""
-        if not self.released:
-            self.released = True
-            self._queue._leave(self)
-
-
-class AnswerQueue:
-    """One running job plus at most `size` waiting ones, served in the order they joined."""
-
-    def __init__(self, size: int, clock: Callable[[], float] = time.monotonic) -> None:
-        if size < 0:
-            raise ValueError(f"queue size must be 0 or more, not {size}")
-        self.size = size
-        self._clock = clock
-        self._running: Ticket | None = None
-        self._waiting: deque[Ticket] = deque()
-        self._seconds = 5.0  # moving average of how long a job holds its turn: the Retry-After hint
-
-    @property
-    def waiting(self) -> int:
-        return len(self._waiting)
-
-    @property
-    def busy(self) -> bool:
-        return self._running is not None
-
-    def join(self) -> Ticket:
-        """A ticket, already holding the turn when nothing runs; `Busy` when the line is full."""
-        if self._running is not None and len(self._waiting) >= self.size:
-            raise Busy(len(self._waiting), max(1, math.ceil(self._seconds)))
-        ticket = Ticket(self)
-        if self._running is None:
-            self._start(ticket)
-        else:
-            self._waiting.append(ticket)
-        return ticket
-
-    def ahead(self, ticket: Ticket) -> int:
-        """How many requests will be served before `ticket` (the running one included)."""
-        if ticket is self._running or ticket.released:
-            return 0
-        return self._waiting.index(ticket) + 1
-
-    @asynccontextmanager
-    async def turn(self) -> AsyncIterator[None]:
-        """Wait for this request's turn (`Busy` at once when the line is full), hold it inside the block."""
-        ticket = self.join()
-        try:
-            await ticket.wait()
-            yield
-        finally:
-            ticket.release()
-
-    def _start(self, ticket: Ticket) -> None:
-        self._running = ticket
-        ticket.started = self._clock()
-        ticket._turn.set()
-
-    def _leave(self, ticket: Ticket) -> None:
-        if ticket is self._running:
-            self._seconds = 0.7 * self._seconds + 0.3 * (self._clock() - ticket.started)
-            self._running = None
-            if self._waiting:
-                self._start(self._waiting.popleft())
-        else:  # gave up while waiting (client gone, cancelled)
-            with suppress(ValueError):
-                self._waiting.remove(ticket)
-
-
 class Answering:
     """An `Assistant`'s answers, one at a time in arrival order, each computed in a worker thread."""
 
-    def __init__(self, assistant: Assistant, queue: AnswerQueue) -> None:
+    def __init__(self, assistant: Assistant) -> None:
         self.assistant = assistant
-        self.queue = queue
+        self.queue = assistant.queue
 
     async def ask(self, question: str, history: Sequence[str], fast: bool, ticket: Ticket | None = None) -> Answer:
         """The verified `Answer`, once it is `ticket`'s turn (a new place in the queue by default)."""
         ticket = ticket or self.queue.join()
         try:
-            await ticket.wait()
+            await ticket.wait_async()
             started = time.perf_counter()
             answer = await anyio.to_thread.run_sync(self.assistant.ask, question, history, fast)
         finally:
@@ -146,7 +52,7 @@ class Answering:
         releases the ticket at the end (after stopping the model when the consumer gives up early)."""
         events: Iterator[str | Evidence | Answer] | None = None
         try:
-            await ticket.wait()
+            await ticket.wait_async()
             events = self.assistant.stream(question, history, fast)
             while (item := await anyio.to_thread.run_sync(next, events, None)) is not None:
                 yield item

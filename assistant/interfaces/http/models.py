@@ -40,6 +40,7 @@ class CitationOut(BaseModel):
     text: str = Field(description="the cited passage")
     quote: str = Field(description="the passage's sentence that supports the answer")
     section: str = ""
+    path: str = Field(default="", description="where the file is (absolute); `source` is relative to the corpus")
 
 
 class AnswerOut(BaseModel):

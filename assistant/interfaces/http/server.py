@@ -22,7 +22,6 @@ def build_server(assistant: Assistant) -> FastAPI:
     app = create_api(
         assistant,
         api_key=s.api_key,
-        queue_size=s.api_queue_size,
         rate_limit_per_minute=s.api_rate_limit or None,
         max_body_bytes=s.api_max_body_bytes,
     )

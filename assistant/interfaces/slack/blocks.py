@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from assistant.render import QUOTE_CHARS, clip, footer, plain_text, sources_heading, where
 from assistant.types import Answer, Citation, Evidence
 
 SECTION_LIMIT = 3000  # characters in a section's text
 MAX_BLOCKS = 50
-QUOTE_LIMIT = 220  # characters of a quoted sentence in the sources list
 TEXT_LIMIT = 3000  # the plain `text` fallback
 WRITING = "writing the answer from this and nearby passages…"
 Block = dict[str, Any]
@@ -22,23 +22,16 @@ Block = dict[str, Any]
 def answer_blocks(answer: Answer) -> list[Block]:
     """Blocks for a whole answer: the text with its `[n]` markers, the sources, a context line."""
     blocks = [section(escape(answer.answer))]
-    sources = answer.related if answer.refused else answer.citations
-    if sources:
-        heading = "*Related (not cited)*" if answer.refused else "*Sources*"
-        blocks.append(section(_fit_lines([heading], [_source_line(c) for c in sources])))
+    if answer.sources:
+        heading = f"*{sources_heading(answer)}*"
+        blocks.append(section(_fit_lines([heading], [_source_line(c) for c in answer.sources])))
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(footer(answer))}]})
     return blocks[:MAX_BLOCKS]
 
 
 def answer_text(answer: Answer) -> str:
     """The plain `text` fallback (notifications, screen readers, clients without blocks)."""
-    sources = answer.related if answer.refused else answer.citations
-    lines = [answer.answer]
-    if sources:
-        lines.append("Related (not cited):" if answer.refused else "Sources:")
-        lines += [f"[{c.n}] {where(c)}: “{clip(c.quote or c.text, QUOTE_LIMIT)}”" for c in sources]
-    lines.append(footer(answer))
-    return clip("\n".join(lines), TEXT_LIMIT)
+    return clip(plain_text(answer), TEXT_LIMIT)
 
 
 def evidence_text(evidence: Evidence) -> str:
@@ -61,20 +54,6 @@ def question_blocks(user: str, question: str) -> list[Block]:
     return [section(f"<@{user}> asked:\n>{escape(question)}")]
 
 
-def where(c: Citation) -> str:
-    """`section · ¶paragraph` (the document title when the passage sits under no heading)."""
-    return " · ".join(p for p in (c.section or c.title, f"¶{c.paragraph}") if p)
-
-
-def footer(answer: Answer) -> str:
-    """`<chat model> · <embeddings> · 5.1 s`."""
-    total = answer.timings.get("total_s")
-    parts = [answer.models.get("llm", ""), answer.models.get("embeddings", "")]
-    if total is not None:
-        parts.append(f"{total:.1f} s")
-    return " · ".join(p for p in parts if p)
-
-
 def section(mrkdwn: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": _clip_markup(mrkdwn, SECTION_LIMIT)}}
 
@@ -84,13 +63,8 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def clip(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters, ending with "…" when cut."""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def _source_line(c: Citation) -> str:
-    return f"*[{c.n}]* {escape(where(c))}\n>“{escape(clip(c.quote or c.text, QUOTE_LIMIT))}”"
+    return f"*[{c.n}]* {escape(where(c))}\n>“{escape(clip(c.quote or c.text, QUOTE_CHARS))}”"
 
 
 def _fit_lines(head: list[str], lines: list[str], limit: int = SECTION_LIMIT) -> str:

@@ -23,6 +23,7 @@ from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from assistant.admission import Busy
 from assistant.core import Assistant
 from assistant.errors import AssistantError, ConfigurationError, InputError
 from assistant.inputs import check_question
@@ -146,13 +147,12 @@ def serve(
 
 
 class _Bot:
-    """The listeners; one answer is generated at a time (a local model is not thread-safe)."""
+    """The listeners; answers take their turn in the assistant's queue (shared with the page and the API)."""
 
     def __init__(self, assistant: Assistant, fast: bool, seen: SeenKeys) -> None:
         self.assistant = assistant
         self.fast = fast
         self.seen = seen
-        self._answering = threading.Lock()
 
     def skip_duplicates(self, req: BoltRequest, body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse:
         """Acknowledge retries and duplicate deliveries of an event already seen, without work."""
@@ -242,7 +242,7 @@ class _Bot:
             return _plain("Ask me a question about the article, e.g. “Step-3 每次推理激活多少参数？”")
         try:
             answer = None
-            with self._answering:
+            with self.assistant.queue.hold():
                 for event in self.assistant.stream(question, history, fast=self.fast):
                     if isinstance(event, Evidence):
                         show(event)
@@ -250,6 +250,9 @@ class _Bot:
                         answer = event
             assert answer is not None, "Assistant.stream ended without an Answer"
             return answer_text(answer), answer_blocks(answer)
+        except Busy as exc:
+            log.warning("turned a Slack question away: %s", exc)
+            return _plain(f"Sorry — I'm answering other questions right now: ask again in about {exc.retry_after} s.")
         except AssistantError as exc:  # InputError included: the message says what to change
             log.error("could not answer %r: %s", question, exc)
             return _plain(f"Sorry — I couldn't answer that: {exc}")

@@ -11,10 +11,10 @@ import re
 from collections.abc import Iterable, Sequence
 from html import escape
 
+from assistant.render import clip, where
 from assistant.types import Answer, Citation, Document, Evidence
 
 MARKER = re.compile(r"\[(\d+)\]")
-REFUSAL_NOTE = "文章没有提到这一点 / The article does not say"
 RELATED_LABEL = "相关段落（未引用）/ Related (not cited)"
 READ_LABEL = "在原文中阅读 / Read in the article"
 SNIPPET_CHARS = 90
@@ -26,7 +26,7 @@ def answer_html(answer: Answer, turn: int) -> str:
         items = "".join(
             f'<li><a class="rel" href="#{source_id(turn, c, related=True)}">{escape(where(c))}</a> '
             f"“{escape(clip(c.quote or c.text, SNIPPET_CHARS))}”</li>"
-            for c in answer.related
+            for c in answer.sources
         )
         related = f'<div class="related-list"><b>{RELATED_LABEL}</b><ul>{items}</ul></div>' if items else ""
         body = f'<p class="refusal-text">{escape(answer.answer)}</p>{related}'
@@ -43,14 +43,16 @@ def answer_html(answer: Answer, turn: int) -> str:
     return f'<div class="reply answer"><p>{text}</p>{meta_html(answer)}</div>'
 
 
-def draft_html(text: str, evidence: Evidence | None = None) -> str:
+def draft_html(text: str, evidence: Evidence | None = None, waiting: int = 0) -> str:
     """The best supporting quote (found at once) and the model's draft while it streams: both shown as
-    provisional, replaced by the verified answer."""
+    provisional, replaced by the verified answer; before that, how many questions are `waiting` ahead."""
     quote = ""
     if evidence is not None:
         where_ = escape(where(evidence.citation))
         quote = f'<blockquote class="evidence">{escape(evidence.text)} <span class="meta">{where_}</span></blockquote>'
     status = "草稿，核对中… / Draft, checking…" if text else "正在生成回答… / Writing the answer…"
+    if waiting:
+        status = f"排队中，前面还有 {waiting} 个问题 / In line: {waiting} question(s) ahead"
     return (
         f'<div class="reply draft">{quote}<p>{escape(text)}<span class="caret">▍</span></p>'
         f'<p class="meta">{status}</p></div>'
@@ -83,7 +85,7 @@ def sources_html(turns: Sequence[Answer]) -> str:
     for turn in range(len(turns) - 1, -1, -1):
         answer = turns[turn]
         related = answer.refused
-        shown = answer.related if related else answer.citations
+        shown = answer.sources
         latest = turn == len(turns) - 1  # its first passage is the one the article view opens on
         cards = "".join(source_card(turn, c, related, active=latest and i == 0) for i, c in enumerate(shown))
         heading = f'<p class="related-head">{RELATED_LABEL}</p>' if related and cards else ""
@@ -182,12 +184,3 @@ def quote_span(c: Citation) -> tuple[int, int]:
 
 def source_id(turn: int, c: Citation, related: bool = False) -> str:
     return f"src-{turn}-{'r' if related else ''}{c.n}"
-
-
-def where(c: Citation) -> str:
-    """`section · ¶paragraph` (the title when the passage sits under no heading)."""
-    return " · ".join(p for p in (c.section or c.title, f"¶{c.paragraph}") if p)
-
-
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

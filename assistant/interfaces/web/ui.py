@@ -15,8 +15,9 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from assistant.admission import Busy
 from assistant.core import Assistant
-from assistant.errors import AssistantError, ConfigurationError
+from assistant.errors import AssistantError
 from assistant.ingest import read_document
 from assistant.interfaces.web.assets import ARTICLE_ON_LOAD, HEAD
 from assistant.interfaces.web.render import (
@@ -48,7 +49,8 @@ Message = dict[str, Any]
 def build_ui(assistant: Assistant, *, title: str = TITLE, examples: Sequence[str] = EXAMPLES) -> gr.Blocks:
     """The chat page for `assistant`: chat and input on the left, sources and article on the right
     (stacked on a phone). Mount it with `gr.mount_gradio_app`; the chat endpoint's api_name is "chat"."""
-    gr = _gradio()
+    import gradio as gr
+
     with gr.Blocks(title=title, analytics_enabled=False) as page:
         gr.HTML(f"<h2 style='margin:.2em 0'>{escape(title)}</h2>", head=HEAD, js_on_load=None, elem_id="page-head")
         turns = gr.State([])
@@ -69,8 +71,8 @@ def build_ui(assistant: Assistant, *, title: str = TITLE, examples: Sequence[str
             return "", [], [], sources_html([]), article_html([])
 
         inputs, outputs = [question, fast, chat, turns], [question, chat, turns, sources, article]
-        # One answer at a time across all sessions: a local model serves one request at once.
-        once = {"show_progress": "hidden", "concurrency_limit": 1, "concurrency_id": "answer"}
+        # Gradio lets every question through; the assistant's queue (shared with the API and Slack) orders them.
+        once = {"show_progress": "hidden", "concurrency_limit": None}
         ask.click(respond, inputs, outputs, api_name="chat", **once)
         question.submit(respond, inputs, outputs, api_visibility="private", **once)
         if shown is not None:  # clicking an example asks it
@@ -127,6 +129,15 @@ def _respond(
     yield "", messages, gr.skip(), gr.skip(), gr.skip()
     draft, evidence, answer = "", None, None
     try:
+        ticket = assistant.queue.join()
+    except Busy as exc:
+        messages[-1] = {"role": "assistant", "content": error_html(f"{exc} (about {exc.retry_after} s)")}
+        yield gr.skip(), messages, gr.skip(), gr.skip(), gr.skip()
+        return
+    try:
+        while not ticket.wait(timeout=0.5):  # in line behind other pages, API clients or Slack
+            messages[-1] = {"role": "assistant", "content": draft_html("", waiting=assistant.queue.ahead(ticket))}
+            yield gr.skip(), messages, gr.skip(), gr.skip(), gr.skip()
         for event in assistant.stream(question, [a.question for a in past], fast):
             if isinstance(event, Answer):
                 answer = event
@@ -147,53 +158,47 @@ def _respond(
         messages[-1] = {"role": "assistant", "content": error_html("an unexpected error; see the server log")}
         yield gr.skip(), messages, gr.skip(), gr.skip(), gr.skip()
         return
+    finally:
+        ticket.release()
     if answer is None:
         return
     turns = [*past, answer]
     messages[-1] = {"role": "assistant", "content": answer_html(answer, len(turns) - 1)}
-    yield "", messages, turns, sources_html(turns), _article(assistant, turns)
+    yield "", messages, turns, sources_html(turns), _article(turns)
 
 
-def _article(assistant: Assistant, turns: Sequence[Answer]) -> str:
+def _article(turns: Sequence[Answer]) -> str:
     """The article view: every document cited so far, the latest answer's first passage shown."""
-    cited = [c for a in turns for c in (a.related if a.refused else a.citations)]
+    cited = [c for a in turns for c in a.sources]
     documents: dict[str, Document] = {}
     for c in cited:
-        if c.source not in documents and (doc := _document(assistant, c)) is not None:
+        if c.source not in documents and (doc := _document(c)) is not None:
             documents[c.source] = doc
-    latest = turns[-1].related if turns[-1].refused else turns[-1].citations
+    latest = turns[-1].sources
     return article_html(documents.items(), latest[0] if latest else None)
 
 
-def _document(assistant: Assistant, c: Citation) -> Document | None:
-    """The cleaned source document of a citation (its `source` is relative to the working directory)."""
-    for path in (Path(c.source), assistant.settings.corpus / c.source):
-        if path.is_file():
-            try:
-                return _read(str(path.resolve()), path.stat().st_mtime_ns)
-            except (OSError, AssistantError) as exc:
-                log.warning("cannot show %s in the article view: %s", path, exc)
-                return None
-    return None
+def _document(c: Citation) -> Document | None:
+    """The cleaned source document of a citation (read from its `path`)."""
+    path = Path(c.path)
+    if not c.path or not path.is_file():
+        return None
+    try:
+        return _read(str(path), c.source, path.stat().st_mtime_ns)
+    except (OSError, AssistantError) as exc:
+        log.warning("cannot show %s in the article view: %s", path, exc)
+        return None
 
 
 @lru_cache(maxsize=64)
-def _read(path: str, mtime_ns: int) -> Document:  # mtime in the key: an edited file is read again
-    return read_document(Path(path), Path(path).name)
+def _read(path: str, source: str, mtime_ns: int) -> Document:  # mtime in the key: an edited file is read again
+    return read_document(Path(path), source)
 
 
 def create_app(assistant: Assistant, path: str = "/", **ui: Any) -> FastAPI:
     """A FastAPI app with the chat page mounted at `path` (the HTTP API can mount beside it)."""
-    gr = _gradio()
+    import gradio as gr
     from fastapi import FastAPI
 
     app = FastAPI(title="assistant")
     return gr.mount_gradio_app(app, build_ui(assistant, **ui), path=path, footer_links=["api"])
-
-
-def _gradio() -> Any:
-    try:
-        import gradio
-    except ImportError as exc:
-        raise ConfigurationError("the web chat needs Gradio: pip install 'gradio==6.31.0'") from exc
-    return gradio
