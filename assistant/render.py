@@ -43,14 +43,15 @@ def where(c: Citation, offsets: bool = False) -> str:
     return " · ".join(p for p in parts if p)
 
 
-def footer(answer: Answer) -> str:
-    """`<chat model> · <embeddings> · first token 1.9 s · total 3.1 s` (the parts that are known)."""
+def footer(answer: Answer, labels: bool = True) -> str:
+    """`<chat model> · <embeddings> · first token 1.9 s · total 3.1 s` (the parts that are known);
+    without `labels`, only the total time: `<chat model> · <embeddings> · 3.1 s`."""
     parts = [answer.models.get("llm", ""), answer.models.get("embeddings", "")]
     t = answer.timings
-    if "first_token_s" in t:
+    if "first_token_s" in t and labels:
         parts.append(f"first token {t['first_token_s']:.1f} s")
     if "total_s" in t:
-        parts.append(f"total {t['total_s']:.1f} s")
+        parts.append(f"{'total ' if labels else ''}{t['total_s']:.1f} s")
     return " · ".join(p for p in parts if p)
 
 

@@ -25,7 +25,7 @@ def answer_blocks(answer: Answer) -> list[Block]:
     if answer.sources:
         heading = f"*{sources_heading(answer)}*"
         blocks.append(section(_fit_lines([heading], [_source_line(c) for c in answer.sources])))
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(footer(answer))}]})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(footer(answer, labels=False))}]})
     return blocks[:MAX_BLOCKS]
 
 
