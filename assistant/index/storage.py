@@ -3,8 +3,8 @@
 `EmbeddedStorage` opens a `PersistentClient` on the current build of an index directory (`builds`),
 tells when another build has been switched in, and writes a sync into a copy that is switched in
 only when the write succeeded; a read-only directory is searched through a private temporary copy.
-`ServerStorage` talks to `chroma run` over HTTP and reconnects once the server is back. Both turn
-Chroma's exceptions into `AssistantError`s that say what to do. Which collection to use is `collection`'s.
+`ServerStorage` (`server`) keeps versioned collections on a `chroma run` server. Both turn Chroma's
+exceptions into `AssistantError`s that say what to do. What is in a collection is `collection`'s.
 """
 
 from __future__ import annotations
@@ -13,28 +13,34 @@ import logging
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Hashable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlparse
 
 import chromadb
-import httpx
 from chromadb.api.shared_system_client import SharedSystemClient
 from chromadb.config import Settings
 from chromadb.errors import InternalError
 
 from assistant.errors import (
     AssistantError,
-    ConfigurationError,
     IndexCorruptError,
     IndexNotWritableError,
-    StoreUnavailableError,
 )
 from assistant.index.builds import BuildDir, copy_database
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Build:
+    """A collection being written by a sync: `alive()` between batches keeps a builder's lease."""
+
+    client: Any
+    name: str
+    alive: Callable[[], None] = field(default=lambda: None)
 
 
 class Storage(Protocol):
@@ -42,6 +48,9 @@ class Storage(Protocol):
 
     def version(self) -> Hashable:
         """Changes when the data was replaced under open clients (cheap: called for every request)."""
+
+    def serving(self, name: str) -> str:
+        """The Chroma collection that holds index `name` now."""
 
     def open(self) -> Any | None:
         """A client on the current data, or None when nothing has been built yet."""
@@ -54,13 +63,19 @@ class Storage(Protocol):
     def locked(self) -> AbstractContextManager[None]:
         """Held for a whole sync, so two writers never build at once."""
 
-    def writing(self, copy: bool) -> AbstractContextManager[Any]:
-        """A client to write a sync with (on a copy of the current data if `copy`)."""
+    def writing(self, name: str, metadata: dict[str, Any], copy: bool, rebuild: bool) -> AbstractContextManager[Build]:
+        """A `Build` of index `name` to write a sync into: starting from the current data if `copy`, from
+        nothing if `rebuild`; switched in only when the block succeeds."""
 
 
-def make_storage(index_dir: Path, chroma_url: str | None) -> Storage:
-    """The server at `chroma_url` if given, else the embedded store in `index_dir`."""
-    return ServerStorage(chroma_url) if chroma_url else EmbeddedStorage(index_dir)
+def make_storage(index_dir: Path, chroma_url: str | None, collection: str, lease: float = 60.0) -> Storage:
+    """The server at `chroma_url` if given (`lease`: seconds of silence after which a builder there is
+    taken as dead), else the embedded store in `index_dir`."""
+    if chroma_url:
+        from assistant.index.server import ServerStorage
+
+        return ServerStorage(chroma_url, collection, lease=lease)
+    return EmbeddedStorage(index_dir)
 
 
 class EmbeddedStorage:
@@ -75,6 +90,9 @@ class EmbeddedStorage:
 
     def version(self) -> Hashable:
         return self.builds.version()
+
+    def serving(self, name: str) -> str:
+        return name  # a new build is a new directory: the collection keeps its name
 
     def open(self) -> Any | None:
         path = self.builds.current()
@@ -100,14 +118,16 @@ class EmbeddedStorage:
             yield
 
     @contextmanager
-    def writing(self, copy: bool) -> Iterator[Any]:
+    def writing(self, name: str, metadata: dict[str, Any], copy: bool, rebuild: bool) -> Iterator[Build]:
         """A client on a new build; the build is switched in if the block succeeds, removed if not."""
         store = self.builds.start(self.builds.current() if copy else None)
         switched = False
         try:
             client = _persistent_client(store)
             try:
-                yield client
+                if rebuild and copy:  # the copy's other collections are kept; this one starts empty
+                    _drop_collection(client, name)
+                yield Build(client, name)
             finally:
                 client.close()
             self.builds.switch(store)
@@ -159,54 +179,9 @@ def _persistent_client(path: Path) -> Any:
         raise
 
 
-class ServerStorage:
-    """A Chroma server (`chroma run`); every failure drops the client, so the next call reconnects."""
-
-    def __init__(self, url: str) -> None:
-        parsed = urlparse(url if "://" in url else f"http://{url}")
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ConfigurationError(f"ASSISTANT_CHROMA_URL {url!r} is not a URL like http://127.0.0.1:8000")
-        self.location = url
-        self.host = parsed.hostname
-        self.ssl = parsed.scheme == "https"
-        self.port = parsed.port or (443 if self.ssl else 8000)
-
-    def version(self) -> Hashable:
-        return self.location  # the server's data is changed in place, never swapped under a client
-
-    def open(self) -> Any:
-        try:
-            return chromadb.HttpClient(host=self.host, port=self.port, ssl=self.ssl, settings=_settings())
-        except Exception as exc:  # chromadb raises a plain ValueError when the heartbeat fails
-            raise self._unavailable(exc) from exc
-
-    def close(self, client: Any) -> None:
-        client.close()
-
-    def failure(self, exc: Exception) -> AssistantError | None:
-        if isinstance(exc, (httpx.TransportError, ConnectionError)):
-            return self._unavailable(exc)
-        return None
-
-    def locked(self) -> AbstractContextManager[None]:
-        return nullcontext()  # the server serialises writes itself
-
-    @contextmanager
-    def writing(self, copy: bool) -> Iterator[Any]:
-        client = self.open()
-        try:
-            yield client
-        except Exception as exc:
-            error = self.failure(exc)
-            if error is None:
-                raise
-            raise error from exc
-        finally:
-            client.close()
-
-    def _unavailable(self, exc: Exception) -> StoreUnavailableError:
-        return StoreUnavailableError(
-            f"cannot reach the Chroma server at {self.location} ({exc}): start it with "
-            f"`chroma run --path DIR --host {self.host} --port {self.port}`, or unset ASSISTANT_CHROMA_URL "
-            "to use the embedded store"
-        )
+def _drop_collection(client: Any, name: str) -> None:
+    try:
+        client.delete_collection(name)
+    except Exception as exc:
+        if "does not exist" not in str(exc) and type(exc).__name__ != "NotFoundError":
+            raise
