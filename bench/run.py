@@ -32,6 +32,7 @@ PARTS = {  # part name -> its script, in the order they run
     "crosslingual": "crosslingual.py",
     "stores": "bench_retrieval.py",
     "scaling": "scaling.py",
+    "replicas": "replicas.py",
 }
 
 
