@@ -185,6 +185,10 @@ class LazyEmbeddings(Embeddings):
 
 
 def _check_name(name: str, urls: list[str] | None = None) -> None:
+    if urls and name != "e5-small" and not name.startswith("openai:"):
+        raise ConfigurationError(
+            f"{name!r} runs in process only: with ASSISTANT_EMBEDDINGS_URL use e5-small or openai:<model>"
+        )
     if name.startswith("openai:") and len(name) > 7:
         if not urls:
             raise ConfigurationError(f"{name} needs its servers: set ASSISTANT_EMBEDDINGS_URL=http://host:port/v1")

@@ -58,7 +58,7 @@ class BM25:
                 counts.append(tf)
         order = np.argsort(np.frombuffer(token_ids, dtype=np.int32), kind="stable")
         self._docs = np.frombuffer(doc_ids, dtype=np.int32)[order].copy()
-        self._tfs = np.frombuffer(counts, dtype=np.int32)[order].astype(np.uint16)
+        self._tfs = np.frombuffer(counts, dtype=np.int32)[order].clip(0, 65535).astype(np.uint16)
         per_token = np.bincount(np.frombuffer(token_ids, dtype=np.int32), minlength=len(vocabulary))
         self._starts = np.concatenate(([0], np.cumsum(per_token))).astype(np.int64)
         self._vocabulary = vocabulary

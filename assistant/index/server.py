@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 from urllib.parse import urlparse
@@ -110,12 +110,19 @@ class ServerStorage:
             target, lease = self._claim(client, name, number, metadata)
             try:
                 if copy and not rebuild:
-                    copy_records(client, current, target)
+                    copy_records(client, current, target, lease.renew)
                 yield Build(client, target, lease.renew)
+                if read_pointer(client, name) != (current, number):  # another builder switched meanwhile
+                    raise IndexBusyError(f"another `assistant index` switched {name!r} during this build: run it again")
                 client.get_collection(target).modify(metadata=metadata)  # finished: no longer a lease
                 write_pointer(client, name, target, int(target.rsplit("--v", 1)[1]))
             except BaseException:
-                _delete(client, target)
+                try:
+                    switched = read_pointer(client, name)[0] == target  # the write may have landed
+                except Exception:
+                    switched = False
+                if not switched:
+                    _delete(client, target)
                 raise
             log.info("switched %s to %s (was %s)", name, target, current)
             with self._lock:
@@ -211,7 +218,7 @@ def versions(client: Any, name: str) -> dict[int, dict[str, Any]]:
     return found
 
 
-def copy_records(client: Any, source: str, target: str) -> None:
+def copy_records(client: Any, source: str, target: str, alive: Callable[[], None] = lambda: None) -> None:
     """Every record of `source` (vectors included) into `target`, a page at a time."""
     try:
         src = client.get_collection(source)
@@ -225,6 +232,7 @@ def copy_records(client: Any, source: str, target: str) -> None:
         if page["ids"]:
             records = {k: page[k] for k in ("ids", "embeddings", "documents", "metadatas")}
             dst.add(**records)
+            alive()
 
 
 def _delete(client: Any, collection: str) -> None:
