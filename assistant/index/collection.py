@@ -24,7 +24,7 @@ from langchain_core.embeddings import Embeddings
 
 from assistant.errors import AssistantError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from assistant.index.records import Plan, StoredChunk, chunk_from_record, embed_text, record_metadata, stored_documents
-from assistant.index.storage import Storage
+from assistant.index.storage import Storage, is_missing
 from assistant.types import Document
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class Index:
             raise
         except Exception as exc:
             error = self.storage.failure(exc)
-            if error is None and _is_missing(exc):  # e.g. rebuilt on the server by another process
+            if error is None and is_missing(exc):  # e.g. rebuilt on the server by another process
                 error = IndexNotFoundError(
                     f"the index at {self.location} was replaced or removed: try again, or run `assistant index`"
                 )
@@ -278,7 +278,7 @@ class Index:
             except IndexNotFoundError:
                 return None
             except Exception as exc:
-                if _is_missing(exc):
+                if is_missing(exc):
                     return None
                 raise
 
@@ -300,8 +300,3 @@ class Index:
             collection_configuration={"hnsw": {"space": "cosine"}},
             create_collection_if_not_exists=create,
         )
-
-
-def _is_missing(exc: Exception) -> bool:
-    """chromadb raises NotFoundError for a missing collection (ValueError in older releases)."""
-    return "does not exist" in str(exc) or type(exc).__name__ == "NotFoundError"

@@ -28,7 +28,7 @@ import chromadb
 import httpx
 
 from assistant.errors import AssistantError, ConfigurationError, IndexBusyError, StoreUnavailableError
-from assistant.index.storage import Build
+from assistant.index.storage import Build, chroma_settings, is_missing
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class ServerStorage:
 
     def open(self) -> Any:
         try:
-            return chromadb.HttpClient(host=self.host, port=self.port, ssl=self.ssl, settings=_settings())
+            return chromadb.HttpClient(host=self.host, port=self.port, ssl=self.ssl, settings=chroma_settings())
         except Exception as exc:  # chromadb raises a plain ValueError when the heartbeat fails
             raise self._unavailable(exc) from exc
 
@@ -139,7 +139,7 @@ class ServerStorage:
         """Create the next version's collection (the lease), or `IndexBusyError` while another builder is live."""
         builds = versions(client, name)
         for n, meta in builds.items():
-            if n > number and meta.get("building") and time.time() - float(meta.get("heartbeat", 0)) < self.lease:
+            if n > number and self._live_build(meta):
                 raise IndexBusyError(
                     f"another `assistant index` ({meta['building']}) is building version {n} of {name!r} on "
                     f"{self.location}: wait for it to finish (a killed one is given up after {self.lease:.0f} s)"
@@ -159,10 +159,13 @@ class ServerStorage:
         """Delete versions older than the ones kept, and builds whose builder stopped beating."""
         for n, meta in versions(client, name).items():
             collection = f"{name}--v{n}" if n else name
-            stale = meta.get("building") and time.time() - float(meta.get("heartbeat", 0)) >= self.lease
-            if collection not in keep and (stale or not meta.get("building")):
+            if collection not in keep and not self._live_build(meta):
                 log.info("removing old index version %s", collection)
                 _delete(client, collection)
+
+    def _live_build(self, meta: dict[str, Any]) -> bool:
+        """A version still being built by a builder whose heartbeat is within the lease."""
+        return bool(meta.get("building")) and time.time() - float(meta.get("heartbeat", 0)) < self.lease
 
     def _unavailable(self, exc: Exception) -> StoreUnavailableError:
         return StoreUnavailableError(
@@ -193,7 +196,7 @@ def read_pointer(client: Any, name: str) -> tuple[str, int]:
     try:
         got = client.get_collection(f"{name}--pointer").get(ids=["current"], include=["metadatas"])
     except Exception as exc:
-        if _is_missing(exc):
+        if is_missing(exc):
             return name, 0
         raise
     if not got["metadatas"]:
@@ -223,7 +226,7 @@ def copy_records(client: Any, source: str, target: str, alive: Callable[[], None
     try:
         src = client.get_collection(source)
     except Exception as exc:
-        if _is_missing(exc):
+        if is_missing(exc):
             return
         raise
     dst = client.get_collection(target)
@@ -239,13 +242,5 @@ def _delete(client: Any, collection: str) -> None:
     try:
         client.delete_collection(collection)
     except Exception as exc:
-        if not _is_missing(exc):
+        if not is_missing(exc):
             log.warning("could not delete %s: %s", collection, exc)
-
-
-def _is_missing(exc: Exception) -> bool:
-    return "does not exist" in str(exc) or type(exc).__name__ == "NotFoundError"
-
-
-def _settings() -> chromadb.config.Settings:
-    return chromadb.config.Settings(anonymized_telemetry=False)

@@ -165,6 +165,16 @@ class EmbeddedStorage:
         return client
 
 
+def chroma_settings() -> Settings:
+    """Chroma client settings for every client the index opens: no telemetry."""
+    return _settings()
+
+
+def is_missing(exc: Exception) -> bool:
+    """chromadb raises NotFoundError for a missing collection (ValueError in older releases)."""
+    return "does not exist" in str(exc) or type(exc).__name__ == "NotFoundError"
+
+
 def _settings() -> Settings:
     return Settings(anonymized_telemetry=False, allow_reset=False)
 
@@ -183,5 +193,5 @@ def _drop_collection(client: Any, name: str) -> None:
     try:
         client.delete_collection(name)
     except Exception as exc:
-        if "does not exist" not in str(exc) and type(exc).__name__ != "NotFoundError":
+        if not is_missing(exc):
             raise
