@@ -16,14 +16,25 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 
-from assistant import prompts
+from assistant import premise, prompts
+from assistant.compose import correction, render
 from assistant.compose import quoted as quoted_sentence
-from assistant.compose import render
-from assistant.decide import NOT_COVERED, REASONS, Decision, Verdict, VerifyPolicy, after_model, before_model, judge
+from assistant.decide import (
+    FALSE_PREMISE,
+    NOT_COVERED,
+    REASONS,
+    Decision,
+    Verdict,
+    VerifyPolicy,
+    after_model,
+    before_model,
+    judge,
+)
 from assistant.extract import PROMPT_CHARS, best_sentences, in_english, prompt_passages
 from assistant.followup import resolve
 from assistant.helpers import Helpers, chat_prompt
@@ -33,7 +44,7 @@ from assistant.llm import explain_error
 from assistant.question import read as read_question
 from assistant.question import unmet_constraints
 from assistant.retrieve import HybridRetriever
-from assistant.text import REFERS_BACK, is_english
+from assistant.text import REFERS_BACK, is_english, squash
 from assistant.types import Answer, Chunk, Citation, Evidence, Hit
 from assistant.verify import Similarity, passage_context, score_claims
 
@@ -114,7 +125,8 @@ class Answerer:
             yield self._extractive(question, english, hits, timings, started, query=query, standalone=standalone)
             return
         quoted = self._quote(standalone or question, query, english, hits)
-        if not isinstance(quoted, Decision):  # the quote a `--fast` answer gives, shown while the model writes
+        if not isinstance(quoted, Decision) and not self._unmet_premise(query, english, quoted[0]):
+            # the quote a `--fast` answer gives, shown while the model writes (unless it contradicts the premise)
             timings["evidence_s"] = time.perf_counter() - started
             yield Evidence(quoted_sentence(quoted[1], english), self._cite(1, *quoted))
         raw: list[str] = []
@@ -215,10 +227,16 @@ class Answerer:
         )
         # a translated question is too loose a probe (内存 for 显存): English claims are checked on their own
         probe = "" if english else query
-        verdict = judge(score_claims(raw, chunks, probe, self.similarity, english, translate), self.settings.policy)
+        leads = [self.retriever.lead_in(c) for c in chunks]
+        scored = score_claims(raw, chunks, probe, self.similarity, english, translate, leads)
+        verdict = judge(scored, self.settings.policy)
         decision = after_model(raw, verdict)
         timings["verify_s"] = time.perf_counter() - t
         log.info("model said %r; kept %d claims, dropped %r; %s", raw, len(verdict.claims), verdict.dropped, decision)
+        if decision.refused and decision.reason == FALSE_PREMISE and verdict.premise is not None:
+            p = verdict.premise
+            found = (chunks[p.passage - 1], p.quote, p.missing)
+            return self._correction(question, query, english, found, timings, started, tuple(verdict.report))
         if decision.refused:
             return self._refusal(question, english, hits, timings, started, decision, verdict)
         if english:  # an answer to an English question reads as English, its quoted names as written
@@ -243,6 +261,8 @@ class Answerer:
         quoted = self._quote(standalone or question, query, english, hits)
         if isinstance(quoted, Decision):
             return self._refusal(question, english, hits, timings, started, quoted)
+        if missing := self._unmet_premise(query, english, quoted[0]):
+            return self._correction(question, query, english, (*quoted, missing), timings, started)
         text = quoted_sentence(quoted[1], english)
         if note:
             text += f"\n({'the chat model failed' if english else '生成模型不可用'}: {note})"
@@ -256,10 +276,37 @@ class Answerer:
         chunk, quote = best_sentences(probe, hits[: self.settings.passages], self.retriever.weight, self.similarity)
         if quote is None:
             return Decision(True, NOT_COVERED, "no quote")
-        unmet = unmet_constraints(read_question(query), passage_context(chunk)) if query else []
-        if self.settings.policy.constraints and unmet and not english:
-            return Decision(True, NOT_COVERED, f"constraint {unmet[0]}")
         return chunk, quote
+
+    def _unmet_premise(self, query: str, english: bool, chunk: Chunk) -> tuple[str, ...]:
+        """What the question (in the passages' language) takes for granted that the quoted passage lacks,
+        under the policy's premise and constraint checks (English questions are checked after the model)."""
+        if english or not query:
+            return ()
+        policy, context = self.settings.policy, passage_context(chunk) + squash(self.retriever.lead_in(chunk))
+        names = premise.unbound(premise.names(query), context) if policy.premise else ()
+        return names + (tuple(unmet_constraints(read_question(query), context)) if policy.constraints else ())
+
+    def _correction(
+        self,
+        question: str,
+        query: str,
+        english: bool,
+        found: tuple[Chunk, str, tuple[str, ...]],
+        timings: dict[str, float],
+        started: float,
+        report: tuple[dict[str, Any], ...] = (),
+    ) -> Answer:
+        """A refusal that corrects the question's premise: `found` is the passage, its sentence that states
+        the fact, and what the question names that the passage lacks; the answer says what it states instead."""
+        chunk, quote, missing = found
+        instead = premise.instead(missing[0], quote, query)
+        text = correction(missing[0], instead, quote, english)
+        detail = f"the passage does not name {', '.join(missing)}" + (f"; it names {instead}" if instead else "")
+        timings["total_s"] = time.perf_counter() - started
+        log.info("premise corrected (%s): %s", detail, text)
+        cited = (self._cite(1, chunk, quote),)
+        return Answer(question, text, True, cited, timings, self.models, (), FALSE_PREMISE, detail, report)
 
     def _refusal(
         self,

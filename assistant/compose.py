@@ -1,7 +1,8 @@
 """Compose: a judged draft in, the answer's text with its `[n]` markers and its citations out.
 
 `render` renumbers the kept sentences' markers 1..n in order of first use and builds the matching
-`Citation`s; `quoted` labels a verbatim sentence as a quote (the extractive answer). Which sentences
+`Citation`s; `quoted` labels a verbatim sentence as a quote (the extractive answer); `correction` says
+what the passage states where the question's premise is wrong. Which sentences
 are kept is `decide`'s; how an interface shows the result is its own.
 """
 
@@ -37,6 +38,19 @@ def render(
         Citation.of(new, chunks[old - 1], quotes[old], locate(chunks[old - 1].source)) for old, new in numbering.items()
     )
     return " ".join(sentences) if all(s.isascii() for s in sentences) else "".join(sentences), citations
+
+
+def correction(missing: str, instead: str, quote: str, english: bool) -> str:
+    """A premise correction: what the question got wrong, and the passage's own sentence, cited [1]."""
+    if english:
+        head = (
+            f'The article says "{instead}", not "{missing}"'
+            if instead
+            else f'The article does not say this of "{missing}"'
+        )
+        return f"{head}. It says: “{quote}” [1]"
+    head = f"文章说的是“{instead}”，不是“{missing}”" if instead else f"文章没有把这一点与“{missing}”联系起来"
+    return f"{head}。原文：“{quote}” [1]"
 
 
 def quoted(quote: str, english: bool) -> str:

@@ -4,10 +4,13 @@ Before the model (`before_model`): no retrieved passage shares a keyword with th
 (`no_match`), or the passages mention too little of what it is about (`not_covered`). After it
 (`after_model`): the model says the passages do not give the answer (`model_declined`), no sentence
 of its draft is supported by a passage it was given (`unverified`), or sentences are supported but
-none answers *this* question: the passage it cites lacks the question's year, ordinal or qualifier,
-or the sentence is not the kind of answer asked (`not_covered`). Every cut-off is a field of
-`VerifyPolicy`, chosen on the calibration sets (`assistant calibrate`, README "Calibration"); the
-scores come from `verify`, and rendering the answer or the refusal is `answer`'s.
+none answers *this* question. Supported is not answered: a sentence answers only when it says
+something beyond the question (`answer_content`) and the passage that states it binds the fact to
+what the question names. When that passage names another partner, version, year or category than
+the question (`premise`), the premise is false and the answer says what the passage states instead
+(`false_premise`, rendered by `answer`); otherwise the refusal is `not_covered`. Every cut-off and
+rule is a field of `VerifyPolicy`, chosen on the calibration sets (`assistant calibrate`, README
+"Calibration"); the scores come from `verify`, and rendering the answer or the refusal is `answer`'s.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from assistant.premise import Premise
 from assistant.text import is_chinese
 from assistant.types import Chunk, Hit
 from assistant.verify import Check, Scored, Similarity, Translate, coverage, score_claims
@@ -25,11 +29,13 @@ NO_MATCH = "no_match"
 NOT_COVERED = "not_covered"
 MODEL_DECLINED = "model_declined"
 UNVERIFIED = "unverified"
+FALSE_PREMISE = "false_premise"
 REASONS = {
     NO_MATCH: "no passage shares the question's terms",
     NOT_COVERED: "the passages found do not cover what is asked",
     MODEL_DECLINED: "the model found no answer in the passages",
     UNVERIFIED: "no sentence of the draft answer is supported by its passages",
+    FALSE_PREMISE: "the passage states the fact for something other than what the question names",
 }
 MODEL_REFUSES = re.compile(
     r"没有提到|未提及|没有提及|未提到|无法回答|没有相关|不知道|无法确定|没有给出|does not (say|mention|specify)|"
@@ -67,6 +73,11 @@ class VerifyPolicy:
     min_question_nouns: float = 0.5
     min_question_content: float = 0.3
     min_question_at_answer: float = 0.0  # where the passage states the answer, this share of the question is stated
+    # the sentence says this much beyond the question (distinct content characters; 0 = it restates it)
+    min_answer_content: float = 1.0
+    # the passage that states the answer holds the question's names and versions (`premise`) and its years,
+    # ordinals and qualifiers (`constraints`); when it does not, the premise is corrected, not answered
+    premise: bool = True
     constraints: bool = True
     kind: bool = True
 
@@ -88,18 +99,20 @@ class VerifyPolicy:
 
     def question_fails(self, check: Check) -> str | None:
         """Why the supported sentence does not answer the question (None when it does)."""
-        s = check.scores
+        if missing := self.unmet_premise(check):
+            return f"premise {missing[0]}"
         failed = _below(
-            s,
+            check.scores,
+            ("answer_content", self.min_answer_content),
             ("question_nouns", self.min_question_nouns),
             ("question_content", self.min_question_content),
             ("question_at_answer", self.min_question_at_answer),
         )
-        if failed:
-            return failed
-        if self.constraints and check.unmet:
-            return f"constraint {check.unmet[0]}"
-        return "answer kind" if self.kind and not check.kind_ok else None
+        return failed or ("answer kind" if self.kind and not check.kind_ok else None)
+
+    def unmet_premise(self, check: Check) -> tuple[str, ...]:
+        """What the question takes for granted that the passage lacks, under the checks this policy makes."""
+        return (check.unbound if self.premise else ()) + (check.unmet if self.constraints else ())
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,7 @@ class Verdict:
     answers: bool = True  # some kept sentence answers the question (see VerifyPolicy.question_fails)
     failed: str | None = None  # the check that failed when nothing was kept, or nothing answers
     report: list[dict[str, Any]] = field(default_factory=list)  # per sentence: kept, passage, failed, scores
+    premise: Premise | None = None  # a kept sentence whose passage binds the fact to something else
 
 
 @dataclass(frozen=True)
@@ -138,6 +152,7 @@ def judge(scored: Sequence[Scored], policy: VerifyPolicy) -> Verdict:
     answers = False
     first_failure: str | None = None
     question_failure: str | None = None
+    premise: Premise | None = None
     for sentence in scored:
         passing = [c for c in sentence.checks if policy.support_fails(c) is None]
         chosen = [c for c in passing if c.passage in sentence.cited] or passing[:1]
@@ -152,9 +167,12 @@ def judge(scored: Sequence[Scored], policy: VerifyPolicy) -> Verdict:
         off = [policy.question_fails(c) for c in chosen]
         answers = answers or any(f is None for f in off)
         question_failure = question_failure or next((f for f in off if f), None)
+        wrong_premise = next((c for c in chosen if policy.unmet_premise(c)), None)
+        if premise is None and wrong_premise is not None:
+            premise = Premise(wrong_premise.passage, wrong_premise.quote, policy.unmet_premise(wrong_premise))
         report.append(_row(sentence.text, True, chosen[0], off[0]))
     verdict_failure = first_failure if not claims else (None if answers else question_failure)
-    return Verdict(claims, dropped, answers, verdict_failure, report)
+    return Verdict(claims, dropped, answers, verdict_failure, report, premise if not answers else None)
 
 
 def before_model(query: str, hits: Sequence[Hit], policy: VerifyPolicy, english: bool, depth: int = 3) -> Decision:
@@ -210,6 +228,8 @@ def after_model(draft: str, verdict: Verdict) -> Decision:
         return Decision(True, MODEL_DECLINED, MODEL_REFUSES.search(draft).group())  # type: ignore[union-attr]
     if not verdict.claims:
         return Decision(True, UNVERIFIED, verdict.failed or "")
+    if not verdict.answers and verdict.premise is not None:
+        return Decision(True, FALSE_PREMISE, f"the passage does not name {', '.join(verdict.premise.missing)}")
     if not verdict.answers:
         return Decision(True, NOT_COVERED, verdict.failed or "")
     return ANSWER
@@ -220,6 +240,7 @@ def _row(text: str, kept: bool, check: Check | None, failed: str | None) -> dict
     if check is not None:
         row |= {"passage": check.passage, "scores": {k: round(v, 3) for k, v in check.scores.items()}}
         row |= {"unmet": list(check.unmet)} if check.unmet else {}
+        row |= {"unbound": list(check.unbound)} if check.unbound else {}
     return row
 
 

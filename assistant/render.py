@@ -33,7 +33,7 @@ def plain_text(answer: Answer, *, offsets: bool = False, why: bool = False, time
 
 
 def sources_heading(answer: Answer) -> str:
-    return "Related (not cited)" if answer.refused else "Sources"
+    return "Related (not cited)" if answer.uncited else "Sources"
 
 
 def where(c: Citation, offsets: bool = False) -> str:

@@ -61,9 +61,21 @@ class HybridRetriever:
         self.chunks: list[Chunk] = [s.chunk for s in stored]
         self._by_id = {c.chunk_id: i for i, c in enumerate(self.chunks)}
         self._bm25 = BM25([s.tokens for s in stored])
+        self._order: dict[str, list[Chunk]] | None = None  # each document's chunks in order (`lead_in`)
         sample = "".join(c.text[:200] for c in self.chunks[:200])
         self.corpus_is_cjk = is_chinese(sample)
         log.info("keyword index over %d chunks built in %.2fs", len(self.chunks), time.perf_counter() - started)
+
+    def lead_in(self, chunk: Chunk) -> str:
+        """The window just before `chunk` in its document ("" at its start, and for a card): where a name that
+        the chunk refers back to ("该模型", "其") is stated."""
+        if self._order is None:
+            by_source: dict[str, list[Chunk]] = {}
+            for c in self.chunks:
+                if c.paragraph:
+                    by_source.setdefault(c.source, []).append(c)
+            self._order = {s: sorted(cs, key=lambda c: c.start) for s, cs in by_source.items()}
+        return lead_in(chunk, self._order.get(chunk.source, []))
 
     def weight(self, token: str) -> float:
         """How telling a keyword is in this corpus (BM25 IDF; unseen tokens count as rare)."""
@@ -124,6 +136,12 @@ class HybridRetriever:
             (len(question & bigrams(text[s:e])) / len(question) for s, e in split_sentences(text, 0, len(text))),
             default=0.0,
         )
+
+
+def lead_in(chunk: Chunk, ordered: list[Chunk]) -> str:
+    """The text of the chunk before `chunk` among its document's chunks `ordered` by offset ("" if none)."""
+    before = [c for c in ordered if c.start < chunk.start]
+    return before[-1].text if before and chunk.paragraph else ""
 
 
 def _hit(chunk: Chunk, rank: int, e: dict[str, float]) -> Hit:

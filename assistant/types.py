@@ -139,13 +139,20 @@ class Answer:
     models: dict[str, str]
     related: tuple[Citation, ...] = ()  # the closest passages when refused: shown, never cited
     refusal_reason: str | None = None  # when refused: which evidence was missing (a key of decide.REASONS)
+    # "false_premise": the answer text corrects the question ("文章说的是 A，不是 B：“…” [1]") and cites its passage
     refusal_detail: str = ""  # the check behind it, e.g. "constraint 2019" (the cited passage lacks the year asked)
     verification: tuple[dict[str, Any], ...] = ()  # per draft sentence: kept, passage, the check that failed, scores
 
     @property
     def sources(self) -> tuple[Citation, ...]:
         """What to show under the answer: its citations, or for a refusal the related passages."""
-        return self.related if self.refused else self.citations
+        return self.related if self.uncited else self.citations
+
+    @property
+    def uncited(self) -> bool:
+        """A refusal that cites nothing. A premise correction (`refusal_reason` "false_premise") is a refusal
+        that cites the passage stating the fact the question got wrong, and is shown like an answer."""
+        return self.refused and not self.citations
 
     def to_dict(self) -> dict[str, Any]:
         return {

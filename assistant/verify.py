@@ -21,6 +21,7 @@ from functools import lru_cache
 
 import jieba
 
+from assistant import premise
 from assistant.chunk import split_sentences
 from assistant.claims import split_claims
 from assistant.injection import data_only, instructs
@@ -79,6 +80,7 @@ class Check:
     kind_ok: bool = True  # the claim gives the kind of answer asked (a quantity in its unit, a date, a name)
     cross: bool = False  # an English claim judged by embedding similarity, not word by word
     translated: bool = False  # an English claim rendered in the passage's Chinese and checked word by word
+    unbound: tuple[str, ...] = ()  # the question's names and versions the passage lacks (`premise`)
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,12 @@ def score_claims(
     similarity: Similarity | None = None,
     english: bool = False,
     translate: Translate | None = None,
+    leads: Sequence[str] = (),
 ) -> list[Scored]:
     """Every sentence of `answer` scored against every passage; see the module docstring.
+
+    `leads`: for each passage, the text just before it in its document (`HybridRetriever.lead_in`), where
+    the question's names and constraints may be stated ("Step-3 模型…" before "其 INT8 版本…").
 
     `question` is in the passages' language (empty: no question checks). `english`: the answer is meant
     to be in English over (possibly) Chinese passages; such a claim is rendered in Chinese by `translate`
@@ -112,7 +118,10 @@ def score_claims(
         probe, cross = text, english and mostly_latin(text)
         if cross and translate is not None and passages:
             probe, cross = translate(text, passages[(valid or (1,))[0] - 1].text), False
-        checks = tuple(_check(text, probe, n, passages[n - 1], question, asked, similarity, cross) for n in order)
+        checks = tuple(
+            _check(text, probe, n, passages[n - 1], question, asked, similarity, cross, _at(leads, n - 1))
+            for n in order
+        )
         if probe != text:
             checks = tuple(replace(c, translated=True) for c in checks)
         scored.append(Scored(text, valid, checks))
@@ -128,8 +137,10 @@ def _check(
     asked: Asked | None,
     similarity: Similarity | None,
     cross: bool,
+    lead: str = "",
 ) -> Check:
-    """`text` (as written) and `probe` (in the passage's language) against passage `n`."""
+    """`text` (as written) and `probe` (in the passage's language) against passage `n` (`lead`: the text
+    before it in its document, which may state the question's names and constraints)."""
     context = passage_context(passage)
     sentences = [passage.text[s:e] for s, e in split_sentences(passage.text, 0, len(passage.text))]
     sentences = [s for s in sentences if not instructs(s)]
@@ -149,6 +160,7 @@ def _check(
     scores = {"nouns": noun_support(probe, context), "content": content_support(probe, context)}
     scores["overlap"] = overlaps[best]
     unmet: tuple[str, ...] = ()
+    unbound: tuple[str, ...] = ()
     kind_ok = True
     if question and asked is not None:
         bare = QUESTION_WORDS.sub(" ", question)
@@ -157,9 +169,12 @@ def _check(
         scores["question_nouns"] = noun_support(bare, context)
         scores["question_content"] = content_support(bare, context)
         scores["question_at_answer"] = question_at_answer(bare, probe, sentences)
-        unmet = tuple(unmet_constraints(asked, context))
+        scores["answer_content"] = answer_content(probe, question)
+        binding = context + squash(lead)
+        unmet = tuple(unmet_constraints(asked, binding))
+        unbound = premise.unbound(premise.names(question), binding)
         kind_ok = answer_kind_ok(asked, probe, question)
-    return Check(n, sentences[best], scores, tuple(failed), unmet, kind_ok)
+    return Check(n, sentences[best], scores, tuple(failed), unmet, kind_ok, unbound=unbound)
 
 
 def _across_languages(
@@ -192,6 +207,19 @@ def question_at_answer(question: str, claim: str, sentences: list[str]) -> float
     windows = [bigrams("".join(sentences[max(0, i - 1) : i + 2])) for i in range(len(sentences))]
     best = max(windows, key=lambda w: len(answer & w))
     return len(asked & best) / len(asked) if answer & best else 0.0
+
+
+def _at(items: Sequence[str], i: int) -> str:
+    return items[i] if i < len(items) else ""
+
+
+def answer_content(claim: str, question: str) -> float:
+    """How much the claim says beyond the question: its distinct content characters (Chinese characters
+    that are not grammar, Latin letters, digits) that the question does not hold. 0: it restates the
+    question ("X 在世界杯上的成绩是。") and answers nothing."""
+    asked = set(squash(question))
+    said = {c for c in squash(claim) if (is_han(c) and c not in FUNCTION_CHARS) or (c.isascii() and c.isalnum())}
+    return float(len(said - asked))
 
 
 def coverage(question: str, passages: Sequence[Chunk]) -> dict[str, float]:

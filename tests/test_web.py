@@ -39,7 +39,7 @@ CHROMIUM_ARGS = [
 ]
 INT8 = "INT8 量化后的 Step-3 需要几 GB 显存？"
 INT8_REPLY = "Step-3 的 INT8 量化版本仅需 5GB 显存 [1]。"
-FINAL = "#chat .reply.answer, #chat .reply.refusal, #chat .reply.error"
+FINAL = "#chat .reply.answer, #chat .reply.correction, #chat .reply.refusal, #chat .reply.error"
 
 if not CHROMIUM.exists() and not os.environ.get("CI"):
     pytest.skip("needs Debian's chromium: apt-get install -y chromium", allow_module_level=True)
@@ -189,6 +189,17 @@ def test_a_refusal_looks_different_and_lists_related_passages(page, served):
     assert page.locator("#sources-panel .source.related").count() == 3
     reply.locator("a.rel").first.click()
     assert page.locator("#article-panel section.article:visible mark").count() > 0
+
+
+def test_a_premise_correction_cites_its_passage_like_an_answer(page, served):
+    """Asked about a partner the article does not name for this, the page says which one it names, cited."""
+    with_llm(served[0], scripted("与比亚迪合作的银河 M9 车型上市 3 个月销量近 4 万辆 [1]。"))
+    reply = ask(page, "阶跃星辰与比亚迪合作的银河 M9 车型上市 3 个月卖了多少辆？")
+    assert "correction" in (reply.get_attribute("class") or "")
+    assert reply.inner_text().startswith("文章说的是“吉利”，不是“比亚迪”")
+    reply.locator("a.cite").first.click()
+    card = page.locator("#sources-panel .source.active")
+    assert "吉利" in card.locator("mark").inner_text() and page.locator("#sources-panel .source.related").count() == 0
 
 
 def test_the_fast_toggle_answers_with_a_cited_quote(page, served):

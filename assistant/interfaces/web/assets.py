@@ -21,6 +21,7 @@ a.cite:hover, a.cite:focus { background: #1d4ed8; color: #fff !important; }
 .reply.refusal .refusal-text::before { content: "∅ "; color: #9ca3af; }
 .reply.refusal .related-list { font-size: .85em; margin-top: .4em; }
 .reply.refusal ul { margin: .2em 0 0 1.1em; padding: 0; }
+.reply.correction { background: #fffbeb; border: 1px solid #fcd34d; border-radius: 8px; padding: .6em .8em; }
 .reply.error { background: #fef2f2; border: 1px solid #fecaca; border-radius: 8px; padding: .6em .8em;
   color: #991b1b; }
 #sources-panel, #article-panel { font-size: 14px; line-height: 1.6; overflow-wrap: anywhere; }

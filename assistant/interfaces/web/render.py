@@ -22,7 +22,7 @@ SNIPPET_CHARS = 90
 
 def answer_html(answer: Answer, turn: int) -> str:
     """A final answer (or a refusal) as a chat bubble; `turn` makes the source ids unique."""
-    if answer.refused:
+    if answer.uncited:
         items = "".join(
             f'<li><a class="rel" href="#{source_id(turn, c, related=True)}">{escape(where(c))}</a> '
             f"“{escape(clip(c.quote or c.text, SNIPPET_CHARS))}”</li>"
@@ -40,7 +40,8 @@ def answer_html(answer: Answer, turn: int) -> str:
         return f'<a class="cite" href="#src-{turn}-{n}" title="{READ_LABEL}">[{n}]</a>'
 
     text = MARKER.sub(marker, escape(answer.answer))
-    return f'<div class="reply answer"><p>{text}</p>{meta_html(answer)}</div>'
+    kind = "correction" if answer.refused else "answer"  # a premise correction cites like an answer
+    return f'<div class="reply {kind}"><p>{text}</p>{meta_html(answer)}</div>'
 
 
 def draft_html(text: str, evidence: Evidence | None = None, waiting: int = 0) -> str:
@@ -84,7 +85,7 @@ def sources_html(turns: Sequence[Answer]) -> str:
     blocks = []
     for turn in range(len(turns) - 1, -1, -1):
         answer = turns[turn]
-        related = answer.refused
+        related = answer.uncited
         shown = answer.sources
         latest = turn == len(turns) - 1  # its first passage is the one the article view opens on
         cards = "".join(source_card(turn, c, related, active=latest and i == 0) for i, c in enumerate(shown))
