@@ -1,12 +1,18 @@
 """Calibration sets: the questions refusal and verification thresholds are chosen on (never the article dev set).
 
-Three sets, each with answerable questions and unanswerable ones that still find passages on their topic:
-- `drcd`: DRCD dev as shipped (417 questions whose paragraph was withheld while its siblings stay);
+Four sets, each with answerable questions and unanswerable ones that still find passages on their topic:
+- `drcd`: DRCD dev (331 questions whose paragraph was withheld while its siblings stay; the corrected file);
 - `cmrc-withheld`: CMRC trial with a seeded fifth of its passages withheld, so their questions lose their answer;
 - `shifted`: answerable DRCD questions with one constraint changed (a year, an ordinal, a qualifier such as
-  男子→女子, a name) to a value no paragraph of that article holds, so the same passage still matches closely.
-Every item gets a `split` by its article: thresholds are chosen on `calibrate`, the quality gate checks
-`holdout`. Sets are built deterministically into a cache directory; answering and sweeping them is `tune`'s.
+  男子→女子) to a value no paragraph of that article holds, so the same passage still matches closely;
+- `swapped`: answerable DRCD questions with one name (person, place, organisation, other proper noun)
+  replaced by a name of the same kind from another article of the corpus that this article never holds:
+  a false premise.
+The two premise sets also hold the original (answerable) question of each changed one, so no sample of
+them is all unanswerable. Every item gets a `split` by its article: thresholds are chosen on `calibrate`,
+the quality gate checks `holdout`. Sets are built deterministically into a cache directory named by the
+hash of the data and of this module (`cache_key`): a changed file or builder makes a new one, never a
+stale reuse. Answering and sweeping them is `tune`'s.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from pathlib import Path
 from assistant.errors import ConfigurationError
 
 EVAL_ROOT = Path(__file__).resolve().parents[3] / "shared" / "eval"
-SETS = ("drcd", "cmrc-withheld", "shifted")
+SETS = ("drcd", "cmrc-withheld", "shifted", "swapped")
 WITHHELD_SHARE = 0.2
 SEED = 11
 # Qualifiers that distinguish one fact from its neighbour; each is swapped for its partner.
@@ -43,15 +49,29 @@ class CalibrationSet:
     qa: Path  # JSON Lines in the shared eval format, plus `split` (and `shift` for shifted items)
 
 
+def cache_key(eval_root: Path = EVAL_ROOT) -> str:
+    """A short hash of what the sets are built from: the question files, the corpus file names and this
+    module's code. Sets live under `root/<key>/`: a corrected file or a changed builder never reuses a stale cache."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for data in ("drcd-dev", "cmrc2018-trial"):
+        digest.update((eval_root / data / "qa.jsonl").read_bytes())
+        digest.update("\n".join(sorted(p.name for p in (eval_root / data / "corpus").glob("*.txt"))).encode())
+    return digest.hexdigest()[:12]
+
+
 def build(name: str, root: Path, eval_root: Path = EVAL_ROOT) -> CalibrationSet:
-    """The set `name` under `root/name` (built once; rebuilt if the files are missing). `<set>@<split>`
-    is one half of a set over a corpus of that half's articles only (half the indexing, for the gate)."""
+    """The set `name` under `root/<cache_key>/name` (built once; rebuilt if the files are missing).
+    `<set>@<split>` is one half of a set over a corpus of that half's articles only (half the indexing: the gate)."""
+    if not (eval_root / "drcd-dev").is_dir():
+        raise ConfigurationError(f"calibration data is missing: expected {eval_root}/drcd-dev and cmrc2018-trial")
+    return _build(name, root / cache_key(eval_root), eval_root)
+
+
+def _build(name: str, root: Path, eval_root: Path) -> CalibrationSet:
     if "@" in name:
         return _half(name, root, eval_root)
     if name not in SETS:
         raise ConfigurationError(f"no calibration set {name!r}: choose one of {', '.join(SETS)}")
-    if not (eval_root / "drcd-dev").is_dir():
-        raise ConfigurationError(f"calibration data is missing: expected {eval_root}/drcd-dev and cmrc2018-trial")
     out = root / name
     qa = out / "qa.jsonl"
     drcd = eval_root / "drcd-dev"
@@ -61,7 +81,9 @@ def build(name: str, root: Path, eval_root: Path = EVAL_ROOT) -> CalibrationSet:
         if name == "drcd":
             items = [_with_split(i, _article(i)) for i in _read(drcd / "qa.jsonl")]
         elif name == "shifted":
-            items = shifted_items(_read(drcd / "qa.jsonl"), drcd / "corpus")
+            items = with_originals(shifted_items(_read(drcd / "qa.jsonl"), drcd / "corpus"), _read(drcd / "qa.jsonl"))
+        elif name == "swapped":
+            items = with_originals(swapped_items(_read(drcd / "qa.jsonl"), drcd / "corpus"), _read(drcd / "qa.jsonl"))
         else:
             items = _withhold_cmrc(eval_root / "cmrc2018-trial", corpus)
         _write(qa, items)
@@ -72,12 +94,13 @@ def _half(name: str, root: Path, eval_root: Path) -> CalibrationSet:
     base, split = name.split("@", 1)
     if split not in ("calibrate", "holdout"):
         raise ConfigurationError(f"{name!r}: the split after @ is calibrate or holdout")
-    full = build(base, root, eval_root)
+    full = _build(base, root, eval_root)
     qa = root / name / "qa.jsonl"
-    # shifted questions are asked over DRCD's corpus: they share that half's copy
-    corpus = build(f"drcd@{split}", root, eval_root).corpus if base == "shifted" else root / name / "corpus"
+    # changed questions are asked over DRCD's corpus: they share that half's copy
+    over_drcd = base in ("shifted", "swapped")
+    corpus = _build(f"drcd@{split}", root, eval_root).corpus if over_drcd else root / name / "corpus"
     if not qa.exists() or not corpus.is_dir():
-        if base != "shifted":
+        if not over_drcd:
             _copy_half(full.corpus, corpus, split)
         _write(qa, [i for i in _read(full.qa) if i["split"] == split])
     return CalibrationSet(name, corpus, qa)
@@ -143,10 +166,7 @@ def _withhold_cmrc(cmrc: Path, corpus: Path) -> list[dict]:
 
 def shifted_items(items: list[dict], corpus: Path, limit: int = 600) -> list[dict]:
     """Answerable questions with one constraint moved to a value the article does not hold."""
-    articles: dict[str, str] = {}
-    for path in sorted(corpus.glob("*.txt")):
-        key = "-".join(path.stem.split("-")[:3])
-        articles[key] = articles.get(key, "") + path.read_text(encoding="utf-8")
+    articles = _articles(corpus)
     rng = random.Random(SEED)
     out = []
     for item in items:
@@ -161,6 +181,62 @@ def shifted_items(items: list[dict], corpus: Path, limit: int = 600) -> list[dic
                  "answerable": False, "shift": change, "original": item["turns"][-1], "near": item.get("source"),
                  "split": split_of(key)}
             )  # fmt: skip
+    rng.shuffle(out)
+    return sorted(out[:limit], key=lambda i: i["id"])
+
+
+def with_originals(changed: list[dict], items: list[dict]) -> list[dict]:
+    """The changed (unanswerable) questions and, after them, the answerable question each was made from."""
+    by_id = {i["id"]: i for i in items}
+    originals = [by_id[c["id"].rsplit("-", 1)[0]] for c in changed]
+    return changed + [{**o, "split": c["split"]} for o, c in zip(originals, changed, strict=True)]
+
+
+def _articles(corpus: Path) -> dict[str, str]:
+    articles: dict[str, str] = {}
+    for path in sorted(corpus.glob("*.txt")):
+        key = "-".join(path.stem.split("-")[:3])
+        articles[key] = articles.get(key, "") + path.read_text(encoding="utf-8")
+    return articles
+
+
+NAME_FLAGS = ("nr", "ns", "nt", "nz")  # people, places, organisations, other proper nouns (jieba's tags)
+
+
+def swapped_items(items: list[dict], corpus: Path, limit: int = 600) -> list[dict]:
+    """Answerable questions with one name that their passage holds replaced by a name of the same kind
+    from another article's questions that this article never holds (a false premise)."""
+    import jieba.posseg as pseg
+
+    articles = _articles(corpus)
+    tagged, pool = [], {flag: set() for flag in NAME_FLAGS}  # type: ignore[var-annotated]
+    for item in items:
+        if not item.get("answerable"):
+            continue
+        text = articles.get(_article(item), "")
+        found = sorted(
+            {(w, f) for w, f in pseg.cut(item["turns"][-1]) if f in NAME_FLAGS and len(w) >= 2 and w in text}
+        )
+        tagged.append((item, found))
+        for w, f in found:
+            pool[f].add(w)
+    rng = random.Random(SEED)
+    out = []
+    for item, found in tagged:
+        if not found:
+            continue
+        old, flag = rng.choice(found)
+        article = articles.get(_article(item), "")
+        others = sorted(w for w in pool[flag] if w not in article and old not in w and w not in old)
+        if not others:
+            continue
+        new = rng.choice(others)
+        key = _article(item)
+        out.append(
+            {"id": f"{item['id']}-swapped", "turns": [item["turns"][-1].replace(old, new, 1)], "type": "swapped",
+             "answers": [], "evidence": [], "answerable": False, "shift": f"name {old}→{new}",
+             "original": item["turns"][-1], "near": item.get("source"), "split": split_of(key)}
+        )  # fmt: skip
     rng.shuffle(out)
     return sorted(out[:limit], key=lambda i: i["id"])
 

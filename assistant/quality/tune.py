@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.decide import Decision, VerifyPolicy, after_model, evidence, judge, judge_evidence
 from assistant.quality.evaluate import cmrc_f1, normalize
+from assistant.text import QUESTION_WORDS
 from assistant.types import Chunk, Hit
 from assistant.verify import Scored, score_claims
 
@@ -116,12 +117,40 @@ class Prepared:
     scored: list[Scored]
 
 
-def prepare(records: Iterable[dict[str, Any]], passages: int = 3) -> list[Prepared]:
+class LeadIns:
+    """`HybridRetriever.lead_in` for stored drafts, without an index: each calibration set's corpus files
+    chunked as indexing chunks them, so a replay checks the same text production does."""
+
+    def __init__(self, corpora: dict[str, Path]) -> None:
+        self.corpora = corpora  # set name -> corpus directory
+        self._ordered: dict[tuple[str, str], list[Chunk]] = {}
+
+    def __call__(self, set_name: str, chunk: Chunk) -> str:
+        from assistant.chunk import chunk_document
+        from assistant.ingest import read_document
+        from assistant.retrieve import lead_in
+
+        corpus = self.corpora.get(set_name)
+        if corpus is None or not (corpus / chunk.source).is_file():
+            return ""
+        key = (set_name, chunk.source)
+        if key not in self._ordered:
+            chunks = chunk_document(read_document(corpus / chunk.source, chunk.source))
+            self._ordered[key] = sorted((c for c in chunks if c.paragraph), key=lambda c: c.start)
+        return lead_in(chunk, self._ordered[key])
+
+
+def prepare(
+    records: Iterable[dict[str, Any]], passages: int = 3, leads: Callable[[str, Chunk], str] | None = None
+) -> list[Prepared]:
+    """Score each stored draft once; `leads` gives a passage's lead-in (`LeadIns`) by the record's set."""
     prepared = []
     for r in records:
         hits = [hit_from_dict(h) for h in r["hits"]]
         chunks = [h.chunk for h in hits[:passages]]
-        prepared.append(Prepared(r, evidence(r["query"], hits), score_claims(r["draft"], chunks, r["query"])))
+        lead = [leads(r.get("of", r["set"]), c) for c in chunks] if leads else []
+        scored = score_claims(r["draft"], chunks, r["query"], leads=lead)
+        prepared.append(Prepared(r, evidence(r["query"], hits), scored))
     return prepared
 
 
@@ -187,37 +216,94 @@ def choose_grounding(curve: list[dict[str, Any]], max_false_refusals: float = MA
 
 
 def grid(base: VerifyPolicy | None = None, grounding: list[tuple[float, float]] | None = None) -> list[VerifyPolicy]:
-    """The policies a sweep tries: each group of related cut-offs moves together, from lenient to strict.
+    """The policies a sweep tries: each group of related cut-offs moves together, from lenient to strict,
+    and each rule about the question (premise names, constraints, answer kind) is tried on and off.
     `grounding`: the cut-offs before the model to try (default: a few, from lenient to strict)."""
     base = base or VerifyPolicy()
     grounding = grounding or [(0.0, 0.0), (0.3, 0.2), (0.5, 0.3), (0.7, 0.5)]
-    support = [0.5, 0.75]  # nouns
-    content = [0.5, 0.6, 0.7]
+    support = [(0.5, 0.5), (0.5, 0.6), (0.75, 0.7)]  # nouns, content
     overlap = [0.2, 0.3]
-    qa = [(0.5, 0.3), (0.7, 0.5)]
+    qa = [(0.0, 0.0), (0.5, 0.3), (0.7, 0.5)]
     question = [(0.0, 0.0), (0.5, 0.3)]
-    at_answer = [0.0, 0.3, 0.45, 0.6]
-    flags = [(True, True), (False, False)]
+    at_answer = [0.0, 0.3, 0.6]
+    content = [0.0, 1.0, 2.0]
+    on_off = [True, False]
     return [
         replace(
             base,
             min_grounding_nouns=g[0],
             min_grounding_content=g[1],
-            min_nouns=n,
-            min_content=c,
+            min_nouns=s[0],
+            min_content=s[1],
             min_overlap=o,
             min_qa_nouns=a[0],
             min_qa_content=a[1],
             min_question_nouns=q[0],
             min_question_content=q[1],
             min_question_at_answer=u,
-            constraints=f[0],
-            kind=f[1],
+            min_answer_content=c,
+            premise=p,
+            constraints=k,
+            kind=w,
         )  # fmt: skip
-        for g, n, c, o, a, q, u, f in itertools.product(
-            grounding, support, content, overlap, qa, question, at_answer, flags
+        for g, s, o, a, q, u, c, p, k, w in itertools.product(
+            grounding, support, overlap, qa, question, at_answer, content, on_off, on_off, on_off
         )
     ]
+
+
+# Each rule about the question, and how to switch it off: `rule_effects` measures what it buys.
+RULES: dict[str, dict[str, Any]] = {
+    "grounding before the model": {"min_grounding_nouns": 0.0, "min_grounding_content": 0.0},
+    "question + sentence about the passage (qa_*)": {"min_qa_nouns": 0.0, "min_qa_content": 0.0},
+    "passage covers the question (question_*)": {"min_question_nouns": 0.0, "min_question_content": 0.0},
+    "question stated where the answer is": {"min_question_at_answer": 0.0},
+    "answer content beyond the question": {"min_answer_content": 0.0},
+    "premise: the question's names in the passage": {"premise": False},
+    "constraints: years, ordinals, qualifiers": {"constraints": False},
+    "answer kind (quantity, date, who)": {"kind": False},
+}
+
+
+def rule_effects(prepared: list[Prepared], policy: VerifyPolicy) -> list[dict[str, Any]]:
+    """For each rule of `policy`, what switching it off would change: the wrong answers it prevents and
+    the false refusals it causes (counts over `prepared`). A rule that costs more than it buys should go."""
+    base = counts(prepared, policy)
+    rows = []
+    for rule, off in RULES.items():
+        without = counts(prepared, replace(policy, **off))
+        rows.append(
+            {"rule": rule, "wrong_answers_prevented": without["wrong"] - base["wrong"],
+             "false_refusals_caused": base["false_refusals"] - without["false_refusals"],
+             "right_answers_lost": without["right"] - base["right"]}
+        )  # fmt: skip
+    return rows
+
+
+def counts(prepared: list[Prepared], policy: VerifyPolicy) -> dict[str, int]:
+    """Right answers, wrong answers (to answerable or unanswerable questions) and false refusals."""
+    right_n = wrong = false_refusals = 0
+    for p in prepared:
+        decision, text = outcome(p, policy)
+        if decision.refused:
+            false_refusals += p.record["answerable"]
+        elif p.record["answerable"] and right(p.record, text):
+            right_n += 1
+        else:
+            wrong += 1
+    return {"right": right_n, "wrong": wrong, "false_refusals": false_refusals}
+
+
+def content_free(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each answerable draft, a draft that restates its question and answers nothing ("X 的成绩是。[1]"),
+    labelled unanswerable (set `empty`): a policy must not pass an answer without content."""
+    out = []
+    for r in records:
+        if r["answerable"] and r["set"] != "empty" and r["hits"]:
+            stem = QUESTION_WORDS.sub("", r["question"]).strip(" ，,。？?")
+            twin = {"id": f"{r['id']}-empty", "set": "empty", "of": r["set"], "answerable": False, "answers": []}
+            out.append({**r, **twin, "draft": f"{stem}。[1]"})
+    return out
 
 
 def sweep(prepared: list[Prepared], policies: list[VerifyPolicy]) -> list[tuple[VerifyPolicy, dict[str, Any]]]:
