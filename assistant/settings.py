@@ -69,6 +69,12 @@ class Settings:
         return settings if settings.collection else replace(settings, collection=collection_name(corpus))
 
 
+def environment_overrides(*names: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The settings among `names` that the environment sets (e.g. the models, which the quality gate pins)."""
+    env = os.environ if env is None else env
+    return {name: env[ENV_PREFIX + name.upper()] for name in names if env.get(ENV_PREFIX + name.upper())}
+
+
 def _number(kind: type, name: str, value: object) -> float | int:
     try:
         return kind(str(value))  # type: ignore[no-any-return]

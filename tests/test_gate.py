@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from assistant.core import Assistant
-from assistant.errors import ModelUnavailableError
+from assistant.errors import ConfigurationError, ModelUnavailableError
 from assistant.interfaces.cli.main import main
-from assistant.quality.evaluate import read_items
-from assistant.quality.gate import Suite, check, load_suites, run_suite
+from assistant.quality.evaluate import answer_metrics, read_items, run_answers
+from assistant.quality.gate import Suite, check, load_suites, run_suite, suite_items, suite_settings
 from assistant.retrieve import HybridRetriever
 from assistant.settings import collection_name
-from assistant.types import Hit
+from assistant.types import Answer, Citation, Hit
 
 from conftest import ARTICLE_DIR, ROOT, SHARED, make_assistant
 
@@ -53,25 +53,82 @@ def broken(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("assistant.core.HybridRetriever", BrokenRetriever)
 
 
-def test_the_gate_file_gates_every_metric_on_the_article_and_a_cmrc_sample():
+def test_the_gate_file_gates_the_article_and_the_held_out_calibration_sets():
     suites = {s.name: s for s in load_suites(GATE_FILE)}
-    assert {"article", "cmrc", "article-fast", "cmrc-fast"} <= set(suites)
+    assert {"article", "drcd-holdout", "premise-holdout", "shifted-holdout", "article-fast"} <= set(suites)
     article = suites["article"]
     assert not article.fast and article.eval_file == ARTICLE_SET.resolve()
     assert set(article.minimum) == {"answer_accuracy", "refusal_accuracy", "citation_support"}
     assert article.maximum == {"false_refusals": 2, "fallback_answers": 0}
-    cmrc = suites["cmrc"]
-    assert cmrc.sample and cmrc.corpus.name == "corpus" and cmrc.minimum["answer_accuracy"] > 0
+    sampled = [s for s in suites.values() if s.sample]
+    assert sampled and all(s.split is None and s.seed == 1 for s in sampled)
+    assert all({i.split for i in suite_items(s)} == {"holdout"} for s in sampled), "samples only from held-out halves"
 
 
-def test_every_suite_caps_false_refusals_and_model_suites_forbid_quote_fallbacks():
+def test_every_suite_gates_answers_and_false_refusals_and_model_suites_forbid_quote_fallbacks():
     suites = load_suites(GATE_FILE)
-    assert all(
-        {"false_refusals", "false_refusal_rate"} & set(s.maximum) or "refusal_accuracy" in s.minimum for s in suites
-    )
+    assert all("answer_accuracy" in s.minimum and {"false_refusals", "false_refusal_rate"} & set(s.maximum)
+               for s in suites)  # fmt: skip
+    assert all("refusal_accuracy" in s.minimum for s in suites if any(not i.answerable for i in suite_items(s)))
     assert all(s.maximum.get("fallback_answers") == 0 for s in suites if not s.fast)
     quoted = Suite("m", ARTICLE_SET, ARTICLE_DIR, maximum={"fallback_answers": 0})
     assert check({"fallback_answers": 1}, quoted) == ["m: fallback_answers 1 is above the gate's maximum 0"]
+
+
+class Degenerate:
+    """An assistant that refuses everything, or one that answers everything with an expected answer when
+    it has one (a perfect answerer that never refuses): a real gate fails both on every suite."""
+
+    llm = None
+    models = {"llm": "degenerate", "embeddings": "none"}
+
+    def __init__(self, refuse: bool, expected: dict[str, list[str]]) -> None:
+        self.refuse, self.expected = refuse, expected
+
+    def ask(self, question: str, history: object = (), fast: bool = False) -> Answer:
+        if self.refuse:
+            return Answer(question, "文章没有提到这一点。", True, (), {}, self.models, refusal_reason="no_match")
+        said = (self.expected.get(question) or ["不知道"])[0]
+        cite = Citation(1, "c", "x.txt", "x", 1, 0, len(said), said, said)
+        return Answer(question, f"{said}。[1]", False, (cite,), {}, self.models)
+
+
+@pytest.mark.parametrize("refuse", [True, False], ids=["refuses-everything", "answers-everything"])
+def test_an_assistant_that_refuses_or_answers_everything_fails_every_suite(refuse: bool):
+    for s in load_suites(GATE_FILE):
+        items = suite_items(s)
+        degenerate = Degenerate(refuse, {i.turns[-1]: i.answers for i in items})
+        metrics = answer_metrics(run_answers(degenerate, items, fast=True))  # type: ignore[arg-type]
+        assert check(metrics, s), f"{s.name} passes an assistant that {'refuses' if refuse else 'answers'} everything"
+
+
+def test_a_suite_with_missing_data_or_an_unmeasured_metric_fails(tmp_path: Path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="found 0"):
+        suite_items(Suite("e", empty, ARTICLE_DIR))
+    with pytest.raises(ConfigurationError, match="asks 40 items .* found 32"):
+        suite_items(Suite("short", ARTICLE_SET, ARTICLE_DIR, sample=40))
+    gated = Suite("r", ARTICLE_SET, ARTICLE_DIR, minimum={"refusal_accuracy": 0.5})
+    assert check({"refusal_accuracy": None}, gated) == [
+        "r: refusal_accuracy has no value (no items of its kind were answered)"
+    ]
+
+
+def test_a_suite_that_does_not_gate_answers_and_false_refusals_is_refused(tmp_path: Path):
+    (tmp_path / "g.toml").write_text(
+        f'[suites.x]\neval = "{ARTICLE_SET}"\ncorpus = "{ARTICLE_DIR}"\nmin = {{ refusal_accuracy = 0.9 }}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigurationError, match="must gate answer_accuracy"):
+        load_suites(tmp_path / "g.toml")
+
+
+def test_the_gate_measures_its_own_models_whatever_the_environment_says(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("ASSISTANT_LLM", "fake")
+    monkeypatch.setenv("ASSISTANT_EMBEDDINGS", "use")
+    settings = suite_settings(Suite("x", ARTICLE_SET, ARTICLE_DIR), tmp_path, embeddings=None, llm=None)
+    assert (settings.llm, settings.embeddings) == ("llama-cpp", "e5-small")
 
 
 def test_calibration_suites_ask_only_the_held_out_half():
@@ -111,7 +168,8 @@ def make_assistant_like(assistant: Assistant, **overrides: str) -> Assistant:
 
 def write_gate(path: Path, corpus: Path, minimum: str) -> Path:
     path.write_text(
-        f'[suites.tiny]\neval = "{ARTICLE_SET}"\ncorpus = "{corpus}"\nsample = 6\nfast = true\nmin = {{ {minimum} }}\n',
+        f'[suites.tiny]\neval = "{ARTICLE_SET}"\ncorpus = "{corpus}"\nsample = 6\nfast = true\nmin = {{ {minimum} }}\n'
+        "max = { false_refusals = 6 }\n",
         encoding="utf-8",
     )
     return path

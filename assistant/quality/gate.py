@@ -5,6 +5,11 @@ Each suite names an eval set, the corpus it is asked over, and the lowest (`min`
 a real `Assistant`; `check` compares the metrics with the thresholds and returns one line per
 breach. CI runs `assistant gate`, which exits 1 when any suite breaches, so a change that makes
 answers worse does not land. Paths in the file are relative to the file.
+
+A gate that a broken system could pass is no gate: every suite must gate answer accuracy and false
+refusals (a refuse-everything and an answer-everything assistant each fail, `tests/test_gate.py`), a
+gated metric with no value fails, a suite whose sample comes up short fails, and the models are the
+defaults whatever the environment says (`suite_settings`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.errors import ConfigurationError
 from assistant.quality import calibration
-from assistant.quality.evaluate import answer_metrics, read_items, run_answers, sample
+from assistant.quality.evaluate import Item, answer_metrics, read_items, run_answers, sample
 from assistant.settings import Settings, collection_name
 
 if TYPE_CHECKING:
@@ -39,7 +44,8 @@ class Suite:
     name: str
     eval_file: Path
     corpus: Path
-    sample: int | None = None  # a fixed sample (seed 0) of this many items; None: all
+    sample: int | None = None  # a fixed sample (`seed`) of this many items; None: all
+    seed: int = 0
     fast: bool = False  # evaluate the extractive answers instead of the model's
     split: str | None = None  # a calibration set's half ("holdout": never used to choose thresholds)
     balanced: bool = False  # sample as many unanswerable items as answerable ones
@@ -64,6 +70,7 @@ def load_suites(path: Path) -> list[Suite]:
                 eval_file=(path.parent / spec["eval"]).resolve(),
                 corpus=(path.parent / spec["corpus"]).resolve(),
                 sample=spec.get("sample"),
+                seed=int(spec.get("seed", 0)),
                 fast=bool(spec.get("fast", False)),
                 split=spec.get("split"),
                 balanced=bool(spec.get("balanced", False)),
@@ -78,6 +85,11 @@ def load_suites(path: Path) -> list[Suite]:
         for what in (suite.eval_file, suite.corpus):
             if not what.exists():
                 raise ConfigurationError(f"{path}: suite {name!r} needs {what}, which does not exist")
+        if "answer_accuracy" not in suite.minimum or not {"false_refusals", "false_refusal_rate"} & set(suite.maximum):
+            raise ConfigurationError(
+                f"{path}: suite {name!r} must gate answer_accuracy (min) and false_refusals or false_refusal_rate "
+                "(max): without both, an assistant that refuses or answers everything could pass it"
+            )
         suites.append(suite)
     if not suites:
         raise ConfigurationError(f"{path} defines no [suites.<name>] table")
@@ -93,10 +105,11 @@ def default_index_root() -> Path:
 def suite_settings(suite: Suite, index_root: Path, embeddings: str | None, llm: str | None) -> Settings:
     """Settings for one suite: its corpus, in an embedded index of that corpus's own under `index_root`,
     whatever ASSISTANT_INDEX_DIR, ASSISTANT_COLLECTION or ASSISTANT_CHROMA_URL say, so the gate
-    never writes into an index a user or a server relies on. `embeddings` and `llm` override the settings."""
+    never writes into an index a user or a server relies on. The environment is not read at all: the gate
+    measures the default models unless `embeddings` or `llm` name others (and the report then says so)."""
     # one index per corpus: suites over the same corpus (a model suite and its --fast twin) share it
     index_dir = index_root / collection_name(suite.corpus)
-    settings = Settings.load(corpus=suite.corpus, index_dir=index_dir, embeddings=embeddings, llm=llm)
+    settings = Settings.load(env={}, corpus=suite.corpus, index_dir=index_dir, embeddings=embeddings, llm=llm)
     return replace(settings, chroma_url=None, collection=collection_name(suite.corpus))
 
 
@@ -104,15 +117,27 @@ def run_suite(
     assistant: Assistant, suite: Suite, on_result: Callable[[int, dict[str, Any]], None] | None = None
 ) -> dict[str, Any]:
     """`answer_metrics` of the suite's items answered by `assistant` (whose corpus should be the suite's)."""
+    items = suite_items(suite)
+    return answer_metrics(run_answers(assistant, items, fast=suite.fast, on_result=on_result))
+
+
+def suite_items(suite: Suite) -> list[Item]:
+    """The items a suite asks; a ConfigurationError when there are none or fewer than its sample asks."""
     items = read_items(suite.eval_file)
     if suite.split:
         items = [i for i in items if i.split == suite.split]
     if suite.sample and suite.balanced:
         half = suite.sample // 2
-        items = sample([i for i in items if i.answerable], half) + sample([i for i in items if not i.answerable], half)
+        answerable = sample([i for i in items if i.answerable], half, suite.seed)
+        items = answerable + sample([i for i in items if not i.answerable], half, suite.seed)
     elif suite.sample:
-        items = sample(items, suite.sample)
-    return answer_metrics(run_answers(assistant, items, fast=suite.fast, on_result=on_result))
+        items = sample(items, suite.sample, suite.seed)
+    if not items or (suite.sample and len(items) < suite.sample):
+        raise ConfigurationError(
+            f"suite {suite.name!r} asks {suite.sample or 'all'} items of {suite.eval_file} but found {len(items)}: "
+            "its data is missing or incomplete"
+        )
+    return items
 
 
 def check(metrics: dict[str, Any], suite: Suite) -> list[str]:
@@ -121,10 +146,11 @@ def check(metrics: dict[str, Any], suite: Suite) -> list[str]:
 
 
 def breach(name: str, value: float | None, suite: Suite) -> str | None:
-    """Why `value` of metric `name` fails the suite's gate, or None. A metric with no value (e.g. no
-    unanswerable items in a sample) is not gated."""
+    """Why `value` of metric `name` fails the suite's gate, or None. A gated metric with no value (no
+    unanswerable items in a sample that gates refusals) fails: the suite did not measure what it promises."""
     if value is None:
-        return None
+        gated = name in suite.minimum or name in suite.maximum
+        return f"{name} has no value (no items of its kind were answered)" if gated else None
     if name in suite.minimum and value < suite.minimum[name]:
         return f"{name} {value} is below the gate's minimum {suite.minimum[name]}"
     if name in suite.maximum and value > suite.maximum[name]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -43,6 +44,7 @@ def cmd_gate(assistant: Assistant, args: argparse.Namespace) -> int:
     """Run each suite over its own corpus and index; exit 1 if any metric breaches its threshold."""
     from assistant.factory import build_assistant
     from assistant.quality.gate import check, default_index_root, load_suites, run_suite, suite_settings, table
+    from assistant.settings import environment_overrides
 
     suites = load_suites(Path(args.config))
     if args.suite:
@@ -50,7 +52,13 @@ def cmd_gate(assistant: Assistant, args: argparse.Namespace) -> int:
         if unknown:
             raise ConfigurationError(f"no suite {sorted(unknown)} in {args.config}: it has {[s.name for s in suites]}")
         suites = [s for s in suites if s.name in args.suite]
+    if args.seed is not None:
+        suites = [dataclasses.replace(s, seed=args.seed) for s in suites]
     index_root = Path(args.index_dir) if args.index_dir else default_index_root()  # each suite's own index
+    ignored = environment_overrides("llm", "embeddings", "embeddings_url", "openai_base_url", "chroma_url")
+    if ignored:
+        print(f"the gate pins its models and index: ignoring {ignored} from the environment "
+              "(--llm / --embeddings measure other models, and the report names them)", file=sys.stderr)  # fmt: skip
     rows, report = [], {}
     for suite in suites:
         runner = build_assistant(suite_settings(suite, index_root, embeddings=args.embeddings, llm=args.llm))
@@ -60,7 +68,7 @@ def cmd_gate(assistant: Assistant, args: argparse.Namespace) -> int:
             runner, suite, on_result=lambda n, r: print(f"  [{n}] {r['id']} {r['latency_s']:.1f}s", file=sys.stderr)
         )
         rows.append((suite, metrics))
-        report[suite.name] = {"breaches": check(metrics, suite), **metrics}
+        report[suite.name] = {"breaches": check(metrics, suite), "models": runner.models, **metrics}
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -112,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
         "--config", default="quality_gate.toml", help="the suites and thresholds (default ./quality_gate.toml)"
     )
     p.add_argument("--suite", action="append", help="run only this suite (repeatable)")
+    p.add_argument(
+        "--seed", type=int, help="sample other items than the file's seed (to set thresholds on a different sample)"
+    )
     p.add_argument("--out", help="write every suite's metrics and failures here (JSON)")
     p.set_defaults(run=cmd_gate)
 
