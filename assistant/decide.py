@@ -58,7 +58,7 @@ class VerifyPolicy:
     # a sentence is supported by a passage holding this share of its nouns / content bigrams, and a sentence
     # of the passage holding this share of its character bigrams (or, across languages, this cosine)
     min_nouns: float = 0.5
-    min_content: float = 0.6
+    min_content: float = 0.5
     min_overlap: float = 0.3
     min_similarity: float = 0.80
     # a claim translated from English into the passage's Chinese is checked at these stricter cut-offs (a
@@ -66,8 +66,8 @@ class VerifyPolicy:
     min_translated_nouns: float = 0.75
     min_translated_content: float = 0.7
     # the question and the sentence together must be about the passage ("训练数据有多少 token" + "321B")
-    min_qa_nouns: float = 0.5
-    min_qa_content: float = 0.3
+    min_qa_nouns: float = 0.0
+    min_qa_content: float = 0.0
     # the sentence answers this question: its passage covers the question alone this much, holds the
     # question's years, ordinals and qualifiers (`constraints`), and it is the kind of answer asked (`kind`)
     min_question_nouns: float = 0.5
@@ -79,7 +79,7 @@ class VerifyPolicy:
     # ordinals and qualifiers (`constraints`); when it does not, the premise is corrected, not answered
     premise: bool = True
     constraints: bool = True
-    kind: bool = True
+    kind: bool = False
 
     def support_fails(self, check: Check) -> str | None:
         """Why the passage does not support the sentence (None when it does)."""

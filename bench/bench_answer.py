@@ -1,5 +1,6 @@
-"""Answer latency and quality: the assistant, the assistant as it was before (issue 12), and a naive
-RAG baseline, same chat model, one run.
+"""Answer latency and quality: the assistant, the assistant with the refusal policy main had before issue 19
+(`main`: no premise or answer-content checks), the assistant as it was before issue 12, and a naive RAG
+baseline, same chat model, one run (`--systems` picks some of them).
 
 `before` is the same code with the earlier settings: whole passages in the prompt, a translation call
 for an English question and one per English claim, up to 160 generated tokens, generation on one core
@@ -49,7 +50,7 @@ from assistant.types import Answer
 WINDOW, OVERLAP, TOP_K = 500, 50, 4
 STAGES = ("embed_query", "retrieve", "condense", "translate", "prompt_eval", "generate", "verify")
 STAGES += ("evidence", "first_token", "total")
-SYSTEMS = ("assistant", "before", "baseline")
+SYSTEMS = ("assistant", "main", "before", "baseline")
 COUNTS = ("calls", "prompt_tokens", "evaluated_tokens", "generated_tokens")  # per answer, from the usage reports
 QUALITY = ("answer_accuracy", "refusal_accuracy", "false_refusals", "citation_support")
 
@@ -188,27 +189,45 @@ def before(assistant: Assistant, llm_name: str) -> Answerer:
     return Answerer(assistant.retriever, llm, assistant.models, embeddings, earlier, assistant.locate, helper=llm)
 
 
+def main_policy(assistant: Assistant, llm_name: str) -> Answerer:
+    """The assistant with the refusal policy main had before issue 19, on its own copy of the chat model."""
+    from dataclasses import replace
+
+    from assistant.decide import VerifyPolicy
+    from assistant.interfaces.cli.tune import PREVIOUS
+
+    llm = LlamaCppChat(timeout=assistant.settings.llm_timeout, instance=4) if llm_name == "llama-cpp" else assistant.llm
+    then = replace(assistant.answerer.settings, policy=VerifyPolicy(**PREVIOUS))  # type: ignore[arg-type]
+    embeddings = similarity(assistant.index.embeddings)
+    return Answerer(assistant.retriever, llm, assistant.models, embeddings, then, assistant.locate)
+
+
 def answer_all(
-    assistant: Assistant, earlier: Answerer, baseline: Baseline, items: list[Item]
+    assistant: Assistant,
+    others: dict[str, Answerer],
+    baseline: Baseline | None,
+    items: list[Item],
+    names: tuple[str, ...],
 ) -> dict[str, list[dict[str, Any]]]:
     """Every system on every item, interleaved, rotating which goes first; model usage noted."""
     counter = PromptTokens()
-    models = (assistant.llm, assistant.answerer.helpers.model, earlier.llm, baseline.llm)
+    models = [assistant.llm, assistant.answerer.helpers.model, *(a.llm for a in others.values())]
+    models += [baseline.llm] if baseline else []
     for llm in {id(m): m for m in models}.values():
         llm.callbacks = [counter]
-    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in SYSTEMS}
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     systems = {
         "assistant": lambda i: run_assistant(assistant, assistant.answerer, i),
-        "before": lambda i: _without_evidence(run_assistant(assistant, earlier, i)),
-        "baseline": lambda i: baseline.run(i.turns[-1]),
+        **{name: (lambda i, a=a: _without_evidence(run_assistant(assistant, a, i))) for name, a in others.items()},
+        "baseline": lambda i: baseline.run(i.turns[-1]) if baseline else {},
     }
     for n, item in enumerate(items, start=1):
-        order = SYSTEMS[n % 3 :] + SYSTEMS[: n % 3]
+        order = names[n % len(names) :] + names[: n % len(names)]
         for name in order:
             counter.take()
             record = systems[name](item)
             rows[name].append({"id": item.id, "english": is_english(item.turns[-1]), **record, **counter.take()})
-        took = ", ".join(f"{name} {rows[name][-1]['timings']['total_s']:.1f} s" for name in SYSTEMS)
+        took = ", ".join(f"{name} {rows[name][-1]['timings']['total_s']:.1f} s" for name in names)
         print(f"[{n}/{len(items)}] {item.id}: {took}", file=sys.stderr, flush=True)
     return rows
 
@@ -240,12 +259,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         settings = Settings.load(env={}, corpus=args.corpus, index_dir=tmp, embeddings="e5-small", llm=args.llm)
         assistant = build_assistant(settings)
         report = assistant.build_index()
-        own = LlamaCppChat(timeout=settings.llm_timeout, instance=2) if args.llm == "llama-cpp" else assistant.llm
-        baseline = Baseline(settings.corpus, own)  # its own model copy: its prompts do not evict the assistant's
-        earlier = before(assistant, args.llm)
-        for answerer in (assistant.answerer, earlier):
+        names = tuple(s for s in SYSTEMS if s in args.systems.split(","))
+        baseline = None
+        if "baseline" in names:
+            own = LlamaCppChat(timeout=settings.llm_timeout, instance=2) if args.llm == "llama-cpp" else assistant.llm
+            baseline = Baseline(settings.corpus, own)  # its own model copy: its prompts do not evict the assistant's
+        builders = {"before": before, "main": main_policy}
+        others = {name: builders[name](assistant, args.llm) for name in names if name in builders}
+        for answerer in (assistant.answerer, *others.values()):
             answerer.warm()  # every system starts with its model loaded, as `serve` does
-        rows = answer_all(assistant, earlier, baseline, items)
+        rows = answer_all(assistant, others, baseline, items, names)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "answer_rows.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False), encoding="utf-8")
     return {
@@ -294,6 +317,7 @@ def main() -> int:
     parser.add_argument("--corpus", default=str(ARTICLE_CORPUS))
     parser.add_argument("--llm", default="llama-cpp")
     parser.add_argument("--limit", type=int, default=None, help="only the first N items (--quick: 4)")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, of {', '.join(SYSTEMS)}")
     args = parser.parse_args()
     return run_part("latency", args, measure, table)
 

@@ -179,8 +179,11 @@ def metrics(prepared: list[Prepared], policy: VerifyPolicy) -> dict[str, Any]:
     """Refusal accuracy, false-refusal rate, answer accuracy and wrong-answer rate under `policy`."""
     answerable = unanswerable = refused_unans = refused_ans = right_ans = wrong = draft_right = 0
     reasons: dict[str, int] = {}
+    by_set: dict[str, list[bool]] = {}  # refusals of each set's unanswerable questions
     for p in prepared:
         decision, text = outcome(p, policy)
+        if not p.record["answerable"]:
+            by_set.setdefault(p.record["set"], []).append(decision.refused)
         if decision.refused:
             reasons[str(decision.reason)] = reasons.get(str(decision.reason), 0) + 1
         if p.record["answerable"]:
@@ -197,6 +200,8 @@ def metrics(prepared: list[Prepared], policy: VerifyPolicy) -> dict[str, Any]:
     answered = len(prepared) - refused_ans - refused_unans
     return {
         "refusal_accuracy": _rate(refused_unans, unanswerable),
+        # each kind of unanswerable question weighs the same (withheld passages, shifted, swapped, content-free)
+        "refusal_accuracy_per_set": _rate(sum(sum(v) / len(v) for v in by_set.values()), len(by_set)),
         "false_refusal_rate": _rate(refused_ans, answerable),
         "answer_accuracy": _rate(right_ans, answerable),
         "wrong_answer_rate": _rate(wrong, answered),  # of the answers given, the share that are wrong
@@ -312,13 +317,13 @@ def sweep(prepared: list[Prepared], policies: list[VerifyPolicy]) -> list[tuple[
 
 def choose(rows: list[tuple[VerifyPolicy, dict[str, Any]]]) -> tuple[VerifyPolicy, dict[str, Any]]:
     """The operating point. Score each policy by its right outcomes on both kinds of question, weighted
-    equally (answer accuracy on the answerable + refusal accuracy on the unanswerable), so neither a bold
-    policy (answers everything) nor a timid one (refuses everything) wins. Among the policies within one
-    question of the best score (differences the sample cannot resolve), take the one giving the fewest
-    wrong answers, then the fewest false refusals."""
+    equally (answer accuracy on the answerable + refusal accuracy on the unanswerable, each kind of
+    unanswerable question weighing the same), so neither a bold policy (answers everything) nor a timid
+    one (refuses everything) wins. Among the policies within one question of the best score (differences
+    the sample cannot resolve), take the one giving the fewest wrong answers, then the fewest false refusals."""
 
     def score(m: dict[str, Any]) -> float:
-        return (m["answer_accuracy"] or 0) + (m["refusal_accuracy"] or 0)
+        return (m["answer_accuracy"] or 0) + (m["refusal_accuracy_per_set"] or 0)
 
     best = max(score(m) for _, m in rows)
     m0 = rows[0][1]
@@ -336,5 +341,5 @@ def hit_from_dict(d: dict[str, Any]) -> Hit:
     )  # fmt: skip
 
 
-def _rate(n: int, total: int) -> float | None:
+def _rate(n: float, total: int) -> float | None:
     return round(n / total, 4) if total else None

@@ -26,8 +26,12 @@ BEFORE = dict(
     min_qa_nouns=0.7, min_qa_content=0.5, min_question_nouns=0.0, min_question_content=0.0,
     min_question_at_answer=0.0, min_answer_content=0.0, premise=False, constraints=False, kind=False,
 )  # fmt: skip
-# The operating point issue 12 chose (on DRCD labels since corrected), before the premise and content rules.
-PREVIOUS = dict(min_answer_content=0.0, premise=False)
+# The operating point issue 12 chose (on DRCD labels since corrected): main before the premise and content rules.
+PREVIOUS = dict(
+    min_grounding_nouns=0.2, min_grounding_content=0.2, min_nouns=0.5, min_content=0.6, min_overlap=0.3,
+    min_qa_nouns=0.5, min_qa_content=0.3, min_question_nouns=0.5, min_question_content=0.3,
+    min_question_at_answer=0.0, min_answer_content=0.0, premise=False, constraints=True, kind=True,
+)  # fmt: skip
 
 
 def cmd_calibrate(assistant: Assistant, args: argparse.Namespace) -> int:
@@ -50,17 +54,22 @@ def cmd_calibrate(assistant: Assistant, args: argparse.Namespace) -> int:
     halves = {split: [r for r in stored if r.get("split") == split and r["id"] in current] for split in SPLITS}
     if not halves[args.split]:
         raise ConfigurationError(f"no drafts of the {args.split!r} split in {drafts}: run with --collect N first")
+    report: dict[str, Any] = {"split": args.split}
     leads = tune.LeadIns(_corpora())
     prepared = {split: tune.prepare(rs + tune.content_free(rs), leads=leads) for split, rs in halves.items() if rs}
     grounding = None
-    if (out / "grounding.json").exists():  # chosen on every question of the split, not just the drafted ones
-        early = tune.choose_grounding(json.loads((out / "grounding.json").read_text(encoding="utf-8")))
+    evidence = [r for r in tune.read_jsonl(out / "evidence.jsonl") if r["split"] == args.split and r["id"] in current]
+    if evidence:  # chosen on every question of the split, not just the drafted ones (stale questions left out)
+        curve = tune.grounding_curve(evidence)
+        (out / "grounding.json").write_text(json.dumps(curve, indent=1), encoding="utf-8")
+        early = tune.choose_grounding(curve)
         grounding = [(early["min_grounding_nouns"], early["min_grounding_content"])]
+        report["grounding"] = {"questions": len(evidence), **early}
     rows = tune.sweep(prepared[args.split], tune.grid(grounding=grounding))
     policy, chosen = tune.choose(rows)
-    previous = replace(VerifyPolicy(), **PREVIOUS)  # type: ignore[arg-type]
+    previous = VerifyPolicy(**PREVIOUS)  # type: ignore[arg-type]
     policies = {"before": before_policy, "previous": previous, "defaults": VerifyPolicy(), "chosen": policy}
-    report: dict[str, Any] = {"split": args.split, "drafts": {s: len(rs) for s, rs in halves.items()}}
+    report["drafts"] = {s: len(rs) for s, rs in halves.items()}
     report["chosen"] = {"policy": asdict(policy), **chosen}
     for split, ps in prepared.items():
         report[split] = {
@@ -75,11 +84,18 @@ def cmd_calibrate(assistant: Assistant, args: argparse.Namespace) -> int:
             },  # fmt: skip
             "rules": tune.rule_effects(ps, policy),
         }
-    report["curve"] = [{"policy": asdict(p), **m} for p, m in rows]
+    # the curve, compactly: per policy, the cut-offs the grid moves and the four rates (one row a line)
+    moved = [k for k in asdict(policy) if len({getattr(p, k) for p, _ in rows}) > 1]
+    rates = ("refusal_accuracy", "false_refusal_rate", "answer_accuracy", "wrong_answer_rate")
+    report["curve"] = [{**{k: getattr(p, k) for k in moved}, **{k: m[k] for k in rates}} for p, m in rows]
     before = report[args.split]["before"]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
-    _plot(rows, policy, before, out / "curve.png")
+    curve = report.pop("curve")
+    text = json.dumps(report, ensure_ascii=False, indent=1)[:-2]
+    text += ',\n "curve": [\n' + ",\n".join(json.dumps(row) for row in curve) + "\n ]\n}\n"
+    (out / "sweep.json").write_text(text, encoding="utf-8")
+    _plot(rows, policy, {"before calibration": before, "main before issue 19": report[args.split]["previous"]},
+          out / "curve.png")  # fmt: skip
     print(_summary(report))
     return 0
 
@@ -106,11 +122,11 @@ def _corpora() -> dict[str, Path]:
 
 
 def _gate_ids() -> set[str]:
-    """The ids of the items the quality gate's sampled suites ask (quality_gate.toml beside the package)."""
+    """The ids of the items the quality gate's sampled model suites ask (quality_gate.toml beside the package)."""
     from assistant.quality.gate import load_suites, suite_items
 
     gate_file = Path(__file__).resolve().parents[3] / "quality_gate.toml"
-    return {i.id for s in load_suites(gate_file) if s.sample for i in suite_items(s)}
+    return {i.id for s in load_suites(gate_file) if s.sample and not s.fast for i in suite_items(s)}
 
 
 def _runner(name: str, llm: str | None) -> tuple[Any, Assistant]:
@@ -208,7 +224,7 @@ def _summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _plot(rows: list[Any], chosen: Any, before: dict[str, Any], path: Path) -> None:
+def _plot(rows: list[Any], chosen: Any, marks: dict[str, dict[str, Any]], path: Path) -> None:
     try:
         import matplotlib
     except ImportError:
@@ -225,8 +241,8 @@ def _plot(rows: list[Any], chosen: Any, before: dict[str, Any], path: Path) -> N
     fig.colorbar(points, label="wrong-answer rate (of answers given)")
     pick = next(m for p, m in rows if p == chosen)
     ax.scatter([pick["false_refusal_rate"]], [pick["refusal_accuracy"]], marker="*", s=250, c="red", label="chosen")
-    ax.scatter([before["false_refusal_rate"]], [before["refusal_accuracy"]], marker="X", s=120, c="k",
-               label="before calibration")  # fmt: skip
+    for (label, m), marker in zip(marks.items(), ("X", "P"), strict=False):
+        ax.scatter([m["false_refusal_rate"]], [m["refusal_accuracy"]], marker=marker, s=120, c="k", label=label)
     ax.axhline(0.9, color="grey", ls=":", lw=1)
     ax.set_xlabel("false-refusal rate (answerable questions refused)")
     ax.set_ylabel("refusal accuracy (unanswerable questions refused)")
