@@ -25,7 +25,7 @@ def resolve(question: str, history: Sequence[str]) -> str | None:
     if m := PERSON.search(question):
         target = _last(history, _person)
     elif m := THING.search(question):
-        target = _last(history, _thing)
+        target = _last(history, topic)
     else:
         return None
     if not target or target in question:
@@ -50,7 +50,7 @@ def _person(turn: str) -> str | None:
     return None
 
 
-def _thing(turn: str) -> str | None:
+def topic(turn: str) -> str | None:
     """The turn's topic: the noun phrase it opens with ("智谱 AI", "Step-3", "阶跃星辰"), as written."""
     phrase: list[str] = []
     for word, flag in _tagged(turn.strip()):
@@ -58,8 +58,8 @@ def _thing(turn: str) -> str | None:
             phrase.append(word)
         else:
             break
-    topic = "".join(phrase).strip(" -.")
-    return topic if len(topic) >= 2 and not QUESTION_WORDS.fullmatch(topic) else None
+    found = "".join(phrase).strip(" -.")
+    return found if len(found) >= 2 and not QUESTION_WORDS.fullmatch(found) else None
 
 
 def _tagged(text: str) -> list[tuple[str, str]]:
