@@ -215,11 +215,15 @@ def _at(items: Sequence[str], i: int) -> str:
 
 def answer_content(claim: str, question: str) -> float:
     """How much the claim says beyond the question: its distinct content characters (Chinese characters
-    that are not grammar, Latin letters, digits) that the question does not hold. 0: it restates the
-    question ("X 在世界杯上的成绩是。") and answers nothing."""
-    asked = set(squash(question))
-    said = {c for c in squash(claim) if (is_han(c) and c not in FUNCTION_CHARS) or (c.isascii() and c.isalnum())}
-    return float(len(said - asked))
+    that are not grammar) and its numbers and Latin words that the question does not hold. 0: it restates
+    the question ("X 在世界杯上的成绩是。") and answers nothing."""
+    asked, said = squash(question), squash(claim)
+    chars = {c for c in said if is_han(c) and c not in FUNCTION_CHARS} - set(asked)
+    # numbers and Latin words count whole: "22" says something beyond a question about "2025"
+    words = set(re.findall(r"[a-z0-9]+(?:\.[0-9]+)?", said.lower())) - set(
+        re.findall(r"[a-z0-9]+(?:\.[0-9]+)?", asked.lower())
+    )
+    return float(len(chars) + len(words))
 
 
 def coverage(question: str, passages: Sequence[Chunk]) -> dict[str, float]:

@@ -275,7 +275,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "set": Path(args.set).name,
         "items": len(items),
         "models": assistant.models,
-        "chunks": {"assistant": report.chunks, "baseline": len(baseline.store.get()["ids"])},
+        "chunks": {"assistant": report.chunks, "baseline": len(baseline.store.get()["ids"]) if baseline else None},
         "quality": {name: _quality(items, r) for name, r in rows.items()},
         "stages": {name: stage_table(r) for name, r in rows.items()},
         "english": {name: stage_table([x for x in r if x["english"]]) for name, r in rows.items()},

@@ -65,6 +65,9 @@ def test_a_sentence_that_restates_the_question_answers_nothing():
     assert empty.report[0]["failed"] == "answer_content"
     right = verify("成绩是 2 小时 10 分 [1]。", [RACE], question=question)
     assert not after_model("成绩是 2 小时 10 分 [1]。", right).refused
+    from assistant.verify import answer_content
+
+    assert answer_content("22 笔融资。", "2025 年完成了多少笔融资？") == 1.0, "a number counts whole, not by its digits"
     lenient = VerifyPolicy(min_answer_content=0.0)
     assert not after_model(
         "", verify("第七届城市马拉松男子组冠军的成绩是。[1]", [RACE], question=question, policy=lenient)
