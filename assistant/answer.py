@@ -41,12 +41,14 @@ from assistant.helpers import Helpers, chat_prompt
 from assistant.injection import data_only
 from assistant.inputs import check_history, check_question
 from assistant.llm import explain_error
+from assistant.parts import join, parse_split, split
 from assistant.question import read as read_question
 from assistant.question import unmet_constraints
 from assistant.retrieve import HybridRetriever
 from assistant.text import REFERS_BACK, is_english, squash
 from assistant.types import Answer, Chunk, Citation, Evidence, Hit
 from assistant.verify import Similarity, passage_context, score_claims
+from assistant.whole import WholeDocument
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,10 @@ class Answerer:
         self.answer_zh = chat_prompt(prompts.ANSWER_SYSTEM, prompts.ANSWER_USER) | bound | parse
         self.answer_en = chat_prompt(prompts.ANSWER_SYSTEM_EN, prompts.ANSWER_USER_EN) | bound | parse
         self.helpers = Helpers(llm, helper)
+        self.whole = WholeDocument(
+            retriever, llm, self.helpers, models, self.settings.policy, similarity, locate,
+            self.settings.translate_claims,
+        )  # fmt: skip
 
     def ask(self, question: str, history: Sequence[str] = (), fast: bool = False) -> Answer:
         answer = None
@@ -108,12 +114,47 @@ class Answerer:
         as the model writes them, then the verified `Answer`."""
         question, history = check_question(question), check_history(history)
         asked = data_only(question) or question  # orders riding on a question are neither searched nor passed on
-        for event in self._stream(asked, history, fast):
+        parts = self._parts(asked, fast)
+        events = (
+            self._stream(asked, history, fast) if len(parts) == 1 else self._stream_parts(asked, parts, history, fast)
+        )
+        for event in events:
             yield replace(event, question=question) if isinstance(event, Answer) else event
+
+    def _parts(self, question: str, fast: bool) -> list[str]:
+        """The question's parts (`parts.split`); one short model call writes them out when the grammar leaves
+        a part without its subject ("…and from whom?"). A question about the whole document is one part."""
+        found = split(question)
+        if len(found.parts) == 1 or self.whole.match(question) is not None:
+            return [question]
+        if found.elliptical and not fast:
+            return parse_split(self.helpers.split(question), found.parts)
+        return found.parts
+
+    def _stream_parts(
+        self, question: str, parts: list[str], history: list[str], fast: bool
+    ) -> Iterator[str | Evidence | Answer]:
+        """Each part answered on its own (the earlier parts as its conversation, so "他" finds its person),
+        the first part's quote shown at once; then one answer naming any part the text does not answer."""
+        started = time.perf_counter()
+        answers: list[Answer] = []
+        for i, part in enumerate(parts):
+            if i:
+                yield "\n"
+            for event in self._stream(part, [*history, *parts[:i]], fast):
+                if isinstance(event, Answer):
+                    answers.append(event)
+                elif isinstance(event, str) or not i:  # one quote: the first part's
+                    yield event
+        log.info("answered %d parts: %s", len(parts), [a.refusal_reason or "answered" for a in answers])
+        yield join(question, parts, answers, is_english(question), time.perf_counter() - started)
 
     def _stream(self, question: str, history: list[str], fast: bool) -> Iterator[str | Evidence | Answer]:
         timings: dict[str, float] = {}
         started = time.perf_counter()
+        if (whole := self.whole.match(question, history)) is not None:  # about the document as a whole
+            yield from self.whole.stream(question, *whole, is_english(question), started)
+            return
         standalone = self._standalone(question, history, timings, fast)
         query, hits = self._retrieve(standalone, question, history, timings, fast)
         english = is_english(question)
@@ -147,6 +188,7 @@ class Answerer:
         so the first question pays only for its own passages)."""
         warm = chat_prompt(prompts.ANSWER_SYSTEM, prompts.ANSWER_USER) | self.llm.bind(max_tokens=1)
         warm.invoke({"passages": "", "question": ""})
+        _ = self.retriever.outlines  # read once, so the first question about the whole document is quick
         if self.helpers.model is not self.llm:
             self.helpers.warm()
 

@@ -33,12 +33,17 @@ class Helpers:
         condense = chat_prompt(prompts.CONDENSE_SYSTEM, prompts.CONDENSE_USER)
         self._condense = condense | self.model.bind(max_tokens=80) | parse
         self._translate = chat_prompt(prompts.TRANSLATE_SYSTEM, "{question}") | self.model.bind(max_tokens=80) | parse
+        self._split = chat_prompt(prompts.SPLIT_SYSTEM, prompts.SPLIT_USER) | self.model.bind(max_tokens=80) | parse
         to_chinese = chat_prompt(prompts.CLAIM_TO_CHINESE_SYSTEM, prompts.CLAIM_TO_CHINESE_USER)
         self._to_chinese = to_chinese | self.model.bind(max_tokens=120) | parse
 
     def condense(self, history: Sequence[str], question: str) -> str:
         """The follow-up `question` rewritten to stand alone, from the last turns of `history` ("" on failure)."""
         return one_line(self._quietly(self._condense, {"history": "\n".join(history[-4:]), "question": question}))
+
+    def split(self, question: str) -> str:
+        """`question` written out as standalone questions, one a line ("" on failure)."""
+        return self._quietly(self._split, {"question": question})
 
     def translate(self, question: str) -> str:
         """`question` in the corpus's language, for search ("" on failure)."""

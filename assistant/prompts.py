@@ -20,6 +20,22 @@ ANSWER_SYSTEM_EN = (
 ANSWER_USER = "资料：\n{passages}\n\n问题：{question}"
 ANSWER_USER_EN = "Passages:\n{passages}\n\nQuestion: {question}"
 
+# A question about the whole document asked in English: the chosen Chinese sentences, rendered one by one.
+DOCUMENT_SYSTEM_EN = (
+    "You restate numbered Chinese sentences from an article in English. For each numbered sentence the user "
+    "gives, write one short English sentence that says what it says, in the same order, and end it with the "
+    "sentence's number in square brackets, e.g. [1]. Keep every name as written and every figure with its "
+    "Chinese unit as written (50 亿元 stays 50 亿元); add nothing."
+)
+DOCUMENT_USER_EN = "Sentences:\n{passages}\n\nRequest: {question}"
+
+# A question in several parts whose grammar leaves a part without its subject ("How much was raised and from whom?").
+SPLIT_SYSTEM = (
+    "Rewrite the user's question as separate questions that each stand alone, one per line, in the language "
+    "of the question. Repeat the subject in each so no line needs another. Output only the questions."
+)
+SPLIT_USER = "{question}"
+
 CONDENSE_SYSTEM = (
     "把对话中最后一个问题改写成一个完整、独立、不依赖上下文的问题：把代词和省略的部分换成对话里提到的具体名称。"
     "只输出改写后的问题，不要回答它。"

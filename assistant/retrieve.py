@@ -22,6 +22,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from assistant.chunk import split_sentences
+from assistant.document import Outline, outlines
 from assistant.index.collection import Index
 from assistant.keyword import BM25, tokenize
 from assistant.text import QUESTION_WORDS, bigrams, is_chinese
@@ -62,6 +63,7 @@ class HybridRetriever:
         self._by_id = {c.chunk_id: i for i, c in enumerate(self.chunks)}
         self._bm25 = BM25([s.tokens for s in stored])
         self._order: dict[str, list[Chunk]] | None = None  # each document's chunks in order (`lead_in`)
+        self._outlines: dict[str, Outline] | None = None  # each document's outline (`document`), by source
         sample = "".join(c.text[:200] for c in self.chunks[:200])
         self.corpus_is_cjk = is_chinese(sample)
         log.info("keyword index over %d chunks built in %.2fs", len(self.chunks), time.perf_counter() - started)
@@ -76,6 +78,13 @@ class HybridRetriever:
                     by_source.setdefault(c.source, []).append(c)
             self._order = {s: sorted(cs, key=lambda c: c.start) for s, cs in by_source.items()}
         return lead_in(chunk, self._order.get(chunk.source, []))
+
+    @property
+    def outlines(self) -> dict[str, Outline]:
+        """Each document's outline (card, sections, sentences), by source: read once from the stored chunks."""
+        if self._outlines is None:
+            self._outlines = outlines(self.chunks)
+        return self._outlines
 
     def weight(self, token: str) -> float:
         """How telling a keyword is in this corpus (BM25 IDF; unseen tokens count as rare)."""

@@ -6,6 +6,7 @@ evaluation set's.
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -118,3 +119,17 @@ def test_http_api_answers_with_the_real_model(e5_article: Assistant):
     assert response.status_code == 200, response.text
     answer = response.json()
     assert "旷视" in answer["answer"] and not answer["refused"] and answer["citations"]
+
+
+def test_an_english_summary_is_written_in_english_and_every_sentence_verified(e5_article: Assistant):
+    answer = e5_article.ask("Summarize the article in a few sentences.")
+    assert not answer.refused and answer.citations, answer
+    assert answer.verification and all(row["kept"] for row in answer.verification), answer.verification
+    assert {int(n) for n in re.findall(r"\[(\d+)\]", answer.answer)} <= {c.n for c in answer.citations}
+    assert "50" in answer.answer, answer.answer  # the lede: the RMB 5 bn round
+
+
+def test_a_two_part_question_gets_both_parts_answered_and_cited(e5_article: Assistant):
+    answer = e5_article.ask("阶跃星辰这轮融资有多少钱，投资方有哪些？")
+    assert not answer.refused and len(answer.citations) >= 2, answer
+    assert "50" in answer.answer and any(name in answer.answer for name in ("国寿", "上国投", "腾讯", "华勤")), answer
