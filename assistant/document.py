@@ -39,7 +39,7 @@ KINDS = {
     "outlet": r"哪家媒体|什么媒体|哪个媒体|媒体|刊登|刊发|刊载|出处|来源|outlet|publication|publisher|source|"
     r"which (site|website|newspaper|media)|where (was|is) (it|this|the)\b.*publish",
     "date": r"发表|发布|刊出|写于|published|written|come out|came out|appear(ed)?|publication date|dated",
-    "title": r"标题|题目|题为|headline|title|called",
+    "title": r"(?<!小)标题|题目|题为|headline|title|called",
     "conclusion": r"结语|结论|结尾|收尾|最后(一|1)?(部分|节|段)|conclu\w*|ending|final (section|part|paragraph)|"
     r"closing",
     "structure": r"结构|分(为|成)|几(个)?部分|哪(些|几)(个)?部分|小标题|章节|框架|脉络|structure\w*|sections?|parts|"
@@ -59,9 +59,10 @@ DOCUMENT = re.compile(
 # What may stand around the kind words in a question about the whole (anything more is a question about a fact).
 FILLER = re.compile(
     r"[一二三四五两几\d]+\s*(句话?|段话?|点|条|个要点)|简要|简单|简短|扼要|一下|请|帮我|给我|用|能|可以|怎样|怎么样|"
-    r"什么时候|何时|哪天|哪一天|哪里|哪儿|什么|哪|谁|是|的|了|吗|呢|吧|个|中|里|在|于|上|说|讲|写|这|那|该|本|此|部分|一节|节|段|内容|"
+    r"什么时候|何时|哪天|哪一天|哪里|哪儿|什么|哪些|哪|谁|是|的|了|吗|呢|吧|个|有|中|里|在|于|上|说|讲|写|这|那|该|本|此|"
+    r"部分|一节|节|段|内容|最后|最终|得出|得到|给出|"
     r"\b(what|what's|whats|who|whom|when|where|which|how|is|was|are|were|the|a|an|of|this|that|it|its|it's|in|on|"
-    r"me|please|can|could|would|you|give|tell|say|says|said|does|do|did|by|for|and|to|briefly|short|few|some|"
+    r"me|please|can|could|would|you|give|tell|say|says|said|does|do|did|by|for|and|or|to|briefly|short|few|some|"
     r"sentences?|words?|lines?|paragraphs?|one|two|three|four|five|main|points?)\b|\d+",
     re.I,
 )

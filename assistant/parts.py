@@ -20,7 +20,9 @@ from assistant.premise import names
 from assistant.text import REFERS_BACK
 from assistant.types import Answer, Citation
 
-ASKS_ZH = re.compile(r"什么|多少|哪|谁|几|怎么|怎样|如何|为何|为什么|何时|何地|是否|吗|呢")
+ASKS_ZH = re.compile(
+    r"什么|多少|多大|多久|多长|多高|多远|多快|哪|谁|几|怎么|怎样|如何|为何|为什么|何时|何地|是否|吗|呢"
+)
 ASKS_EN = re.compile(r"\b(what|who|whom|whose|which|when|where|why|how|is|are|was|were|did|does|do|can)\b", re.I)
 WH_EN = re.compile(
     r"^\s*(?:(?:and|also|then)\s+)?(?:from|to|with|by|for|in|of|at)?\s*(what|who|whom|whose|which|when|where|why|how)\b",

@@ -43,6 +43,9 @@ def no_model() -> object:
         ("文章分为哪几个部分？", "structure"),
         ("How is the article structured?", "structure"),
         ("文章的结论是什么？", "conclusion"),
+        ("文章最后得出了什么结论？", "conclusion"),
+        ("这篇文章有哪些小标题？", "structure"),
+        ("In one or two sentences, what is the main point of this article?", "main_point"),
         ("What does the conclusion say?", "conclusion"),
         ("这篇文章是谁写的？", "author"),
         ("Who wrote this article?", "author"),
@@ -171,6 +174,7 @@ def test_over_many_documents_this_article_is_the_one_the_conversation_is_about(t
             ["How much did StepFun raise?", "who led the round?"],
             False,
         ),
+        ("这轮融资规模多大，投资方有哪些？", ["这轮融资规模多大？", "投资方有哪些？"], False),
         ("百度和阿里的估值是多少？", ["百度和阿里的估值是多少？"], False),  # one clause asks: one question
         ("What is Step-3?", ["What is Step-3?"], False),
     ],
