@@ -47,7 +47,7 @@ from assistant.question import unmet_constraints
 from assistant.retrieve import HybridRetriever
 from assistant.text import REFERS_BACK, is_english, squash
 from assistant.types import Answer, Chunk, Citation, Evidence, Hit
-from assistant.verify import Similarity, passage_context, score_claims
+from assistant.verify import Similarity, answer_content, passage_context, score_claims
 from assistant.whole import WholeDocument
 
 log = logging.getLogger(__name__)
@@ -277,6 +277,8 @@ class Answerer:
         log.info("model said %r; kept %d claims, dropped %r; %s", raw, len(verdict.claims), verdict.dropped, decision)
         if decision.refused and decision.reason == FALSE_PREMISE and verdict.premise is not None:
             p = verdict.premise
+            if not asks_beyond(query, p.missing):
+                return self._refusal(question, english, hits, timings, started, replace(decision, reason=NOT_COVERED))
             found = (chunks[p.passage - 1], p.quote, p.missing)
             return self._correction(question, query, english, found, timings, started, tuple(verdict.report))
         if decision.refused:
@@ -304,6 +306,8 @@ class Answerer:
         if isinstance(quoted, Decision):
             return self._refusal(question, english, hits, timings, started, quoted)
         if missing := self._unmet_premise(query, english, quoted[0]):
+            if not asks_beyond(query, missing):  # the question is nothing but what the passage lacks ("0")
+                return self._refusal(question, english, hits, timings, started, Decision(True, NOT_COVERED, "premise"))
             return self._correction(question, query, english, (*quoted, missing), timings, started)
         text = quoted_sentence(quoted[1], english)
         if note:
@@ -374,6 +378,15 @@ class Answerer:
 
     def _cite(self, n: int, chunk: Chunk, quote: str) -> Citation:
         return Citation.of(n, chunk, quote, self.locate(chunk.source))
+
+
+def asks_beyond(query: str, missing: tuple[str, ...]) -> bool:
+    """The question says something besides what the passage lacks: without that, there is no premise to
+    correct, only a question the text does not answer."""
+    rest = query
+    for name in missing:
+        rest = rest.replace(name, " ")
+    return answer_content(rest, "") > 0
 
 
 def needs_condensing(question: str) -> bool:
