@@ -52,7 +52,7 @@ KINDS = {
 }
 KIND_WORDS = {kind: re.compile(pattern, re.I) for kind, pattern in KINDS.items()}
 DOCUMENT = re.compile(
-    r"这篇|本篇|该篇|那篇|文章|本文|全文|原文|该文|此文|这则|报道|稿件|"
+    r"这篇|本篇|该篇|那篇|文章|本文|全文|原文|该文|此文|这则|报道|稿件|稿子|"
     r"\b(the|this|that)\s+(article|text|piece|story|report|document|essay|post)\b|\barticle\b",
     re.I,
 )
