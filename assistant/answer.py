@@ -188,7 +188,7 @@ class Answerer:
         so the first question pays only for its own passages)."""
         warm = chat_prompt(prompts.ANSWER_SYSTEM, prompts.ANSWER_USER) | self.llm.bind(max_tokens=1)
         warm.invoke({"passages": "", "question": ""})
-        _ = self.retriever.outlines  # read once, so the first question about the whole document is quick
+        self.whole.warm()
         if self.helpers.model is not self.llm:
             self.helpers.warm()
 

@@ -75,6 +75,14 @@ class WholeDocument:
         prompt = chat_prompt(prompts.DOCUMENT_SYSTEM_EN, prompts.DOCUMENT_USER_EN)
         self.render_en = prompt | llm.bind(max_tokens=200) | StrOutputParser()
 
+    def warm(self) -> None:
+        """Read the outlines and check one sentence now (the verifier's word tables load on first use), so the
+        first question about a whole document is answered as quickly as the next."""
+        for outline in list(self.retriever.outlines.values())[:1]:
+            if outline.sections:
+                lede = outline.sections[0].sentences[0]
+                self._verify([(lede.text, 1)], [lede.chunk])
+
     def match(self, question: str, history: Sequence[str] = ()) -> tuple[Asked, Outline] | None:
         """The whole-document question `question` is and the document it is about, or None for a fact question."""
         documents = self.retriever.outlines

@@ -75,7 +75,7 @@ def summaries(assistant: Any, items: list[dict], rng: random.Random, n: int) -> 
 def joined(assistant: Any, items: list[dict], rng: random.Random, n: int) -> list[dict]:
     by_title: dict[str, list[dict]] = {}
     for item in items:
-        by_title.setdefault(item["source"].rsplit("-", 1)[0], []).append(item)
+        by_title.setdefault((item.get("source") or item["withheld"]).rsplit("-", 1)[0], []).append(item)
     rows = []
     for kind in ("two answerable parts", "answerable + unanswerable"):
         made = 0
