@@ -23,15 +23,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+EVAL = ROOT / "data" / "eval"  # the evaluation sets, in the repo
 OUT = ROOT / "bench" / "out"
 RESULTS = OUT / "results.json"
 DOCS = ROOT / "docs" / "bench"
 BIN = Path(sys.executable).parent  # the venv's bin: `assistant`, `chroma`
 ARTICLE_CORPUS = ROOT / "corpus"
-ARTICLE_QA = SHARED / "eval" / "article_qa_dev.jsonl"
-CMRC_CORPUS = SHARED / "eval" / "cmrc2018-trial" / "corpus"
-CMRC_QA = SHARED / "eval" / "cmrc2018-trial" / "qa.jsonl"
+ARTICLE_QA = EVAL / "article_qa_dev.jsonl"
+CMRC_CORPUS = EVAL / "cmrc2018-trial" / "corpus"
+CMRC_QA = EVAL / "cmrc2018-trial" / "qa.jsonl"
 QUIET_ENV = {**os.environ, "ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "false"}
 
 

@@ -33,7 +33,7 @@ from assistant.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 ARTICLE_DIR = ROOT / "corpus"
 ARTICLE = ARTICLE_DIR / "stepfun-b-plus-round.txt"
-SHARED = ROOT.parent / "shared"
+EVAL = ROOT / "data" / "eval"  # the evaluation and calibration sets, in the repo (data/eval/LICENSES.md)
 # What `assistant search --json` promises for every hit.
 HIT_FIELDS = {
     "text",

@@ -11,13 +11,13 @@ from assistant.decide import VerifyPolicy
 from assistant.quality import calibration, tune
 from assistant.quality.evaluate import cmrc_em, cmrc_f1
 
-from conftest import SHARED
+from conftest import EVAL
 
 
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, calibration.CalibrationSet]:
     root = tmp_path_factory.mktemp("calibration")
-    return {name: calibration.build(name, root, SHARED / "eval") for name in calibration.SETS}
+    return {name: calibration.build(name, root, EVAL) for name in calibration.SETS}
 
 
 def items(cal: calibration.CalibrationSet) -> list[dict]:
@@ -48,7 +48,7 @@ def test_a_shifted_question_changes_one_constraint_to_a_value_its_article_lacks(
     every = items(sets["shifted"])
     shifted = [i for i in every if not i["answerable"]]
     assert len(shifted) >= 300
-    corpus = SHARED / "eval" / "drcd-dev" / "corpus"
+    corpus = EVAL / "drcd-dev" / "corpus"
     for item in random.Random(0).sample(shifted, 40):
         kind, change = item["shift"].split(" ", 1)
         old, new = change.split("→")
@@ -99,7 +99,7 @@ def test_a_premise_set_holds_each_changed_question_and_its_answerable_original(s
 
 def test_a_swapped_question_names_something_its_article_never_mentions(sets):
     swapped = [i for i in items(sets["swapped"]) if not i["answerable"]]
-    corpus = SHARED / "eval" / "drcd-dev" / "corpus"
+    corpus = EVAL / "drcd-dev" / "corpus"
     for item in random.Random(0).sample(swapped, 40):
         old, new = item["shift"].removeprefix("name ").split("→")
         assert item["turns"][0] == item["original"].replace(old, new, 1) and old != new

@@ -6,9 +6,9 @@ from hypothesis import strategies as st
 from assistant.chunk import MAX_CHARS, chunk_document, split_sentences
 from assistant.ingest import load_corpus, parse_document, read_document
 
-from conftest import ARTICLE, SHARED
+from conftest import ARTICLE, EVAL
 
-CMRC = SHARED / "eval" / "cmrc2018-trial" / "corpus"
+CMRC = EVAL / "cmrc2018-trial" / "corpus"
 
 
 def test_every_chunk_is_an_exact_slice_of_the_original_file():

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from conftest import HIT_FIELDS, SHARED, run_cli
+from conftest import EVAL, HIT_FIELDS, run_cli
 
 
 def test_index_then_reindex_prints_a_summary(env: dict[str, str]):
@@ -90,7 +90,7 @@ def test_flags_override_the_environment(env: dict[str, str], tmp_path: Path):
 
 def test_eval_retrieval_reports_hit_at_k(env: dict[str, str]):
     run_cli(["index"], env)
-    out = run_cli(["eval-retrieval", str(SHARED / "eval" / "article_qa_dev.jsonl")], env)
+    out = run_cli(["eval-retrieval", str(EVAL / "article_qa_dev.jsonl")], env)
     metrics = json.loads(out.stdout)
     assert metrics["questions"] == 25 and 0 < metrics["hit@1"] <= metrics["hit@5"] <= 1
 

@@ -21,10 +21,10 @@ from assistant.retrieve import HybridRetriever
 from assistant.settings import collection_name
 from assistant.types import Answer, Citation, Hit
 
-from conftest import ARTICLE_DIR, ROOT, SHARED, make_assistant
+from conftest import ARTICLE_DIR, EVAL, ROOT, make_assistant
 
 GATE_FILE = ROOT / "quality_gate.toml"
-ARTICLE_SET = SHARED / "eval" / "article_qa_dev.jsonl"
+ARTICLE_SET = EVAL / "article_qa_dev.jsonl"
 
 
 class BrokenRetriever(HybridRetriever):

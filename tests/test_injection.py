@@ -22,7 +22,7 @@ from assistant.text import squash
 from assistant.types import Answer
 from assistant.verify import numbers_supported
 
-from conftest import ARTICLE_DIR, SHARED, EchoChatModel, make_assistant, scripted, with_llm
+from conftest import ARTICLE_DIR, EVAL, EchoChatModel, make_assistant, scripted, with_llm
 
 # A file planted in the corpus: one real-looking sentence of data, then orders for the assistant.
 MEMO = """阶跃星辰融资备忘
@@ -169,7 +169,7 @@ def test_no_sentence_of_the_article_or_the_cmrc_passages_reads_as_an_order():
     """The filter must not eat real data: none of 3,000+ real sentences is taken for an instruction."""
     from assistant.chunk import split_sentences
 
-    files = [*ARTICLE_DIR.glob("*.txt"), *(SHARED / "eval" / "cmrc2018-trial" / "corpus").glob("*.txt")]
+    files = [*ARTICLE_DIR.glob("*.txt"), *(EVAL / "cmrc2018-trial" / "corpus").glob("*.txt")]
     sentences = [
         t[s:e] for f in files for t in [f.read_text(encoding="utf-8")] for s, e in split_sentences(t, 0, len(t))
     ]

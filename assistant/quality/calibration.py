@@ -27,7 +27,7 @@ from pathlib import Path
 
 from assistant.errors import ConfigurationError
 
-EVAL_ROOT = Path(__file__).resolve().parents[3] / "shared" / "eval"
+EVAL_ROOT = Path(__file__).resolve().parents[2] / "data" / "eval"  # in the repo (data/eval/LICENSES.md)
 SETS = ("drcd", "cmrc-withheld", "shifted", "swapped")
 WITHHELD_SHARE = 0.2
 SEED = 11

@@ -62,7 +62,7 @@ def read_items(path: Path) -> list[Item]:
                 )
             )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise AssistantError(f"{path}:{number} is not an eval item ({exc}); see ../shared/eval/README.md") from exc
+            raise AssistantError(f"{path}:{number} is not an eval item ({exc}); see data/eval/README.md") from exc
     return items
 
 
@@ -222,7 +222,7 @@ def citation_supported(answer: dict[str, Any], item: Item) -> bool:
 
 
 def answer_metrics(results: list[tuple[Item, dict[str, Any]]]) -> dict[str, Any]:
-    """The metrics of ../shared/eval/README.md, per type too, and the failures with what was cited."""
+    """The metrics of data/eval/README.md, per type too, and the failures with what was cited."""
     answerable = [(i, a) for i, a in results if i.answerable]
     unanswerable = [(i, a) for i, a in results if not i.answerable]
     answered = [(i, a) for i, a in answerable if not a["refused"]]

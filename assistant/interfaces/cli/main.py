@@ -100,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_serve)
 
     p = sub.add_parser("eval", parents=[common], help="answer every item of an eval set; print the metrics")
-    p.add_argument("file", help="eval set (JSON Lines), e.g. ../shared/eval/article_qa_dev.jsonl")
+    p.add_argument("file", help="eval set (JSON Lines), e.g. data/eval/article_qa_dev.jsonl")
     p.add_argument("--out", help="write one JSON answer per line here")
     p.add_argument("--sample", type=int, help="a fixed random sample of N items (seed 0)")
     p.add_argument("--fast", action="store_true", help="evaluate the extractive answers")
@@ -136,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_calibrate)
 
     p = sub.add_parser("eval-retrieval", parents=[common], help="retrieval hit@1/3/5 on an eval set (JSON Lines)")
-    p.add_argument("file", help="eval set, e.g. ../shared/eval/article_qa_dev.jsonl")
+    p.add_argument("file", help="eval set, e.g. data/eval/article_qa_dev.jsonl")
     p.add_argument("--index", action="store_true", help="bring the index up to date with --corpus first")
     p.add_argument("--misses", action="store_true", help="also list questions whose first passage missed")
     p.set_defaults(run=cmd_eval_retrieval)
