@@ -514,3 +514,24 @@ def test_the_openapi_schema_describes_the_endpoints(plain):
     ]
     assert {"question", "answer", "refused", "citations", "timings", "models"} <= set(answer["required"])
     assert "text/event-stream" in schema["paths"]["/api/ask/stream"]["post"]["responses"]["200"]["content"]
+
+
+@pytest.mark.parametrize(
+    ("question", "refused"), [("Step-3 每次推理激活多少参数？", False), ("阶跃星辰的办公楼位于哪座城市？", True)]
+)
+def test_api_ask_returns_exactly_what_ask_json_prints(question: str, refused: bool, index_dir: Path):
+    """One contract: the same question (an answer, and a refusal) through `/api/ask` and `ask --json` gives the
+    same fields with the same values (times aside), since both serialise `types.Answer`."""
+    from conftest import run_cli
+
+    env = {"ASSISTANT_CORPUS": str(ARTICLE_DIR), "ASSISTANT_INDEX_DIR": str(index_dir), "ASSISTANT_EMBEDDINGS": "fake"}
+    printed = run_cli(["ask", question, "--json", "--fast"], env)
+    assert printed.returncode == 0, printed.stderr
+    cli = json.loads(printed.stdout)
+    assert cli["refused"] is refused
+    with serving(make_assistant(ARTICLE_DIR, index_dir)) as client:
+        api = client.post("/api/ask", json={"question": question, "fast": True}).json()
+    assert set(api) == set(cli) >= {"refusal_reason", "refusal_detail", "verification", "related"}
+    for field in set(api) - {"timings"}:
+        assert api[field] == cli[field], field
+    assert set(api["timings"]) == set(cli["timings"])

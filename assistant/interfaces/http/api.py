@@ -33,7 +33,6 @@ from assistant.interfaces.http.jobs import Answering, BodyLimit, QueuedStream, R
 from assistant.interfaces.http.models import (
     MODEL_ID,
     NOT_UTF8,
-    AnswerOut,
     ApiError,
     AskRequest,
     ChatRequest,
@@ -92,7 +91,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code i
 def _api_routes(answering: Answering, max_chars: int) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["answers"], responses=_ERRORS)
 
-    @router.post("/ask", response_model=AnswerOut)
+    @router.post("/ask", response_model=Answer)  # the dataclass itself: the contract is not restated
     async def ask(body: AskRequest) -> dict[str, Any]:
         """A verified, cited answer (or a refusal): the answer contract."""
         answer = await _ask(answering, *asked(body, max_chars), body.fast)

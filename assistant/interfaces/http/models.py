@@ -1,8 +1,9 @@
 """The HTTP API's request and response bodies, and how a request that does not fit them is described.
 
-Pydantic models for `/api/ask` and `/v1/chat/completions` (strict where the API is ours, lenient where
-OpenAI clients send extras), the checks shared with every interface (`inputs`), and the one-line
-messages for bodies that are not JSON, not UTF-8 or have fields of the wrong type. Routes are `api`'s.
+Pydantic models for the requests of `/api/ask` and `/v1/chat/completions` (strict where the API is ours,
+lenient where OpenAI clients send extras), the checks shared with every interface (`inputs`), and the
+one-line messages for bodies that are not JSON, not UTF-8 or have fields of the wrong type. The answer
+`/api/ask` returns is `types.Answer` itself (the one contract, as `ask --json` prints it). Routes are `api`'s.
 """
 
 from __future__ import annotations
@@ -27,30 +28,6 @@ class AskRequest(BaseModel):
         default=[], max_length=MAX_HISTORY_TURNS, description="earlier user questions, oldest first"
     )
     fast: bool = Field(default=False, description="a cited quote only, no generation (about 1 s)")
-
-
-class CitationOut(BaseModel):
-    n: int
-    chunk_id: str
-    source: str
-    title: str
-    paragraph: int
-    start: int = Field(description="offset into the source file: source_text[start:end] == text")
-    end: int
-    text: str = Field(description="the cited passage")
-    quote: str = Field(description="the passage's sentence that supports the answer")
-    section: str = ""
-    path: str = Field(default="", description="where the file is (absolute); `source` is relative to the corpus")
-
-
-class AnswerOut(BaseModel):
-    question: str
-    answer: str = Field(description="the verified answer with [n] markers, or a refusal")
-    refused: bool
-    citations: list[CitationOut]
-    timings: dict[str, float]
-    models: dict[str, str]
-    related: list[CitationOut] = Field(default=[], description="the closest passages when refused (not cited)")
 
 
 class ErrorOut(BaseModel):
