@@ -40,7 +40,7 @@ from assistant.followup import resolve
 from assistant.helpers import Helpers, chat_prompt
 from assistant.injection import data_only
 from assistant.inputs import check_history, check_question
-from assistant.llm import explain_error
+from assistant.llm import TokenUsage, explain_error
 from assistant.parts import join, parse_split, split
 from assistant.question import read as read_question
 from assistant.question import unmet_constraints
@@ -94,6 +94,9 @@ class Answerer:
         self.answer_zh = chat_prompt(prompts.ANSWER_SYSTEM, prompts.ANSWER_USER) | bound | parse
         self.answer_en = chat_prompt(prompts.ANSWER_SYSTEM_EN, prompts.ANSWER_USER_EN) | bound | parse
         self.helpers = Helpers(llm, helper)
+        self.usage = TokenUsage()  # what each answer's model calls cost (`Answer.usage`)
+        for model in (llm, self.helpers.model):
+            self.usage.listen(model)
         self.whole = WholeDocument(
             retriever, llm, self.helpers, models, self.settings.policy, similarity, locate,
             self.settings.translate_claims,
@@ -114,12 +117,13 @@ class Answerer:
         as the model writes them, then the verified `Answer`."""
         question, history = check_question(question), check_history(history)
         asked = data_only(question) or question  # orders riding on a question are neither searched nor passed on
+        self.usage.take()  # start counting this answer's model calls
         parts = self._parts(asked, fast)
         events = (
             self._stream(asked, history, fast) if len(parts) == 1 else self._stream_parts(asked, parts, history, fast)
         )
         for event in events:
-            yield replace(event, question=question) if isinstance(event, Answer) else event
+            yield replace(event, question=question, usage=self.usage.take()) if isinstance(event, Answer) else event
 
     def _parts(self, question: str, fast: bool) -> list[str]:
         """The question's parts (`parts.split`); one short model call writes them out when the grammar leaves

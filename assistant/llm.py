@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
@@ -26,6 +27,34 @@ PACKAGED = "packaged"
 FAKE_REPLY = "这是一个用于测试的回答 [1]。"
 OPENAI_PIP = "langchain-openai==1.7.4"
 NAMES = "llama-cpp, llama-cpp:<path to a .gguf file>, openai:<model>, fake, fake:<reply>"
+
+
+class TokenUsage(BaseCallbackHandler):
+    """Adds up the token usage the chat-model calls report (llama.cpp's `usage_metadata`; 0 for a model that
+    reports none), so an answer can say what it cost (`Answer.usage`). One answerer answers one question at a
+    time (its model is one llama.cpp context), so one counter per answerer is enough."""
+
+    def __init__(self) -> None:
+        self.prompt = self.completion = self.calls = 0
+
+    def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+        for generation in (g for gens in response.generations for g in gens):
+            usage = getattr(getattr(generation, "message", None), "usage_metadata", None) or {}
+            self.prompt += int(usage.get("input_tokens", 0))
+            self.completion += int(usage.get("output_tokens", 0))
+            self.calls += 1
+
+    def listen(self, model: BaseChatModel) -> None:
+        """Count `model`'s calls too (kept beside the callbacks it has)."""
+        if model.callbacks is None or isinstance(model.callbacks, list):
+            model.callbacks = [*(c for c in model.callbacks or [] if c is not self), self]
+
+    def take(self) -> dict[str, int]:
+        """The usage since the last take (OpenAI's field names, plus the number of model calls); then start over."""
+        usage = {"prompt_tokens": self.prompt, "completion_tokens": self.completion}
+        usage |= {"total_tokens": self.prompt + self.completion, "calls": self.calls}
+        self.prompt = self.completion = self.calls = 0
+        return usage
 
 
 class UnavailableChatModel(BaseChatModel):

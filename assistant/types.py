@@ -142,6 +142,7 @@ class Answer:
     # "false_premise": the answer text corrects the question ("文章说的是 A，不是 B：“…” [1]") and cites its passage
     refusal_detail: str = ""  # the check behind it, e.g. "constraint 2019" (the cited passage lacks the year asked)
     verification: tuple[dict[str, Any], ...] = ()  # per draft sentence: kept, passage, the check that failed, scores
+    usage: dict[str, int] = field(default_factory=dict)  # tokens the model calls took: prompt, completion, total, calls
 
     @property
     def sources(self) -> tuple[Citation, ...]:
@@ -166,4 +167,5 @@ class Answer:
             "refusal_reason": self.refusal_reason,
             "refusal_detail": self.refusal_detail,
             "verification": list(self.verification),
+            "usage": dict(self.usage),
         }

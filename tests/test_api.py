@@ -24,12 +24,15 @@ import pytest
 import uvicorn
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 
 from assistant.core import Assistant
 from assistant.interfaces.http.api import create_api
+from assistant.types import Answer
 
 from conftest import ARTICLE_DIR, make_assistant, scripted, with_llm
 
@@ -129,7 +132,7 @@ def test_ask_returns_the_answer_contract_with_exact_citations(index_dir):
         response = http.post("/api/ask", json={"question": QUESTION})
     assert response.status_code == 200, response.text
     d = response.json()
-    assert set(d) == {"question", "answer", "refused", "citations", "timings", "models", "related"}
+    assert set(d) == set(Answer.__dataclass_fields__), "the whole contract, as ask --json prints it"
     assert d["answer"] == VERIFIED and d["refused"] is False and d["question"] == QUESTION
     [c] = d["citations"]
     assert "每次推理仅激活 38B 参数" in c["quote"] and c["quote"] in c["text"]
@@ -535,3 +538,50 @@ def test_api_ask_returns_exactly_what_ask_json_prints(question: str, refused: bo
     for field in set(api) - {"timings"}:
         assert api[field] == cli[field], field
     assert set(api["timings"]) == set(cli["timings"])
+
+
+class ReportingModel(BaseChatModel):
+    """Replies `reply` and reports token usage as llama.cpp does (usage_metadata on the message)."""
+
+    reply: str
+
+    @property
+    def _llm_type(self) -> str:
+        return "reporting"
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
+        usage = {"input_tokens": 120, "output_tokens": 9, "total_tokens": 129}
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self.reply, usage_metadata=usage))])
+
+
+def test_the_token_usage_of_an_answer_reaches_every_caller(index_dir):
+    """`usage` in the answer contract, in OpenAI's non-streamed response, and (asked for with
+    stream_options.include_usage) in a last chunk with no choices, as the official client reads them."""
+    with serving(assistant_with(index_dir, ReportingModel(reply=CTO_REPLY))) as http:
+        contract = http.post("/api/ask", json={"question": QUESTION}).json()
+        client = openai_client(http)
+        messages: Any = [{"role": "user", "content": QUESTION}]
+        completion = client.chat.completions.create(model="assistant", messages=messages)
+        chunks = list(
+            client.chat.completions.create(
+                model="assistant", messages=messages, stream=True, stream_options={"include_usage": True}
+            )
+        )
+    assert contract["usage"] == {"prompt_tokens": 120, "completion_tokens": 9, "total_tokens": 129, "calls": 1}
+    assert completion.usage is not None and (completion.usage.prompt_tokens, completion.usage.total_tokens) == (
+        120,
+        129,
+    )
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 9
+    assert all(c.usage is None for c in chunks[:-1])
+
+
+def test_openai_errors_carry_a_string_code(index_dir):
+    with (
+        serving(assistant_with(index_dir, scripted(CTO_REPLY)), api_key="right") as http,
+        pytest.raises(openai.AuthenticationError) as refused,
+    ):
+        openai_client(http, key="wrong").chat.completions.create(
+            model="assistant", messages=[{"role": "user", "content": QUESTION}]
+        )
+    assert refused.value.code == "invalid_api_key" and refused.value.status_code == 401

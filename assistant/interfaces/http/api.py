@@ -125,11 +125,13 @@ def _openai_routes(answering: Answering, max_chars: int) -> APIRouter:
         question, history = conversation(body.messages, max_chars)
         if body.stream:
             ticket = answering.queue.join()
-            return QueuedStream(ticket, _openai_events(answering, ticket, question, history, body.fast))
+            usage = bool((body.stream_options or {}).get("include_usage"))
+            return QueuedStream(ticket, _openai_events(answering, ticket, question, history, body.fast, usage))
         answer = await _ask(answering, question, history, body.fast)
         message = {"role": "assistant", "content": completion_text(answer)}
         choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
-        return {**_completion_head("chat.completion"), "choices": [choice], **_extras(answer)}
+        head = _completion_head("chat.completion")
+        return {**head, "choices": [choice], "usage": openai_usage(answer), **_extras(answer)}
 
     @router.get("/models")
     async def models() -> dict[str, Any]:
@@ -186,9 +188,10 @@ async def _draft_events(
 
 
 async def _openai_events(
-    answering: Answering, ticket: Ticket, question: str, history: list[str], fast: bool
+    answering: Answering, ticket: Ticket, question: str, history: list[str], fast: bool, usage: bool = False
 ) -> AsyncIterator[str]:
-    """chat.completion.chunk data: the role, the verified answer in pieces, citations, then `[DONE]`."""
+    """chat.completion.chunk data: the role, the verified answer in pieces, citations, (with `usage`: a chunk
+    with no choices and the token usage, as OpenAI sends for `stream_options.include_usage`), then `[DONE]`."""
     head = _completion_head("chat.completion.chunk")
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
@@ -202,6 +205,8 @@ async def _openai_events(
         for i in range(0, len(text), 24):
             yield chunk({"content": text[i : i + 24]})
         yield chunk({}, "stop", **_extras(answer))
+        if usage:
+            yield f"data: {json.dumps({**head, 'choices': [], 'usage': openai_usage(answer)})}\n\n"
     except Exception as exc:
         status, message, _, _ = _describe(exc)
         yield f"data: {json.dumps({'error': _openai_error(status, message)}, ensure_ascii=False)}\n\n"
@@ -264,9 +269,18 @@ def _error_response(
 
 
 def _openai_error(status: int, message: str) -> dict[str, Any]:
+    """OpenAI's error object: a type and a string code (as its API sends them), the message saying what to do."""
     kinds = {401: "authentication_error", 429: "rate_limit_error"}
     kind = kinds.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    return {"message": message, "type": kind, "param": None, "code": status}
+    codes = {401: "invalid_api_key", 404: "not_found", 413: "request_too_large", 429: "rate_limit_exceeded",
+             503: "service_unavailable", 504: "timeout"}  # fmt: skip
+    code = codes.get(status, "invalid_request" if status < 500 else "server_error")
+    return {"message": message, "type": kind, "param": None, "code": code}
+
+
+def openai_usage(answer: Answer) -> dict[str, int]:
+    """The answer's token usage in OpenAI's shape (zeros for a model that reports none, or no model call)."""
+    return {k: int(answer.usage.get(k, 0)) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
 
 
 def completion_text(answer: Answer) -> str:

@@ -62,6 +62,7 @@ class ChatRequest(BaseModel):
     model: str = MODEL_ID
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
+    stream_options: dict[str, Any] | None = None  # {"include_usage": true}: a last chunk with the usage
     fast: bool = Field(default=False, description="an extension: a cited quote only, no generation")
 
 
