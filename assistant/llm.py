@@ -45,9 +45,10 @@ class TokenUsage(BaseCallbackHandler):
             self.calls += 1
 
     def listen(self, model: BaseChatModel) -> None:
-        """Count `model`'s calls too (kept beside the callbacks it has)."""
+        """Count `model`'s calls, beside the callbacks it has; a counter an earlier answerer of the same model
+        left (the answerer is rebuilt when the index changes) is replaced, so the list does not grow."""
         if model.callbacks is None or isinstance(model.callbacks, list):
-            model.callbacks = [*(c for c in model.callbacks or [] if c is not self), self]
+            model.callbacks = [*(c for c in model.callbacks or [] if not isinstance(c, TokenUsage)), self]
 
     def take(self) -> dict[str, int]:
         """The usage since the last take (OpenAI's field names, plus the number of model calls); then start over."""
