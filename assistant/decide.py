@@ -9,8 +9,8 @@ something beyond the question (`answer_content`) and the passage that states it 
 what the question names. When that passage names another partner, version, year or category than
 the question (`premise`), the premise is false and the answer says what the passage states instead
 (`false_premise`, rendered by `answer`); otherwise the refusal is `not_covered`. Every cut-off and
-rule is a field of `VerifyPolicy`, chosen on the calibration sets (`assistant calibrate`, README
-"Calibration"); the scores come from `verify`, and rendering the answer or the refusal is `answer`'s.
+rule is a field of `VerifyPolicy`, chosen on the calibration sets (`assistant calibrate`,
+docs/calibration.md); the scores come from `verify`, and rendering the answer or the refusal is `answer`'s.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ MODEL_REFUSES = re.compile(
 class VerifyPolicy:
     """Every cut-off of the refusal decision, in one value passed in (as `FusionWeights` is).
 
-    The defaults are the operating point chosen on the calibration sets' `calibrate` half (README
-    "Calibration", `docs/calibration/`). Hard checks (a number the passage lacks, an injected order)
+    The defaults are the operating point chosen on the calibration sets' `calibrate` half
+    (docs/calibration.md, `docs/calibration/`). Hard checks (a number the passage lacks, an injected order)
     are not cut-offs and are not here."""
 
     # before the model: the best passages must mention this share of the question's nouns / content bigrams

@@ -77,7 +77,7 @@ def test_a_sentence_from_the_passage_does_not_answer_another_year_or_category():
 
 def test_a_number_that_measures_something_else_is_not_an_answer():
     # the answer-kind rule, switched on: on the calibration sets it prevented no wrong answer the other checks
-    # let through, so the defaults leave it off (README "Calibration")
+    # let through, so the defaults leave it off (docs/calibration.md)
     kind = VerifyPolicy(kind=True)
     verdict = verify("展会首日有 500 台 [1]。", [VISITS], question="展会首日接待了多少人次？", policy=kind)
     assert after_model("展会首日有 500 台 [1]。", verdict).reason == NOT_COVERED

@@ -102,7 +102,7 @@ def test_english_answers_are_checked_by_numbers_and_codes():
 
 def test_a_bare_number_must_answer_what_was_asked():
     # the mechanism (qa_*), at the cut-offs before calibration: on the calibration sets it prevented no wrong
-    # answer that the other checks let through, so the defaults leave it off (README "Calibration")
+    # answer that the other checks let through, so the defaults leave it off (docs/calibration.md)
     strict = VerifyPolicy(min_qa_nouns=0.5, min_qa_content=0.3)
     asked_other = verify("321B [1]", PASSAGES, question="Step-3 的训练语料有多少条？", policy=strict)
     assert asked_other.claims == []
