@@ -5,8 +5,9 @@ questions that each stand alone, answered one by one and joined into one answer.
 a semicolon or a conjunction (，；和 以及 另外 / "and", ";"), and "A 和 B 分别是多少" (one predicate over a list).
 A part the rule leaves without its own subject ("from whom", "and when?") is marked `elliptical`: `answer`
 then asks the model once to write the parts out (`prompts.SPLIT_*`), and keeps its split only when it is
-a short list of questions. `join` numbers the parts' citations in one sequence and names each part the text
-does not answer ("文章没有提到“…”。"), so nothing asked is silently dropped.
+a short list of questions. `join` numbers the parts' citations in one sequence (a passage two parts cite
+keeps one number) and names each part the text does not answer ("文章没有提到“…”。"), so nothing asked is
+silently dropped.
 """
 
 from __future__ import annotations
@@ -106,9 +107,14 @@ def join(question: str, parts: Sequence[str], answers: Sequence[Answer], english
             missing = part.rstrip("？?")
             texts.append(f"The article does not say: {missing}?" if english else f"文章没有提到“{missing}”。")
             continue
-        offset = len(citations)
-        texts.append(_renumber(answer.answer, offset))
-        citations += [replace(c, n=c.n + offset) for c in answer.citations]
+        numbers = {}  # this part's marker -> the joined answer's: a passage an earlier part cites keeps its number
+        for c in answer.citations:
+            same = next((d for d in citations if (d.chunk_id, d.quote) == (c.chunk_id, c.quote)), None)
+            if same is None:
+                same = replace(c, n=len(citations) + 1)
+                citations.append(same)
+            numbers[c.n] = same.n
+        texts.append(_renumber(answer.answer, numbers))
     answered = [a for _, a in cited if not a.refused]
     reason = None if answered else cited[0][1].refusal_reason  # only corrections: the question's premise is wrong
     detail = "; ".join(f"{p}: {a.refusal_reason}" for p, a in zip(parts, answers, strict=True)) if not answered else ""
@@ -124,6 +130,6 @@ def join(question: str, parts: Sequence[str], answers: Sequence[Answer], english
     )  # fmt: skip
 
 
-def _renumber(text: str, offset: int) -> str:
-    """`text` with each `[n]` marker moved up by `offset`."""
-    return re.sub(r"\[(\d+)\]", lambda m: f"[{int(m[1]) + offset}]", text)
+def _renumber(text: str, numbers: dict[int, int]) -> str:
+    """`text` with each `[n]` marker renumbered by `numbers` (a marker it lacks stays)."""
+    return re.sub(r"\[(\d+)\]", lambda m: f"[{numbers.get(int(m[1]), int(m[1]))}]", text)

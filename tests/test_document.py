@@ -206,3 +206,16 @@ def test_each_part_is_answered_and_cited_and_a_missing_part_is_named(indexed: tu
     partial = a.ask("阶跃星辰这轮融资有多少钱，总部在哪里？")
     assert not partial.refused and "50 亿元" in partial.answer
     assert "文章没有提到“总部在哪里”" in partial.answer and "月球" not in partial.answer
+
+
+def test_two_parts_citing_one_passage_share_its_number():
+    from assistant.parts import join
+    from assistant.types import Citation
+
+    cited = Citation(
+        1, "c1", "a.txt", "t", 3, 0, 10, "创始人兼 CEO 姜大昕作为微软前全球副总裁", "姜大昕作为微软前全球副总裁"
+    )
+    first = Answer("q1", "姜大昕。[1]", False, (cited,), {}, {})
+    second = Answer("q2", "微软前全球副总裁。[1]", False, (cited,), {}, {})
+    joined = join("q1，q2", ["q1", "q2"], [first, second], False, 1.0)
+    assert joined.answer == "姜大昕。[1]\n微软前全球副总裁。[1]" and [c.n for c in joined.citations] == [1]
