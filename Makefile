@@ -12,7 +12,9 @@ deps:
 	$(PIP) install --quiet --upgrade pip
 	# torch is pinned to the local CPU build first: an unpinned torch would pull a multi-GB CUDA build.
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e ".[st,dev]"
+	@echo "installing the project: llama-cpp-python compiles from source (about 4 minutes on 2 cores)"
+	@( while sleep 60; do echo "  ... still installing ($$(date +%T))"; done ) & ticker=$$!; \
+	$(PIP) install --quiet -e ".[st,dev]"; status=$$?; kill $$ticker; exit $$status
 
 # Headless Chromium (Debian's) for the web page tests; Playwright's own browser download cannot work offline.
 browser:

@@ -176,14 +176,17 @@ def _check_part_sizes(parts: Sequence[Path], size: int) -> None:
 
 
 def _concatenate(parts: Sequence[Path], temp: Path) -> tuple[str, int]:
+    """Write `parts` into `temp`, saying how far it is after each part (a gigabyte takes a while)."""
     digest, written = hashlib.sha256(), 0
+    total = sum(Path(p).stat().st_size for p in parts)
     with open(temp, "wb") as out:
-        for part in parts:
+        for n, part in enumerate(parts, start=1):
             with open(part, "rb") as src:
                 while block := src.read(COPY_BLOCK):
                     out.write(block)
                     digest.update(block)
                     written += len(block)
+            log.info("assembling the chat model: part %d of %d, %d of %d MB", n, len(parts), written >> 20, total >> 20)
         out.flush()
         os.fsync(out.fileno())
     return digest.hexdigest(), written

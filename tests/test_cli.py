@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -167,3 +168,11 @@ def test_on_a_terminal_the_quote_shows_first_then_is_erased_for_the_answer(monke
     assert draft.startswith("Step-3 每次推理仅激活 38B 参数 [1]。") and not answer.refused
     assert shown.endswith("\r\033[1A\033[J"), "both lines erased: the verified answer is printed there"
     assert erase("短\n" + "字" * 50, columns=80) == "\r\033[2A\033[J", "a wide line that wraps takes two rows"
+
+
+def test_indexing_not_on_a_terminal_says_how_far_it_is(env: dict[str, str]):
+    """A log (stderr not a terminal) gets lines saying how far embedding is, not a progress bar's escapes."""
+    out = run_cli(["index"], env)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"embedding: (\d+) of \1 chunks", out.stderr), out.stderr
+    assert "\r" not in out.stderr

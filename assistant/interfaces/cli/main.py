@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("assistant.model_file").setLevel(logging.INFO)  # the 1.1 GB model's assembly shows its progress
     try:
         settings = Settings.load(
             corpus=args.corpus,

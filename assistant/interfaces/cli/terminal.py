@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from unicodedata import east_asian_width
@@ -84,12 +85,22 @@ def _scores(hit: Hit) -> str:
     return ", ".join(parts)
 
 
+PROGRESS_EVERY_S = 10.0  # not on a terminal (a log, CI): a line this often while embedding
+
+
 def progress_bar() -> Callable[[int, int], None]:
-    """A tqdm bar on stderr, created when there is something to embed."""
+    """A tqdm bar on stderr, created when there is something to embed; when stderr is not a terminal, a
+    line every PROGRESS_EVERY_S seconds and one at the end instead, so a log shows indexing moving."""
     state: dict[str, Any] = {}
 
     def update(done: int, total: int) -> None:
         if total == 0:
+            return
+        if not sys.stderr.isatty():
+            now = time.monotonic()
+            if done >= total or now - state.get("said", 0.0) >= PROGRESS_EVERY_S:
+                state["said"] = now
+                print(f"embedding: {done} of {total} chunks", file=sys.stderr, flush=True)
             return
         if "bar" not in state:
             from tqdm import tqdm
