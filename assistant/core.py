@@ -44,7 +44,8 @@ class Assistant:
         self._answerer: Answerer | None = None
         self.skipped: list[Skipped] = []
         self.queue = AnswerQueue(settings.api_queue_size)  # one answer at a time, for every interface
-        self.warmth = "cold"  # "warming" while `warm` runs, then "warm": what /readyz reports
+        # what /readyz reports: "warming" while `warm` runs, then "warm"; "unready" when it found no index to load
+        self.warmth = "cold"
 
     @property
     def retriever(self) -> HybridRetriever:
@@ -87,16 +88,18 @@ class Assistant:
         seconds it took. A chat model that cannot load is not an error here: answers quote and say why."""
         started = time.perf_counter()
         self.warmth = "warming"
+        warmth = "warm"
         try:
             self.retriever.search("warm up", k=1)
             if model:
                 self.answerer.warm()
-        except AssistantError as exc:
+        except AssistantError as exc:  # no index yet, or its store unreachable: /readyz retries the warm-up
             log.warning("warm-up incomplete: %s", exc)
+            warmth = "unready"
         except Exception as exc:  # a chat model's own failure: the answers will say so
             log.warning("the chat model did not warm up: %s", explain_error(exc) or exc)
         finally:
-            self.warmth = "warm"
+            self.warmth = warmth
         seconds = time.perf_counter() - started
         log.info("warmed up in %.1f s", seconds)
         return seconds

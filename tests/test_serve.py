@@ -7,7 +7,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,21 +57,47 @@ def test_serve_runs_the_page_and_the_api(article_corpus: Path, tmp_path: Path):
         proc.wait(timeout=20)
 
 
-def test_serve_without_an_index_says_to_build_one(tmp_path: Path, article_corpus: Path):
+def test_serve_started_before_its_index_becomes_ready_when_the_index_appears(tmp_path: Path, article_corpus: Path):
+    """A replica started before its index (a first deploy in any order) serves, not ready, saying what is
+    missing, and becomes ready on its own once `assistant index` has run: no restart."""
     env = {
         **os.environ,
         "ASSISTANT_CORPUS": str(article_corpus),
-        "ASSISTANT_INDEX_DIR": str(tmp_path / "none"),
+        "ASSISTANT_INDEX_DIR": str(tmp_path / "later"),
         "ASSISTANT_EMBEDDINGS": "fake",
+        "ASSISTANT_LLM": "fake",
     }
-    out = subprocess.run(
-        [sys.executable, "-m", "assistant", "serve", "--port", str(free_port())],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assistant", "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True
     )
-    assert out.returncode == 4 and "run `assistant index`" in out.stderr
+    try:
+        status, body = _wait_for_readyz(port, lambda status: status == 503)
+        assert "run `assistant index`" in body["error"], body
+        built = subprocess.run([sys.executable, "-m", "assistant", "index"], env=env, capture_output=True, timeout=120)
+        assert built.returncode == 0, built.stderr
+        status, body = _wait_for_readyz(port, lambda status: status == 200)
+        assert body["status"] == "ready" and body["chunks"] > 0, body
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _wait_for_readyz(port: int, done: Callable[[int], bool], timeout: float = 90.0) -> tuple[int, dict[str, Any]]:
+    """Poll /readyz until `done(status)` (or fail after `timeout` seconds)."""
+    deadline, last = time.monotonic() + timeout, (0, {})
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+                last = (response.status, json.loads(response.read()))
+        except urllib.error.HTTPError as exc:
+            last = (exc.code, json.loads(exc.read() or b"{}"))
+        except OSError:  # not listening yet
+            pass
+        if last[0] and done(last[0]):
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"/readyz never got there: last {last}")
 
 
 def test_the_page_can_be_closed_behind_the_api_key(article_corpus: Path, tmp_path: Path):

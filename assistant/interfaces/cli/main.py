@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from assistant.errors import AssistantError, InputError
+from assistant.errors import AssistantError, IndexNotFoundError, InputError, StoreUnavailableError
 from assistant.inputs import check_question
 from assistant.interfaces.cli.evaluate import cmd_eval, cmd_eval_retrieval, cmd_gate
 from assistant.interfaces.cli.terminal import ask_streaming, print_hits, progress_bar, render_answer
@@ -262,8 +262,11 @@ def cmd_serve(assistant: Assistant, args: argparse.Namespace) -> int:
 
     from assistant.interfaces.http.server import build_server
 
-    chunks = len(assistant.retriever.chunks)  # load the index now: a missing one fails here, not at a question
-    print(f"{chunks} chunks indexed; web chat on http://{args.host}:{args.port}/ · API docs at /docs", file=sys.stderr)
+    try:  # load the index now, so the first question does not wait for it
+        print(f"{len(assistant.retriever.chunks)} chunks indexed", file=sys.stderr)
+    except (IndexNotFoundError, StoreUnavailableError) as exc:  # a replica started before its index or store
+        print(f"not ready yet ({exc}); serving anyway: /readyz answers 503 until it is there", file=sys.stderr)
+    print(f"web chat on http://{args.host}:{args.port}/ · API docs at /docs", file=sys.stderr)
     # the model loads while the server already answers /healthz; /readyz says "warming" until it is done
     threading.Thread(target=assistant.warm, name="warm-up", daemon=True).start()
     uvicorn.run(build_server(assistant), host=args.host, port=args.port, log_level="warning")

@@ -9,6 +9,7 @@ and `BodyLimit` (ASGI) turn away the rest. Routes, status codes and formats are 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
@@ -70,6 +71,9 @@ class Answering:
         chunks = len(self.assistant.retriever.chunks)
         if not chunks:
             raise IndexNotFoundError(f"the index at {info['location']} is empty: run `assistant index`")
+        if self.assistant.warmth == "unready":  # started before its index was there: the index is here now
+            self.assistant.warmth = "warming"
+            threading.Thread(target=self.assistant.warm, name="warm-up", daemon=True).start()
         if self.assistant.warmth == "warming":
             raise Warming("the models are loading (warm-up after start): ready in a few seconds, retry then")
         return {
