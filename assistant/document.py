@@ -178,7 +178,7 @@ def classify(question: str, documents: Sequence[Outline] = ()) -> Asked | None:
 
 def _names(rest: str, outline: Outline) -> bool:
     """`rest` (what a question says beyond its kind) is words of the document's title ("阶跃星辰")."""
-    title = squash(outline.title)
+    title = PUNCTUATION.sub("", squash(outline.title))  # as the question's rest is read: "阿尔·戈尔" is 阿尔戈尔
     return len(rest) >= 2 and all(b in title for b in _bigrams(rest))
 
 

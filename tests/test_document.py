@@ -78,6 +78,8 @@ def test_a_section_is_found_by_its_heading_and_the_document_by_its_title(article
     assert "结语" in article.headings
     assert classify("“赛道洗牌”这部分讲了什么？", [article]) == Asked("section", "赛道洗牌", article.source)
     assert classify("阶跃星辰那篇文章讲了什么？", [article]) == Asked("main_point", "", article.source)
+    dotted = Outline("gore.txt", "阿尔·戈尔", None, article.sections)  # a title with a middle dot, asked without it
+    assert classify("总结一下《阿尔·戈尔》这篇文章。", [article, dotted]) == Asked("summary", "", "gore.txt")
 
 
 def test_chosen_sentences_are_the_documents_own_in_order(article: Outline):
