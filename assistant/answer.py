@@ -102,26 +102,31 @@ class Answerer:
             self.settings.translate_claims,
         )  # fmt: skip
 
-    def ask(self, question: str, history: Sequence[str] = (), fast: bool = False) -> Answer:
+    def ask(
+        self, question: str, history: Sequence[str] = (), fast: bool = False, max_tokens: int | None = None
+    ) -> Answer:
         answer = None
-        for event in self.stream(question, history, fast):
+        for event in self.stream(question, history, fast, max_tokens):
             if isinstance(event, Answer):
                 answer = event
         assert answer is not None
         return answer
 
     def stream(
-        self, question: str, history: Sequence[str] = (), fast: bool = False
+        self, question: str, history: Sequence[str] = (), fast: bool = False, max_tokens: int | None = None
     ) -> Iterator[str | Evidence | Answer]:
         """Yield the best supporting quote (`Evidence`) as soon as retrieval is done, then answer tokens
-        as the model writes them, then the verified `Answer`."""
+        as the model writes them, then the verified `Answer`. `max_tokens` caps the answer's generation
+        below the settings' own cap (a caller's limit never raises it)."""
         question, history = check_question(question), check_history(history)
         asked = data_only(question) or question  # orders riding on a question are neither searched nor passed on
         self.usage.take()  # start counting this answer's model calls
         parts = self._parts(asked, fast)
-        events = (
-            self._stream(asked, history, fast) if len(parts) == 1 else self._stream_parts(asked, parts, history, fast)
-        )
+        limit = min(max_tokens, self.settings.max_tokens) if max_tokens else None
+        if len(parts) == 1:
+            events = self._stream(asked, history, fast, limit)
+        else:
+            events = self._stream_parts(asked, parts, history, fast, limit)
         for event in events:
             yield replace(event, question=question, usage=self.usage.take()) if isinstance(event, Answer) else event
 
@@ -136,7 +141,7 @@ class Answerer:
         return found.parts
 
     def _stream_parts(
-        self, question: str, parts: list[str], history: list[str], fast: bool
+        self, question: str, parts: list[str], history: list[str], fast: bool, limit: int | None = None
     ) -> Iterator[str | Evidence | Answer]:
         """Each part answered on its own (the earlier parts as its conversation, so "他" finds its person),
         the first part's quote shown at once; then one answer naming any part the text does not answer."""
@@ -145,7 +150,7 @@ class Answerer:
         for i, part in enumerate(parts):
             if i:
                 yield "\n"
-            for event in self._stream(part, [*history, *parts[:i]], fast):
+            for event in self._stream(part, [*history, *parts[:i]], fast, limit):
                 if isinstance(event, Answer):
                     answers.append(event)
                 elif isinstance(event, str) or not i:  # one quote: the first part's
@@ -153,7 +158,9 @@ class Answerer:
         log.info("answered %d parts: %s", len(parts), [a.refusal_reason or "answered" for a in answers])
         yield join(question, parts, answers, is_english(question), time.perf_counter() - started)
 
-    def _stream(self, question: str, history: list[str], fast: bool) -> Iterator[str | Evidence | Answer]:
+    def _stream(
+        self, question: str, history: list[str], fast: bool, limit: int | None = None
+    ) -> Iterator[str | Evidence | Answer]:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         if (whole := self.whole.match(question, history)) is not None:  # about the document as a whole
@@ -177,7 +184,7 @@ class Answerer:
         raw: list[str] = []
         try:
             passages = self._passages(query, hits)
-            yield from self._generate(standalone, english, passages, raw, timings, started)
+            yield from self._generate(standalone, english, passages, raw, timings, started, limit)
         except Exception as exc:  # a model that is missing, failing or too slow: quote instead
             reason = explain_error(exc) or exc
             log.warning("chat model failed (%s); answering with a quote instead", reason)
@@ -243,9 +250,23 @@ class Answerer:
         return query, hits
 
     def _generate(
-        self, question: str, english: bool, passages: str, raw: list[str], timings: dict[str, float], started: float
+        self,
+        question: str,
+        english: bool,
+        passages: str,
+        raw: list[str],
+        timings: dict[str, float],
+        started: float,
+        limit: int | None = None,
     ) -> Iterator[str]:
         chain = self.answer_en if english else self.answer_zh
+        if limit is not None:  # a caller's cap below the settings' own: the same prompt, fewer tokens
+            prompt = (
+                (prompts.ANSWER_SYSTEM_EN, prompts.ANSWER_USER_EN)
+                if english
+                else (prompts.ANSWER_SYSTEM, prompts.ANSWER_USER)
+            )
+            chain = chat_prompt(*prompt) | self.llm.bind(max_tokens=limit) | StrOutputParser()
         for token in chain.stream({"passages": passages, "question": question}):
             if not raw:
                 timings["first_token_s"] = time.perf_counter() - started

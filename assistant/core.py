@@ -108,16 +108,19 @@ class Assistant:
         """The absolute path of a corpus file named by its corpus-relative `source`."""
         return str((self.settings.corpus / source).resolve())
 
-    def ask(self, question: str, history: Sequence[str] = (), fast: bool = False) -> Answer:
-        """A verified, cited answer (or a refusal); `history` is the user's earlier turns, oldest first."""
-        return self.answerer.ask(question, history, fast)
+    def ask(
+        self, question: str, history: Sequence[str] = (), fast: bool = False, max_tokens: int | None = None
+    ) -> Answer:
+        """A verified, cited answer (or a refusal); `history` is the user's earlier turns, oldest first;
+        `max_tokens` caps the model's answer below the settings' cap."""
+        return self.answerer.ask(question, history, fast, max_tokens)
 
     def stream(
-        self, question: str, history: Sequence[str] = (), fast: bool = False
+        self, question: str, history: Sequence[str] = (), fast: bool = False, max_tokens: int | None = None
     ) -> Iterator[str | Evidence | Answer]:
         """The best supporting quote (`Evidence`) once retrieval is done, answer tokens as they are
         generated, then the verified `Answer` as the last item."""
-        return self.answerer.stream(question, history, fast)
+        return self.answerer.stream(question, history, fast, max_tokens)
 
     def build_index(self, *, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
         """Bring the index in line with the corpus directory (only changed files are re-embedded)."""

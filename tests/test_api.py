@@ -585,3 +585,27 @@ def test_openai_errors_carry_a_string_code(index_dir):
             model="assistant", messages=[{"role": "user", "content": QUESTION}]
         )
     assert refused.value.code == "invalid_api_key" and refused.value.status_code == 401
+
+
+class RecordingModel(ReportingModel):
+    """A ReportingModel that records the keyword arguments of each call (max_tokens among them)."""
+
+    calls: list[dict[str, Any]] = Field(default_factory=list)
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
+        self.calls.append(kw)
+        return super()._generate(messages, stop, run_manager, **kw)
+
+
+def test_max_tokens_is_honoured_up_to_the_servers_cap_and_temperature_refused(index_dir):
+    llm = RecordingModel(reply=CTO_REPLY)
+    messages: Any = [{"role": "user", "content": QUESTION}]
+    with serving(assistant_with(index_dir, llm)) as http:
+        client = openai_client(http)
+        client.chat.completions.create(model="assistant", messages=messages, max_tokens=7)
+        client.chat.completions.create(model="assistant", messages=messages, max_completion_tokens=100_000)
+        client.chat.completions.create(model="assistant", messages=messages, temperature=0)
+        with pytest.raises(openai.BadRequestError) as sampled:
+            client.chat.completions.create(model="assistant", messages=messages, temperature=0.7)
+    assert [c.get("max_tokens") for c in llm.calls] == [7, 96, 96], "capped at the server's 96"
+    assert sampled.value.status_code == 400 and "temperature" in str(sampled.value)

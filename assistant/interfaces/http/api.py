@@ -122,12 +122,15 @@ def _openai_routes(answering: Answering, max_chars: int) -> APIRouter:
         verified answer and a "Sources:" list; `citations` and `refused` are extra top-level fields.
         With `stream: true` the answer is sent in chunks only after verification (a draft could still be
         withdrawn), citations and `refused` in the last chunk, then `data: [DONE]`."""
+        if body.temperature:  # sampling would make the verified answer differ from call to call
+            raise ApiError(400, "temperature: this server answers deterministically (temperature 0); omit it or send 0")
         question, history = conversation(body.messages, max_chars)
         if body.stream:
             ticket = answering.queue.join()
             usage = bool((body.stream_options or {}).get("include_usage"))
-            return QueuedStream(ticket, _openai_events(answering, ticket, question, history, body.fast, usage))
-        answer = await _ask(answering, question, history, body.fast)
+            events = _openai_events(answering, ticket, question, history, body.fast, usage, body.limit())
+            return QueuedStream(ticket, events)
+        answer = await _ask(answering, question, history, body.fast, body.limit())
         message = {"role": "assistant", "content": completion_text(answer)}
         choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
         head = _completion_head("chat.completion")
@@ -159,10 +162,12 @@ def _health_routes(answering: Answering) -> APIRouter:
     return router
 
 
-async def _ask(answering: Answering, question: str, history: list[str], fast: bool) -> Answer:
+async def _ask(
+    answering: Answering, question: str, history: list[str], fast: bool, max_tokens: int | None = None
+) -> Answer:
     """`answering.ask`, with an unexpected failure logged and turned into an `ApiError` (the server stays up)."""
     try:
-        return await answering.ask(question, history, fast)
+        return await answering.ask(question, history, fast, max_tokens=max_tokens)
     except (AssistantError, Busy):
         raise
     except Exception as exc:
@@ -188,7 +193,13 @@ async def _draft_events(
 
 
 async def _openai_events(
-    answering: Answering, ticket: Ticket, question: str, history: list[str], fast: bool, usage: bool = False
+    answering: Answering,
+    ticket: Ticket,
+    question: str,
+    history: list[str],
+    fast: bool,
+    usage: bool = False,
+    max_tokens: int | None = None,
 ) -> AsyncIterator[str]:
     """chat.completion.chunk data: the role, the verified answer in pieces, citations, (with `usage`: a chunk
     with no choices and the token usage, as OpenAI sends for `stream_options.include_usage`), then `[DONE]`."""
@@ -200,7 +211,7 @@ async def _openai_events(
 
     try:
         yield chunk({"role": "assistant", "content": ""})
-        answer = await answering.ask(question, history, fast, ticket)
+        answer = await answering.ask(question, history, fast, ticket, max_tokens)
         text = completion_text(answer)
         for i in range(0, len(text), 24):
             yield chunk({"content": text[i : i + 24]})

@@ -34,13 +34,20 @@ class Answering:
         self.assistant = assistant
         self.queue = assistant.queue
 
-    async def ask(self, question: str, history: Sequence[str], fast: bool, ticket: Ticket | None = None) -> Answer:
+    async def ask(
+        self,
+        question: str,
+        history: Sequence[str],
+        fast: bool,
+        ticket: Ticket | None = None,
+        max_tokens: int | None = None,
+    ) -> Answer:
         """The verified `Answer`, once it is `ticket`'s turn (a new place in the queue by default)."""
         ticket = ticket or self.queue.join()
         try:
             await ticket.wait_async()
             started = time.perf_counter()
-            answer = await anyio.to_thread.run_sync(self.assistant.ask, question, history, fast)
+            answer = await anyio.to_thread.run_sync(self.assistant.ask, question, history, fast, max_tokens)
         finally:
             ticket.release()
         log.info("answered %r in %.1f s (refused: %s)", question[:80], time.perf_counter() - started, answer.refused)

@@ -63,6 +63,14 @@ class ChatRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: dict[str, Any] | None = None  # {"include_usage": true}: a last chunk with the usage
+    max_tokens: int | None = Field(default=None, ge=1, description="caps the answer (never above the server's cap)")
+    max_completion_tokens: int | None = Field(default=None, ge=1, description="the newer name of max_tokens")
+    temperature: float | None = Field(default=None, description="0 or absent: answers are deterministic")
+
+    def limit(self) -> int | None:
+        """The token cap the client asked for, if any."""
+        return self.max_completion_tokens or self.max_tokens
+
     fast: bool = Field(default=False, description="an extension: a cited quote only, no generation")
 
 
