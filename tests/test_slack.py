@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from pydantic import Field
 from slack_sdk import WebClient
 
 from assistant.core import Assistant
@@ -535,3 +538,46 @@ def test_a_rejected_bot_token_is_a_configuration_error(indexed, slack):
     client = WebClient(token="xoxb-revoked", base_url=slack.url + "/api/")
     with pytest.raises(ConfigurationError, match="invalid_auth.*set SLACK_BOT_TOKEN"):
         build_app(make_assistant(*indexed), signing_secret=SECRET, client=client)
+
+
+class TimedModel(GenericFakeChatModel):
+    """Replies STEP3 after `delay` seconds and records when each answer call ran (start, end)."""
+
+    messages: Any = iter(())
+    delay: float = 0.6
+    ran: list[tuple[float, float]] = Field(default_factory=list)
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
+        started = time.monotonic()
+        time.sleep(self.delay)
+        self.messages = iter([AIMessage(content=STEP3)])
+        result = super()._generate(messages, stop=stop, run_manager=run_manager, **kw)
+        self.ran.append((started, time.monotonic()))
+        return result
+
+
+def test_one_server_answers_the_page_the_api_and_slack_from_one_queue(indexed, slack):
+    """`assistant serve --slack` (HTTP events): a Slack mention and an API question sent together are both
+    answered by the one model of the one process, one after the other (the queue), never at once."""
+    from assistant.interfaces.http.server import build_server
+
+    from conftest import running
+
+    model = TimedModel()
+    assistant = with_llm(make_assistant(*indexed), model)
+    client = WebClient(token="xoxb-test", base_url=slack.url + "/api/")
+    with running(build_server(assistant, build_app(assistant, signing_secret=SECRET, client=client))) as url:
+        bot = Bot.__new__(Bot)  # the signed-request helper, pointed at the server's own /slack/events
+        bot.url = f"{url}/slack/events"
+        question = json.dumps({"question": "Step-3 每次推理激活多少参数？"}).encode()
+        api = urllib.request.Request(f"{url}/api/ask", data=question, headers={"Content-Type": "application/json"})
+        assert bot.post(event("app_mention", f"<@{BOT}> Step-3 每次推理激活多少参数？", "50.1"))[0] == 200
+        with OPENER.open(api, timeout=30) as response:
+            answered = json.loads(response.read())
+        reply = slack.final_reply("C1", "50.1", timeout=30)
+    assert not answered["refused"] and "38B" in answered["answer"]
+    assert "38B" in shown(reply)
+    answers = [r for r in model.ran if r[1] - r[0] >= model.delay]
+    assert len(answers) >= 2, model.ran
+    ordered = sorted(answers)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(ordered)), f"answers overlapped: {ordered}"

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from assistant.errors import AssistantError, IndexNotFoundError, InputError, StoreUnavailableError
 from assistant.inputs import check_question
@@ -95,9 +95,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="quote instead of generating")
     p.set_defaults(run=cmd_chat)
 
-    p = sub.add_parser("serve", parents=[common], help="the web chat and the HTTP API in one server")
+    p = sub.add_parser("serve", parents=[common], help="the web chat and the HTTP API (and Slack) in one server")
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--slack",
+        action="store_true",
+        help="the Slack bot too, on the same model and queue: Socket Mode with SLACK_APP_TOKEN, "
+        "else Slack's HTTP events at /slack/events with SLACK_SIGNING_SECRET (and SLACK_BOT_TOKEN either way)",
+    )
     p.set_defaults(run=cmd_serve)
 
     p = sub.add_parser("eval", parents=[common], help="answer every item of an eval set; print the metrics")
@@ -267,10 +273,31 @@ def cmd_serve(assistant: Assistant, args: argparse.Namespace) -> int:
     except (IndexNotFoundError, StoreUnavailableError) as exc:  # a replica started before its index or store
         print(f"not ready yet ({exc}); serving anyway: /readyz answers 503 until it is there", file=sys.stderr)
     print(f"web chat on http://{args.host}:{args.port}/ · API docs at /docs", file=sys.stderr)
+    slack = _slack_app(assistant, args.port) if args.slack else None
     # the model loads while the server already answers /healthz; /readyz says "warming" until it is done
     threading.Thread(target=assistant.warm, name="warm-up", daemon=True).start()
-    uvicorn.run(build_server(assistant), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(build_server(assistant, slack), host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def _slack_app(assistant: Assistant, port: int) -> Any:
+    """The Slack bot on `assistant` (its model and queue): connected over Socket Mode when SLACK_APP_TOKEN is
+    set (returns None: nothing to mount), else returned to be mounted at /slack/events."""
+    import os
+
+    from assistant.interfaces.slack.bot import SlackTokens, build_app
+
+    socket = bool(os.environ.get("SLACK_APP_TOKEN"))
+    tokens = SlackTokens.from_env(http=not socket)
+    app = build_app(assistant, token=tokens.bot_token, signing_secret=tokens.signing_secret or "unused")
+    if socket:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        SocketModeHandler(app, tokens.app_token).connect()  # in its own threads; this process serves the rest
+        print("Slack bot connected (Socket Mode), on the same model and queue", file=sys.stderr)
+        return None
+    print(f"Slack events at http://…:{port}/slack/events, on the same model and queue", file=sys.stderr)
+    return app
 
 
 def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:

@@ -1,21 +1,29 @@
-"""The server behind `assistant serve`: the HTTP API with the chat page mounted beside it.
+"""The server behind `assistant serve`: the HTTP API with the chat page mounted beside it, and the Slack bot.
 
 Composes `api.create_api` (JSON, SSE and OpenAI-compatible endpoints, queue, key, limits) and
-`web.build_ui` (the Gradio page at `/`) over one `Assistant`, from `Settings`. Running it is left
-to uvicorn in the CLI.
+`web.build_ui` (the Gradio page at `/`) over one `Assistant`, from `Settings`; with a Slack `App`
+(`slack.bot.build_app`), its HTTP events at `/slack/events` on the same app: one process, one model, one
+queue for the page, the API and Slack. Running it is left to uvicorn in the CLI.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from assistant.core import Assistant
 from assistant.interfaces.http.api import create_api
 from assistant.interfaces.web.ui import build_ui
 
+if TYPE_CHECKING:
+    from slack_bolt import App
 
-def build_server(assistant: Assistant) -> FastAPI:
-    """The API (under /api, /v1, /healthz, /readyz) and the chat page (at /) in one app."""
+
+def build_server(assistant: Assistant, slack: App | None = None) -> FastAPI:
+    """The API (under /api, /v1, /healthz, /readyz) and the chat page (at /) in one app; with `slack`, its
+    HTTP Events API at /slack/events (Bolt checks each request's signature)."""
     import gradio as gr
 
     s = assistant.settings
@@ -25,6 +33,8 @@ def build_server(assistant: Assistant) -> FastAPI:
         rate_limit_per_minute=s.api_rate_limit or None,
         max_body_bytes=s.api_max_body_bytes,
     )
+    if slack is not None:
+        _mount_slack(app, slack)
     key = s.api_key
     auth = (lambda _user, password: password == key) if key and not s.page_open else None
     return gr.mount_gradio_app(
@@ -35,3 +45,14 @@ def build_server(assistant: Assistant) -> FastAPI:
         auth=auth,
         auth_message="Log in with any user name and the server's API key (ASSISTANT_API_KEY).",
     )
+
+
+def _mount_slack(app: FastAPI, slack: App) -> None:
+    """POST /slack/events dispatched to the Bolt app off the event loop (it acknowledges at once and answers
+    in its own threads, taking its turn in the assistant's queue like the page and the API)."""
+    from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+
+    @app.post("/slack/events", include_in_schema=False)
+    async def slack_events(request: Request) -> Response:
+        body = await request.body()
+        return to_starlette_response(await run_in_threadpool(slack.dispatch, to_bolt_request(request, body)))
