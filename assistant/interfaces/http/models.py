@@ -27,7 +27,7 @@ class AskRequest(BaseModel):
     history: list[str] = Field(
         default=[], max_length=MAX_HISTORY_TURNS, description="earlier user questions, oldest first"
     )
-    fast: bool = Field(default=False, description="a cited quote only, no generation (about 1 s)")
+    fast: bool = Field(default=False, description="a cited quote only, no model call (tens of ms warm)")
 
 
 class ErrorOut(BaseModel):
