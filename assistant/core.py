@@ -18,7 +18,7 @@ from langchain_core.language_models import BaseChatModel
 from assistant.admission import AnswerQueue
 from assistant.answer import Answerer
 from assistant.embeddings import similarity
-from assistant.errors import AssistantError, CorpusError, InputError
+from assistant.errors import AssistantError, CorpusError, IndexNotFoundError, InputError, StoreUnavailableError
 from assistant.index.collection import Index, Progress, SyncReport
 from assistant.ingest import Skipped, load_corpus
 from assistant.inputs import check_history, check_question
@@ -93,9 +93,11 @@ class Assistant:
             self.retriever.search("warm up", k=1)
             if model:
                 self.answerer.warm()
-        except AssistantError as exc:  # no index yet, or its store unreachable: /readyz retries the warm-up
+        except (IndexNotFoundError, StoreUnavailableError) as exc:  # no index yet: /readyz retries the warm-up
             log.warning("warm-up incomplete: %s", exc)
             warmth = "unready"
+        except AssistantError as exc:  # e.g. no chat model: ready all the same, answers quote and say why
+            log.warning("warm-up incomplete: %s", exc)
         except Exception as exc:  # a chat model's own failure: the answers will say so
             log.warning("the chat model did not warm up: %s", explain_error(exc) or exc)
         finally:

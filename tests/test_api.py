@@ -609,3 +609,17 @@ def test_max_tokens_is_honoured_up_to_the_servers_cap_and_temperature_refused(in
             client.chat.completions.create(model="assistant", messages=messages, temperature=0.7)
     assert [c.get("max_tokens") for c in llm.calls] == [7, 96, 96], "capped at the server's 96"
     assert sampled.value.status_code == 400 and "temperature" in str(sampled.value)
+
+
+def test_a_server_whose_chat_model_cannot_load_is_ready_and_answers_with_quotes(index_dir):
+    """Only a missing index (or store) keeps /readyz at 503: a chat model that cannot load makes answers quote
+    and say why, so the server is ready all the same (and does not retry the load on every probe)."""
+    from assistant.llm import UnavailableChatModel
+
+    assistant = assistant_with(index_dir, UnavailableChatModel(reason="no model file here"))
+    assistant.warm()
+    assert assistant.warmth == "warm"
+    with serving(assistant) as http:
+        assert http.get("/readyz").status_code == 200
+        answer = http.post("/api/ask", json={"question": QUESTION}).json()
+    assert "no model file here" in answer["answer"] and answer["citations"]

@@ -33,6 +33,7 @@ class Answering:
     def __init__(self, assistant: Assistant) -> None:
         self.assistant = assistant
         self.queue = assistant.queue
+        self._warming = threading.Lock()
 
     async def ask(
         self,
@@ -78,9 +79,10 @@ class Answering:
         chunks = len(self.assistant.retriever.chunks)
         if not chunks:
             raise IndexNotFoundError(f"the index at {info['location']} is empty: run `assistant index`")
-        if self.assistant.warmth == "unready":  # started before its index was there: the index is here now
-            self.assistant.warmth = "warming"
-            threading.Thread(target=self.assistant.warm, name="warm-up", daemon=True).start()
+        with self._warming:  # started before its index was there: the index is here now (one warm-up, not two)
+            if self.assistant.warmth == "unready":
+                self.assistant.warmth = "warming"
+                threading.Thread(target=self.assistant.warm, name="warm-up", daemon=True).start()
         if self.assistant.warmth == "warming":
             raise Warming("the models are loading (warm-up after start): ready in a few seconds, retry then")
         return {
