@@ -132,9 +132,9 @@ class Answerer:
 
     def _parts(self, question: str, fast: bool) -> list[str]:
         """The question's parts (`parts.split`); one short model call writes them out when the grammar leaves
-        a part without its subject ("…and from whom?"). A question about the whole document is one part."""
-        found = split(question)
-        if len(found.parts) == 1 or self.whole.match(question) is not None:
+        a part without its subject ("…and from whom?")."""
+        found = split(question)  # "这篇文章讲了什么，作者是谁？" too: each part is then classified on its own
+        if len(found.parts) == 1:
             return [question]
         if found.elliptical and not fast:
             return parse_split(self.helpers.split(question), found.parts)
@@ -164,7 +164,7 @@ class Answerer:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         if (whole := self.whole.match(question, history)) is not None:  # about the document as a whole
-            yield from self.whole.stream(question, *whole, is_english(question), started)
+            yield from self.whole.stream(question, *whole, is_english(question), started, fast)
             return
         standalone = self._standalone(question, history, timings, fast)
         query, hits = self._retrieve(standalone, question, history, timings, fast)

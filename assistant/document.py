@@ -67,6 +67,9 @@ FILLER = re.compile(
     re.I,
 )
 PUNCTUATION = re.compile(r"[\W_]+")
+LEANS_BACK = re.compile(r"[他她它其]|\b(he|she|they|him|his|her|their|them)\b", re.I)
+WHEN = re.compile(r"什么时候|何时|哪天|哪一天|哪年|几月|几号|日期|时间|\b(when|date|day|year)\b", re.I)
+MEDIA = re.compile(r"媒体|刊登|刊发|刊载|哪个网站|outlet|publication|publisher|newspaper|website", re.I)
 DOCUMENT_KINDS = ("main_point", "summary", "structure", "conclusion", "section")
 METADATA = {"author": "byline", "outlet": "outlet", "title": "title", "date": "date"}  # kind: card item
 CONCLUSION_HEADINGS = re.compile(r"结语|结论|结尾|尾声|总结|conclusion|closing", re.I)
@@ -159,6 +162,10 @@ def classify(question: str, documents: Sequence[Outline] = ()) -> Asked | None:
     Step-3?" stay questions about a fact. What else it says may name one of `documents` by its title
     ("阶跃星辰那篇文章讲了什么"), or a section by its heading ("赛道洗牌这部分讲了什么"): `Asked.source` is then set."""
     q = question.strip()
+    if LEANS_BACK.search(q) and not DOCUMENT.search(
+        q
+    ):  # "它发布了什么？", "他的观点是什么？": a follow-up about a fact
+        return None
     for outline in documents:
         for heading in sorted((h for h in outline.headings if len(h) >= 2 and h in q), key=len, reverse=True):
             rest = _residue(q.replace(heading, " "), "main_point", "summary", "conclusion")
@@ -166,7 +173,13 @@ def classify(question: str, documents: Sequence[Outline] = ()) -> Asked | None:
                 return Asked("section", heading, outline.source)
     # metadata: "发表在哪家媒体" holds the words of two kinds; the place, the person or the title is what is asked
     if _residue(q, *METADATA) == "":
-        return Asked(next(kind for kind in METADATA if KIND_WORDS[kind].search(q)))
+        kind = next(kind for kind in METADATA if KIND_WORDS[kind].search(q))
+        # "谁发布的？" asks who, not when; "来源是什么？" may be a fact's source: these need the words that say so
+        if (kind == "date" and WHEN.search(q)) or (kind == "outlet" and (MEDIA.search(q) or DOCUMENT.search(q))):
+            return Asked(kind)
+        if kind in ("author", "title"):
+            return Asked(kind)
+        return None
     for kind in ("conclusion", "structure", "summary", "main_point"):
         rest = _residue(q, kind)
         if rest == "":
@@ -184,7 +197,7 @@ def _names(rest: str, outline: Outline) -> bool:
 
 def _residue(question: str, *kinds: str) -> str | None:
     """What `question` says beyond the words of `kinds`, the words naming the document and filler
-    (None when it holds none of the kinds' words); "" or a character or two mean it asks only that."""
+    (None when it holds none of the kinds' words); "" (one character left counts as none) means it asks only that."""
     if not any(KIND_WORDS[k].search(question) for k in kinds):
         return None
     rest = question

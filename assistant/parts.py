@@ -6,8 +6,8 @@ a semicolon or a conjunction (，；和 以及 另外 / "and", ";"), and "A 和 
 A part the rule leaves without its own subject ("from whom", "and when?") is marked `elliptical`: `answer`
 then asks the model once to write the parts out (`prompts.SPLIT_*`), and keeps its split only when it is
 a short list of questions. `join` numbers the parts' citations in one sequence (a passage two parts cite
-keeps one number) and names each part the text does not answer ("文章没有提到“…”。"), so nothing asked is
-silently dropped.
+with the same quote keeps one number) and names each part the text does not answer ("文章没有提到“…”。"),
+so nothing asked is silently dropped.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def split(question: str) -> Split:
     if len(pieces) < 2 or len(pieces) > MOST_PARTS or not all(ASKS_ZH.search(p) for p in pieces):
         return Split([question])
     parts = [p if p.endswith(("？", "?")) else p + "？" for p in pieces]
-    if (subject := topic(parts[0])) and names(subject):  # "阶跃星辰成立于哪一年，总部在哪里？": later parts too
+    if (subject := topic(parts[0])) and names(subject):  # "Step-3 的参数量是多少，激活参数是多少？": later parts too
         parts = [parts[0], *(p if names(p) or REFERS_BACK.search(p) else f"{subject}的{p}" for p in parts[1:])]
     elliptical = any(len(ASKS_ZH.sub("", p).strip("？? ")) <= 1 for p in pieces[1:])
     return Split(parts, elliptical)

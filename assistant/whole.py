@@ -99,9 +99,10 @@ class WholeDocument:
         return asked, documents[source]
 
     def stream(
-        self, question: str, asked: Asked, outline: Outline, english: bool, started: float
+        self, question: str, asked: Asked, outline: Outline, english: bool, started: float, fast: bool = False
     ) -> Iterator[str | Evidence | Answer]:
-        """The answer to `asked` about `outline` (and, for English prose, the first sentence's quote first)."""
+        """The answer to `asked` about `outline` (and, for English prose, the first sentence's quote first;
+        `fast`: the quotes only, no model call, in either language)."""
         timings: dict[str, float] = {}
         if asked.kind in METADATA:
             yield self._metadata(question, asked, outline, english, timings, started)
@@ -111,7 +112,7 @@ class WholeDocument:
             detail = f"the document has no section named {asked.section}" if asked.section else "no sentence to quote"
             yield self._refusal(question, english, timings, started, detail)
             return
-        if not english or asked.kind == "structure":
+        if not english or asked.kind == "structure" or fast:
             yield self._quoted(question, asked, outline, chosen, english, timings, started)
             return
         chosen = chosen[:ENGLISH_SENTENCES]
@@ -147,8 +148,10 @@ class WholeDocument:
         english: bool,
         timings: dict[str, float],
         started: float,
+        model_called: bool = False,
     ) -> Answer:
-        """The chosen sentences themselves, each cited to its passage (verified), under a head naming the document."""
+        """The chosen sentences themselves, each cited to its passage (verified), under a head naming the document
+        (`model_called`: an English rendering was tried and failed its checks, so `models` names the model)."""
         numbers = _numbering(chosen)
         chunks = _chunks(chosen, numbers)
         report = self._verify([(s.text, numbers[s.chunk.chunk_id]) for s in chosen], chunks)
@@ -167,7 +170,7 @@ class WholeDocument:
         text = head.format(title=outline.title, n=len(lines), section=section) + ("\n" if sep == "\n" else "")
         text += sep.join(lines)
         citations = self._citations(kept, numbers, chunks)
-        return self._answer(question, text, citations, timings, started, report, True)
+        return self._answer(question, text, citations, timings, started, report, not model_called)
 
     def _in_english(
         self,
@@ -195,7 +198,7 @@ class WholeDocument:
         verdict = judge(scored, self.policy)
         if not verdict.claims:
             log.info("no English sentence of %r verified: quoting", raw)
-            return self._quoted(question, asked, outline, chosen, True, timings, started)
+            return self._quoted(question, asked, outline, chosen, True, timings, started, model_called=True)
         head = HEADS_EN.get(asked.kind, "“{section}”:").format(
             title=outline.title, n=len(chosen), section=asked.section or section_of(outline, chosen[0])
         )

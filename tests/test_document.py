@@ -68,6 +68,10 @@ def test_questions_about_the_whole_document_are_recognised(question: str, kind: 
         "阶跃星辰的 CEO 是谁？",
         "Step-3 的总参数量是多少？",
         "文章提到的主要风险是什么？",
+        "它发布了什么？",  # a follow-up about a fact, not the article's date
+        "谁发布的？",  # who, not when
+        "他的观点是什么？",
+        "What is the source?",
     ],
 )
 def test_questions_about_a_fact_are_not(question: str, article: Outline):
@@ -221,3 +225,15 @@ def test_two_parts_citing_one_passage_share_its_number():
     second = Answer("q2", "微软前全球副总裁。[1]", False, (cited,), {}, {})
     joined = join("q1，q2", ["q1", "q2"], [first, second], False, 1.0)
     assert joined.answer == "姜大昕。[1]\n微软前全球副总裁。[1]" and [c.n for c in joined.citations] == [1]
+
+
+def test_a_question_about_the_whole_in_two_parts_answers_both(indexed: tuple[Path, Path]):
+    answer = with_llm(make_assistant(*indexed), no_model()).ask("这篇文章讲了什么，作者是谁？")
+    assert_verified_and_cited(answer)
+    assert "2026 年 1 月 26 日" in answer.answer and "胡不知" in answer.answer, answer.answer
+
+
+def test_a_fast_english_question_about_the_whole_calls_no_model(indexed: tuple[Path, Path]):
+    answer = with_llm(make_assistant(*indexed), no_model()).ask("Summarize the article.", fast=True)
+    assert_verified_and_cited(answer)
+    assert answer.answer.startswith("A summary of") and answer.models["llm"].startswith("none")
