@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -217,13 +218,17 @@ def answer_content(claim: str, question: str) -> float:
     """How much the claim says beyond the question: its distinct content characters (Chinese characters
     that are not grammar) and its numbers and Latin words that the question does not hold. 0: it restates
     the question ("X 在世界杯上的成绩是。") and answers nothing."""
-    asked, said = squash(question), squash(claim)
-    chars = {c for c in said if is_han(c) and c not in FUNCTION_CHARS} - set(asked)
-    # numbers and Latin words count whole: "22" says something beyond a question about "2025"
-    words = set(re.findall(r"[a-z0-9]+(?:\.[0-9]+)?", said.lower())) - set(
-        re.findall(r"[a-z0-9]+(?:\.[0-9]+)?", asked.lower())
-    )
-    return float(len(chars) + len(words))
+    chars = {c for c in squash(claim) if is_han(c) and c not in FUNCTION_CHARS} - set(squash(question))
+    # numbers and Latin words count whole ("22" says something beyond a question about "2025"), read with
+    # their spaces kept; a word the question holds in another form ("raised" / "raise") is not new
+    asked = _words(question)
+    new = {w for w in _words(claim) if not any(w == a or (min(len(w), len(a)) >= 4 and w[:4] == a[:4]) for a in asked)}
+    return float(len(chars) + len(new))
+
+
+def _words(text: str) -> set[str]:
+    """The numbers and Latin words of `text` (NFKC, lower-cased; "Step-3" and "Step 3" alike)."""
+    return set(re.findall(r"[a-z0-9]+(?:\.[0-9]+)?", unicodedata.normalize("NFKC", text).lower()))
 
 
 def coverage(question: str, passages: Sequence[Chunk]) -> dict[str, float]:

@@ -75,7 +75,7 @@ def test_a_sentence_from_the_passage_does_not_answer_another_year_or_category():
         assert decision.refused and decision.reason == FALSE_PREMISE and verdict.premise is not None, question
 
 
-def test_a_number_that_measures_something_else_is_not_an_answer():
+def test_the_answer_kind_rule_refuses_a_number_that_measures_something_else():
     # the answer-kind rule, switched on: on the calibration sets it prevented no wrong answer the other checks
     # let through, so the defaults leave it off (docs/calibration.md)
     kind = VerifyPolicy(kind=True)

@@ -100,7 +100,7 @@ def test_english_answers_are_checked_by_numbers_and_codes():
     assert not kept("It needs an INT4 build [1].", english=True)
 
 
-def test_a_bare_number_must_answer_what_was_asked():
+def test_the_qa_rule_refuses_a_bare_number_that_answers_another_question():
     # the mechanism (qa_*), at the cut-offs before calibration: on the calibration sets it prevented no wrong
     # answer that the other checks let through, so the defaults leave it off (docs/calibration.md)
     strict = VerifyPolicy(min_qa_nouns=0.5, min_qa_content=0.3)
