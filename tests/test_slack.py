@@ -581,3 +581,27 @@ def test_one_server_answers_the_page_the_api_and_slack_from_one_queue(indexed, s
     assert len(answers) >= 2, model.ran
     ordered = sorted(answers)
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(ordered)), f"answers overlapped: {ordered}"
+
+
+def test_the_servers_slack_route_refuses_oversized_and_undecodable_bodies_before_bolt(indexed, slack):
+    from assistant.interfaces.http.server import SLACK_MAX_BYTES, build_server
+
+    from conftest import running
+
+    assistant = with_llm(make_assistant(*indexed), scripted(STEP3))
+    client = WebClient(token="xoxb-test", base_url=slack.url + "/api/")
+    with running(build_server(assistant, build_app(assistant, signing_secret=SECRET, client=client))) as url:
+
+        def post(body: bytes) -> int:
+            request = urllib.request.Request(f"{url}/slack/events", data=body, method="POST")
+            request.add_header("Content-Type", "application/json")
+            try:
+                with OPENER.open(request, timeout=10) as response:
+                    return response.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        assert post(b"x" * (SLACK_MAX_BYTES + 1)) == 413
+        assert post(b"\xff\xfe not utf-8") == 400
+        assert post(b"not json") == 400
+        assert post(b"{}") == 401, "an unsigned body reaches Bolt, which refuses it"

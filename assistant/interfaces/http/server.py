@@ -20,6 +20,8 @@ from assistant.interfaces.web.ui import build_ui
 if TYPE_CHECKING:
     from slack_bolt import App
 
+SLACK_MAX_BYTES = 1 << 20  # as the standalone bot's HTTP server: Slack's events are far smaller
+
 
 def build_server(assistant: Assistant, slack: App | None = None) -> FastAPI:
     """The API (under /api, /v1, /healthz, /readyz) and the chat page (at /) in one app; with `slack`, its
@@ -54,5 +56,17 @@ def _mount_slack(app: FastAPI, slack: App) -> None:
 
     @app.post("/slack/events", include_in_schema=False)
     async def slack_events(request: Request) -> Response:
-        body = await request.body()
-        return to_starlette_response(await run_in_threadpool(slack.dispatch, to_bolt_request(request, body)))
+        # read at most SLACK_MAX_BYTES before Bolt checks the signature: an unsigned client cannot send more
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > SLACK_MAX_BYTES:
+            return Response("the body is too large for a Slack event", 413)
+        body = b""
+        async for piece in request.stream():
+            body += piece
+            if len(body) > SLACK_MAX_BYTES:
+                return Response("the body is too large for a Slack event", 413)
+        try:
+            bolt_request = to_bolt_request(request, body)
+        except ValueError:  # not UTF-8, or not the JSON / form its content type says
+            return Response("the body is not a Slack event (UTF-8 JSON or form data)", 400)
+        return to_starlette_response(await run_in_threadpool(slack.dispatch, bolt_request))
