@@ -21,10 +21,11 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 
-from assistant import premise, prompts
-from assistant.compose import correction, render
-from assistant.compose import quoted as quoted_sentence
-from assistant.decide import (
+from assistant import prompts
+from assistant.checks import premise
+from assistant.checks.compose import correction, render
+from assistant.checks.compose import quoted as quoted_sentence
+from assistant.checks.decide import (
     FALSE_PREMISE,
     NOT_COVERED,
     REASONS,
@@ -35,19 +36,19 @@ from assistant.decide import (
     before_model,
     judge,
 )
+from assistant.checks.injection import data_only
+from assistant.checks.question import read as read_question
+from assistant.checks.question import unmet_constraints
+from assistant.checks.verify import Similarity, answer_content, passage_context, score_claims
 from assistant.extract import PROMPT_CHARS, best_sentences, in_english, prompt_passages
 from assistant.followup import resolve
 from assistant.helpers import Helpers, chat_prompt
-from assistant.injection import data_only
 from assistant.inputs import check_history, check_question
-from assistant.llm import TokenUsage, explain_error
+from assistant.models.llm import TokenUsage, explain_error
 from assistant.parts import join, parse_split, split
-from assistant.question import read as read_question
-from assistant.question import unmet_constraints
 from assistant.retrieve import HybridRetriever
 from assistant.text import REFERS_BACK, is_english, squash
 from assistant.types import Answer, Chunk, Citation, Evidence, Hit
-from assistant.verify import Similarity, answer_content, passage_context, score_claims
 from assistant.whole import WholeDocument
 
 log = logging.getLogger(__name__)

@@ -17,12 +17,12 @@ from langchain_core.language_models import BaseChatModel
 
 from assistant.admission import AnswerQueue
 from assistant.answer import Answerer
-from assistant.embeddings import similarity
+from assistant.corpus.ingest import Skipped, load_corpus
 from assistant.errors import AssistantError, CorpusError, IndexNotFoundError, InputError, StoreUnavailableError
 from assistant.index.collection import Index, Progress, SyncReport
-from assistant.ingest import Skipped, load_corpus
 from assistant.inputs import check_history, check_question
-from assistant.llm import UnavailableChatModel, explain_error
+from assistant.models.embeddings import similarity
+from assistant.models.llm import UnavailableChatModel, explain_error
 from assistant.retrieve import HybridRetriever, LangChainRetriever
 from assistant.settings import Settings
 from assistant.types import Answer, Evidence, Hit

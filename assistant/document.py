@@ -28,8 +28,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from assistant.chunk import CARD_LABELS, CARD_SECTION, split_sentences
-from assistant.injection import instructs
+from assistant.checks.injection import instructs
+from assistant.corpus.chunk import CARD_LABELS, CARD_SECTION, split_sentences
 from assistant.text import squash
 from assistant.types import Chunk
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from assistant.chunk import split_sentences
-from assistant.injection import data_only, instructs
-from assistant.keyword import tokenize
+from assistant.checks.injection import data_only, instructs
+from assistant.checks.verify import Similarity
+from assistant.corpus.chunk import split_sentences
+from assistant.index.keyword import tokenize
 from assistant.text import is_english, is_han, squash
 from assistant.types import Chunk, Hit
-from assistant.verify import Similarity
 
 PROMPT_CHARS = 180  # characters of passage text in the prompt: about 190 prompt tokens in all (p50, article dev)
 MIN_COVERAGE = 0.3  # IDF-weighted share of the question's keywords a quoted sentence must contain

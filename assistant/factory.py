@@ -11,14 +11,17 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from assistant.embeddings import LazyEmbeddings
+from assistant.models.embeddings import LazyEmbeddings
 from assistant.settings import Settings
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from langchain_core.embeddings import Embeddings
     from langchain_core.language_models import BaseChatModel
 
     from assistant.core import Assistant
+    from assistant.index.storage import Storage
 
 
 def build_assistant(
@@ -42,8 +45,7 @@ def build_assistant(
     # Imported only now, so the preload above overlaps them (chromadb and LangChain: ~1.5 s of CPU).
     from assistant.core import Assistant
     from assistant.index.collection import Index
-    from assistant.index.storage import make_storage
-    from assistant.llm import make_chat_model, model_label
+    from assistant.models.llm import make_chat_model, model_label
 
     storage = make_storage(settings.index_dir, settings.chroma_url, settings.collection, settings.index_lease_s)
     index = Index(storage, settings.collection, embeddings, settings.embeddings)
@@ -62,3 +64,15 @@ def build_assistant(
 
     models = {"llm": model_label(settings.llm), "embeddings": settings.embeddings}
     return Assistant(settings, index, make_llm, models)
+
+
+def make_storage(index_dir: Path, chroma_url: str | None, collection: str, lease: float = 60.0) -> Storage:
+    """The server at `chroma_url` if given (`lease`: seconds of silence after which a builder there is
+    taken as dead), else the embedded store in `index_dir`."""
+    if chroma_url:
+        from assistant.index.server import ServerStorage
+
+        return ServerStorage(chroma_url, collection, lease=lease)
+    from assistant.index.storage import EmbeddedStorage
+
+    return EmbeddedStorage(index_dir)

@@ -18,8 +18,8 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable
 
 from assistant import prompts
-from assistant.llama import LlamaCppChat
-from assistant.llm import explain_error
+from assistant.models.llama import LlamaCppChat
+from assistant.models.llm import explain_error
 
 log = logging.getLogger(__name__)
 

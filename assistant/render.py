@@ -19,7 +19,7 @@ def plain_text(answer: Answer, *, offsets: bool = False, why: bool = False, time
     footer. `offsets` adds each source's file and character offsets (for checking a figure)."""
     lines = [answer.answer]
     if why and answer.refused and answer.refusal_reason:
-        from assistant.decide import REASONS
+        from assistant.checks.decide import REASONS
 
         reason = REASONS.get(answer.refusal_reason, answer.refusal_reason)
         lines.append(f"(why: {reason}{f' — {answer.refusal_detail}' if answer.refusal_detail else ''})")

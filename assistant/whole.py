@@ -23,14 +23,14 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 
 from assistant import prompts
-from assistant.chunk import CARD_SECTION
-from assistant.compose import quoted
-from assistant.decide import NOT_COVERED, VerifyPolicy, judge
+from assistant.checks.compose import quoted
+from assistant.checks.decide import NOT_COVERED, VerifyPolicy, judge
+from assistant.checks.verify import Similarity, score_claims
+from assistant.corpus.chunk import CARD_SECTION
 from assistant.document import METADATA, Asked, Outline, Sentence, classify, section_of, select
 from assistant.helpers import Helpers, chat_prompt
 from assistant.retrieve import HybridRetriever
 from assistant.types import Answer, Chunk, Citation, Evidence
-from assistant.verify import Similarity, score_claims
 
 log = logging.getLogger(__name__)
 

@@ -38,11 +38,11 @@ from langchain_core.prompts import ChatPromptTemplate
 
 from assistant.answer import Answerer, AnswerSettings
 from assistant.core import Assistant
-from assistant.embeddings import make_embeddings, similarity
+from assistant.corpus.ingest import load_corpus
 from assistant.extract import is_english
 from assistant.factory import build_assistant
-from assistant.ingest import load_corpus
-from assistant.llama import LlamaCppChat
+from assistant.models.embeddings import make_embeddings, similarity
+from assistant.models.llama import LlamaCppChat
 from assistant.quality.evaluate import Item, answer_metrics, read_items
 from assistant.settings import Settings
 from assistant.types import Answer
@@ -193,7 +193,7 @@ def main_policy(assistant: Assistant, llm_name: str) -> Answerer:
     """The assistant with the refusal policy main had before issue 19, on its own copy of the chat model."""
     from dataclasses import replace
 
-    from assistant.decide import VerifyPolicy
+    from assistant.checks.decide import VerifyPolicy
     from assistant.interfaces.cli.tune import PREVIOUS
 
     llm = LlamaCppChat(timeout=assistant.settings.llm_timeout, instance=4) if llm_name == "llama-cpp" else assistant.llm

@@ -55,7 +55,7 @@ def run(config: dict[str, Any], chats: list[list[dict[str, str]]]) -> dict[str, 
     import llama_cpp
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-    from assistant.model_file import packaged_model_path
+    from assistant.models.model_file import packaged_model_path
 
     cores = os.cpu_count() or 1
     llama = llama_cpp.Llama(

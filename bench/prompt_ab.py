@@ -22,7 +22,7 @@ from typing import Any
 from common import markdown_table, part_parser, run_part, summary
 
 from assistant import prompts
-from assistant.decide import VerifyPolicy
+from assistant.checks.decide import VerifyPolicy
 from assistant.extract import PROMPT_CHARS, prompt_passages
 from assistant.interfaces.cli.tune import DOCS, _runner
 from assistant.quality import tune
@@ -61,7 +61,7 @@ def prompt_tokens(records: list[dict[str, Any]], budget: int | None) -> list[int
     import llama_cpp
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-    from assistant.model_file import packaged_model_path
+    from assistant.models.model_file import packaged_model_path
 
     llama = llama_cpp.Llama(model_path=str(packaged_model_path()), vocab_only=True, verbose=False)
     chat = Jinja2ChatFormatter(template=llama.metadata["tokenizer.chat_template"], eos_token="", bos_token="")

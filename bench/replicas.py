@@ -72,7 +72,7 @@ def post(url: str, body: dict[str, Any]) -> int:
 
 
 def answers(seconds: float, quick: bool) -> list[dict[str, Any]]:
-    from assistant.model_file import packaged_model_path
+    from assistant.models.model_file import packaged_model_path
 
     work = Path(tempfile.mkdtemp(prefix="replicas-"))
     chroma_port, model_port = free_port(), free_port()
@@ -187,7 +187,7 @@ def memory_of(n: int) -> dict[str, Any]:
     """RSS a replica adds for `n` passages' keyword side: chunks, their tokens, BM25 postings."""
     import random
 
-    from assistant.keyword import BM25, tokenize
+    from assistant.index.keyword import BM25, tokenize
     from assistant.types import Chunk
 
     sentences = corpora.cmrc_sentences()

@@ -26,8 +26,8 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 
 from assistant.core import Assistant
-from assistant.embeddings import FakeEmbeddings
 from assistant.factory import build_assistant
+from assistant.models.embeddings import FakeEmbeddings
 from assistant.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -614,7 +614,7 @@ def test_max_tokens_is_honoured_up_to_the_servers_cap_and_temperature_refused(in
 def test_a_server_whose_chat_model_cannot_load_is_ready_and_answers_with_quotes(index_dir):
     """Only a missing index (or store) keeps /readyz at 503: a chat model that cannot load makes answers quote
     and say why, so the server is ready all the same (and does not retry the load on every probe)."""
-    from assistant.llm import UnavailableChatModel
+    from assistant.models.llm import UnavailableChatModel
 
     assistant = assistant_with(index_dir, UnavailableChatModel(reason="no model file here"))
     assistant.warm()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.decide import VerifyPolicy
+from assistant.checks.decide import VerifyPolicy
 from assistant.quality import calibration, tune
 from assistant.quality.evaluate import cmrc_em, cmrc_f1
 

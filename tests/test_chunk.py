@@ -3,8 +3,8 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assistant.chunk import MAX_CHARS, chunk_document, split_sentences
-from assistant.ingest import load_corpus, parse_document, read_document
+from assistant.corpus.chunk import MAX_CHARS, chunk_document, split_sentences
+from assistant.corpus.ingest import load_corpus, parse_document, read_document
 
 from conftest import ARTICLE, EVAL
 

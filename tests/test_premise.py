@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.decide import FALSE_PREMISE, VerifyPolicy, after_model, verify
-from assistant.premise import instead, names, unbound
+from assistant.checks.decide import FALSE_PREMISE, VerifyPolicy, after_model, verify
+from assistant.checks.premise import instead, names, unbound
 from assistant.text import squash
 from assistant.types import Chunk
 
@@ -65,7 +65,7 @@ def test_a_sentence_that_restates_the_question_answers_nothing():
     assert empty.report[0]["failed"] == "answer_content"
     right = verify("成绩是 2 小时 10 分 [1]。", [RACE], question=question)
     assert not after_model("成绩是 2 小时 10 分 [1]。", right).refused
-    from assistant.verify import answer_content
+    from assistant.checks.verify import answer_content
 
     assert answer_content("22 笔融资。", "2025 年完成了多少笔融资？") == 1.0, "a number counts whole, not by its digits"
     lenient = VerifyPolicy(min_answer_content=0.0)

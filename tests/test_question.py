@@ -3,7 +3,7 @@ each case is a kind of wrong-but-verified answer seen on unseen questions, made 
 
 import pytest
 
-from assistant.decide import (
+from assistant.checks.decide import (
     FALSE_PREMISE,
     MODEL_DECLINED,
     NO_MATCH,
@@ -14,7 +14,7 @@ from assistant.decide import (
     before_model,
     verify,
 )
-from assistant.question import answer_kind_ok, chinese_to_int, read, unmet_constraints
+from assistant.checks.question import answer_kind_ok, chinese_to_int, read, unmet_constraints
 from assistant.types import Chunk, Hit
 
 

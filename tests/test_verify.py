@@ -2,10 +2,10 @@
 
 import pytest
 
-from assistant.claims import normalize_markers, split_claims
-from assistant.decide import NOT_COVERED, VerifyPolicy, after_model, grounded, verify
+from assistant.checks.claims import normalize_markers, split_claims
+from assistant.checks.decide import NOT_COVERED, VerifyPolicy, after_model, grounded, verify
+from assistant.checks.verify import numbers_supported
 from assistant.types import Chunk
-from assistant.verify import numbers_supported
 
 TITLE = "阶跃星辰凭什么拿最多的钱"
 
@@ -155,7 +155,7 @@ def test_the_prompt_carries_the_best_sentence_its_neighbours_and_keeps_the_passa
 
 
 def test_an_english_question_over_chinese_passages_is_not_refused_for_sharing_no_keyword():
-    from assistant.decide import VerifyPolicy, before_model
+    from assistant.checks.decide import VerifyPolicy, before_model
     from assistant.types import Hit
 
     hits = [Hit(chunk(text, n), n, 1.0, dense_score=0.8, dense_rank=n) for n, text in enumerate(PROMPT_SOURCE, start=1)]
@@ -166,7 +166,7 @@ def test_an_english_question_over_chinese_passages_is_not_refused_for_sharing_no
 
 
 def test_an_english_claim_keeping_a_chinese_name_must_find_it_in_the_passage():
-    from assistant.verify import score_claims
+    from assistant.checks.verify import score_claims
 
     passage = [chunk("CTO 朱亦博则是国内少有的具备万卡集群建设经验的专家。")]
     right, wrong = (score_claims(f"The CTO is {name} [1].", passage, english=True)[0] for name in ("朱亦博", "姜大昕"))

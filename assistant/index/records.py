@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from assistant.chunk import chunk_document
-from assistant.keyword import tokenize
+from assistant.corpus.chunk import chunk_document
+from assistant.index.keyword import tokenize
 from assistant.types import Chunk, Document
 
 

@@ -68,16 +68,6 @@ class Storage(Protocol):
         nothing if `rebuild`; switched in only when the block succeeds."""
 
 
-def make_storage(index_dir: Path, chroma_url: str | None, collection: str, lease: float = 60.0) -> Storage:
-    """The server at `chroma_url` if given (`lease`: seconds of silence after which a builder there is
-    taken as dead), else the embedded store in `index_dir`."""
-    if chroma_url:
-        from assistant.index.server import ServerStorage
-
-        return ServerStorage(chroma_url, collection, lease=lease)
-    return EmbeddedStorage(index_dir)
-
-
 class EmbeddedStorage:
     """Chroma's embedded store, one build of `index_dir` at a time."""
 

@@ -132,7 +132,7 @@ def run_answers(
     """Ask every item (its earlier turns as history); each answer dict gets `id` and `latency_s`.
     An item the assistant rejects (e.g. an empty question) scores as a refusal carrying the error."""
     if not fast:
-        from assistant.llm import UnavailableChatModel
+        from assistant.models.llm import UnavailableChatModel
 
         if isinstance(assistant.llm, UnavailableChatModel):  # its answers would be quotes, measured as the model's
             raise ModelUnavailableError(f"evaluating the chat model, which is unavailable: {assistant.llm.reason}")

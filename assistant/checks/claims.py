@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from assistant.chunk import split_sentences
+from assistant.corpus.chunk import split_sentences
 
 MARKER = re.compile(
     r"[\[【［(（]\s*(?:编号|来源|资料|passage|source|ref)?\s*(\d{1,2}(?:\s*[,，、]\s*\d{1,2})*)\s*[\]】］)）]", re.I

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from assistant.chunk import split_sentences
+from assistant.corpus.chunk import split_sentences
 
 # Checked against the article and the 256 CMRC passages: none of their 3,381 sentences matches.
 _PATTERNS = (

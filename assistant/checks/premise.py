@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from assistant.question import ORDINAL, QUALIFIERS, Asked, unmet_constraints
+from assistant.checks.question import ORDINAL, QUALIFIERS, Asked, unmet_constraints
 from assistant.text import GENERIC_WORDS, STOPWORDS, squash
 
 # jieba's tags for names: people, places, organisations, other proper nouns, Latin-script words

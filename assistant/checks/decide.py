@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from assistant.premise import Premise
+from assistant.checks.premise import Premise
+from assistant.checks.verify import Check, Scored, Similarity, Translate, coverage, score_claims
 from assistant.text import is_chinese
 from assistant.types import Chunk, Hit
-from assistant.verify import Check, Scored, Similarity, Translate, coverage, score_claims
 
 NO_MATCH = "no_match"
 NOT_COVERED = "not_covered"

@@ -22,12 +22,12 @@ from functools import lru_cache
 
 import jieba
 
-from assistant import premise
-from assistant.chunk import split_sentences
-from assistant.claims import split_claims
-from assistant.injection import data_only, instructs
-from assistant.question import Asked, answer_kind_ok, unmet_constraints
-from assistant.question import read as read_question
+from assistant.checks import premise
+from assistant.checks.claims import split_claims
+from assistant.checks.injection import data_only, instructs
+from assistant.checks.question import Asked, answer_kind_ok, unmet_constraints
+from assistant.checks.question import read as read_question
+from assistant.corpus.chunk import split_sentences
 from assistant.text import (
     FUNCTION_CHARS,
     GENERIC_WORDS,

@@ -17,9 +17,9 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
-from assistant import model_file
 from assistant.errors import AssistantError, ConfigurationError, ModelTimeoutError, ModelUnavailableError
-from assistant.llama import LlamaCppChat
+from assistant.models import model_file
+from assistant.models.llama import LlamaCppChat
 
 log = logging.getLogger(__name__)
 
