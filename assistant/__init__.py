@@ -1,0 +1,36 @@
+"""assistant: grounded, cited answers over a folder of documents.
+
+The public Python API, importable from here (each loads on first use, so `import assistant` stays light):
+
+    from assistant import build_assistant, plain_text
+    answer = build_assistant().ask("阶跃星辰这轮融资多少？")
+    print(plain_text(answer))
+
+The tree follows the pipeline: `corpus/` (ingest, chunk) → `index/` (Chroma, keyword BM25) → `retrieve` →
+`answer` (with `extract`, `followup`, `parts`, `whole`, `document`, `helpers`, `prompts`) → `checks/`
+(question, premise, injection, claims, verify, decide, compose) → `render` → `interfaces/`; `models/` holds
+the chat and embedding models, `factory` picks them, `core` ties them into the `Assistant`.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "build_assistant": "assistant.factory",
+    "Assistant": "assistant.core",
+    "Settings": "assistant.settings",
+    "Answer": "assistant.types",
+    "Citation": "assistant.types",
+    "plain_text": "assistant.render",
+    "AssistantError": "assistant.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'assistant' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)
