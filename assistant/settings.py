@@ -18,6 +18,7 @@ from pathlib import Path
 from assistant.errors import ConfigurationError
 
 PROJECT_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+PROJECT_EVAL = Path(__file__).resolve().parent.parent / "data" / "eval"  # in a checkout (data/eval/LICENSES.md)
 ENV_PREFIX = "ASSISTANT_"
 
 
@@ -85,6 +86,16 @@ def _number(kind: type, name: str, value: object) -> float | int:
 def default_corpus() -> Path:
     local = Path.cwd() / "corpus"
     return local if local.is_dir() else PROJECT_CORPUS
+
+
+def default_eval_root(env: Mapping[str, str] | None = None) -> Path:
+    """The evaluation and calibration data: `ASSISTANT_EVAL_DIR`, else `./data/eval` (a checkout, whatever
+    the install), else the checkout beside the package (an editable install run from elsewhere)."""
+    env = os.environ if env is None else env
+    if env.get(f"{ENV_PREFIX}EVAL_DIR"):
+        return Path(env[f"{ENV_PREFIX}EVAL_DIR"]).expanduser()
+    local = Path.cwd() / "data" / "eval"
+    return local if local.is_dir() else PROJECT_EVAL
 
 
 def default_index_dir(corpus: Path) -> Path:

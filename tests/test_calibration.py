@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from assistant.checks.decide import VerifyPolicy
+from assistant.errors import ConfigurationError
 from assistant.quality import calibration, tune
 from assistant.quality.evaluate import cmrc_em, cmrc_f1
 
@@ -118,6 +119,21 @@ def test_sets_are_rebuilt_when_their_data_or_builder_changes(tmp_path: Path):
     before = calibration.cache_key(data)
     (data / "drcd-dev" / "qa.jsonl").write_text('{"id": "x"}\n', encoding="utf-8")
     assert calibration.cache_key(data) != before
+
+
+def test_the_data_is_found_from_a_checkout_or_where_the_user_says(tmp_path: Path, monkeypatch):
+    """A non-editable install finds data/eval in the checkout it runs from, or in ASSISTANT_EVAL_DIR; without
+    either, calibration says what to do (nothing outside the repository is read)."""
+    from assistant.settings import PROJECT_EVAL, default_eval_root
+
+    monkeypatch.chdir(tmp_path)
+    assert default_eval_root({}) == PROJECT_EVAL == EVAL
+    (tmp_path / "data" / "eval").mkdir(parents=True)
+    assert default_eval_root({}) == tmp_path / "data" / "eval"
+    assert default_eval_root({"ASSISTANT_EVAL_DIR": str(tmp_path / "mine")}) == tmp_path / "mine"
+    monkeypatch.setenv("ASSISTANT_EVAL_DIR", str(tmp_path / "mine"))
+    with pytest.raises(ConfigurationError, match="ASSISTANT_EVAL_DIR"):
+        calibration.build("drcd", tmp_path / "cache")
 
 
 def test_content_free_twins_restate_the_question_and_are_refused_by_the_chosen_policy():

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.errors import ConfigurationError
+from assistant.settings import default_eval_root
 
-EVAL_ROOT = Path(__file__).resolve().parents[2] / "data" / "eval"  # in the repo (data/eval/LICENSES.md)
 SETS = ("drcd", "cmrc-withheld", "shifted", "swapped")
 WITHHELD_SHARE = 0.2
 SEED = 11
@@ -49,7 +49,7 @@ class CalibrationSet:
     qa: Path  # JSON Lines in the shared eval format, plus `split` (and `shift` for shifted items)
 
 
-def cache_key(eval_root: Path = EVAL_ROOT) -> str:
+def cache_key(eval_root: Path) -> str:
     """A short hash of what the sets are built from: the question files, the corpus file names and this
     module's code. Sets live under `root/<key>/`: a corrected file or a changed builder never reuses a stale cache."""
     digest = hashlib.sha256(Path(__file__).read_bytes())
@@ -59,11 +59,16 @@ def cache_key(eval_root: Path = EVAL_ROOT) -> str:
     return digest.hexdigest()[:12]
 
 
-def build(name: str, root: Path, eval_root: Path = EVAL_ROOT) -> CalibrationSet:
-    """The set `name` under `root/<cache_key>/name` (built once; rebuilt if the files are missing).
-    `<set>@<split>` is one half of a set over a corpus of that half's articles only (half the indexing: the gate)."""
+def build(name: str, root: Path, eval_root: Path | None = None) -> CalibrationSet:
+    """The set `name` under `root/<cache_key>/name` (built once; rebuilt if the files are missing), from the data
+    in `eval_root` (default: `settings.default_eval_root()`). `<set>@<split>` is one half of a set over a corpus
+    of that half's articles only (half the indexing: the gate)."""
+    eval_root = eval_root or default_eval_root()
     if not (eval_root / "drcd-dev").is_dir():
-        raise ConfigurationError(f"calibration data is missing: expected {eval_root}/drcd-dev and cmrc2018-trial")
+        raise ConfigurationError(
+            f"calibration data is missing: expected {eval_root}/drcd-dev and cmrc2018-trial; run from a checkout of"
+            " the repository (its data/eval) or set ASSISTANT_EVAL_DIR to a copy of data/eval"
+        )
     return _build(name, root / cache_key(eval_root), eval_root)
 
 
