@@ -21,9 +21,16 @@ from assistant.followup import topic
 from assistant.text import REFERS_BACK
 from assistant.types import Answer, Citation
 
+# 几 asks unless it is "a few" (这几年, 20几所, 几千年) or part of a word (几乎, 几何); nor do 多伦多大学, 许多高校.
 ASKS_ZH = re.compile(
-    r"什么|多少|多大|多久|多长|多高|多远|多快|哪|谁|几|怎么|怎样|如何|为何|为什么|何时|何地|是否|吗|呢"
+    r"什么|多少|多大(?!学)|多久|多长|多高(?!校)|多远|多快|哪|谁|(?<![这那近\d])几(?![乎何千百万十])|怎么|怎样|如何|为何|为什么"
+    r"|何时|何地|何处|何种|何人|何年|是否|吗|呢"
 )
+# A clause that ends on a bare copula or naming verb asks for what would follow it ("辅助港为，…", "它又称为？").
+# Not 认为/成为/作为/因为/以为 (verbs of their own) nor "…的是，" (a topic: "特别的是，…").
+CLOZE_ZH = re.compile(r"(?:(?<![认成作因以])为|(?<!的)是|叫|叫做|称作|指)[？?]?$")
+# A clause that opens on 并/而/且/即/又 goes on with the one before ("…运作，并每隔…", "几何光学，又称为什么"): one part.
+GOES_ON_ZH = re.compile(r"^(?:并|而|且|即|又)")
 ASKS_EN = re.compile(r"\b(what|who|whom|whose|which|when|where|why|how|is|are|was|were|did|does|do|can)\b", re.I)
 WH_EN = re.compile(
     r"^\s*(?:(?:and|also|then)\s+)?(?:from|to|with|by|for|in|of|at)?\s*(what|who|whom|whose|which|when|where|why|how)\b",
@@ -52,7 +59,8 @@ def split(question: str) -> Split:
     english = not re.search(r"[\u4e00-\u9fff]", q) or bool(re.match(r"^[A-Za-z]", q)) and not ASKS_ZH.search(q)
     if not english and (m := SEVERAL.match(q.rstrip("？?"))):
         items = [i for i in re.split(r"[和与及、]", m["items"]) if i.strip()]
-        if 2 <= len(items) <= MOST_PARTS:
+        inside_title = m["head"].count("《") != m["head"].count("》")
+        if 2 <= len(items) <= MOST_PARTS and not inside_title and not ASKS_ZH.search(m["items"]):
             return Split([f"{m['head']}{i.strip()}{m['rest']}？" for i in items])
     if english:
         pieces = [p.strip(" ,") for p in CUT_EN.split(q) if p and p.strip(" ,?")]
@@ -64,14 +72,37 @@ def split(question: str) -> Split:
         elliptical = any((WH_EN.match(p) and len(p.split()) <= 3) or PRONOUN_EN.search(p) for p in pieces[1:])
         return Split(parts, elliptical)
     pieces = [p.strip() for p in CUT_ZH.split(q) if p and p.strip("？? ")]
-    pieces = [s for p in pieces for s in _at_and(p)]
-    if len(pieces) < 2 or len(pieces) > MOST_PARTS or not all(ASKS_ZH.search(p) for p in pieces):
+    pieces = _clauses([s for p in pieces for s in _at_and(p)])
+    if len(pieces) < 2 or len(pieces) > MOST_PARTS:
         return Split([question])
     parts = [p if p.endswith(("？", "?")) else p + "？" for p in pieces]
     if (subject := topic(parts[0])) and names(subject):  # "Step-3 的参数量是多少，激活参数是多少？": later parts too
         parts = [parts[0], *(p if names(p) or REFERS_BACK.search(p) else f"{subject}的{p}" for p in parts[1:])]
     elliptical = any(len(ASKS_ZH.sub("", p).strip("？? ")) <= 1 for p in pieces[1:])
     return Split(parts, elliptical)
+
+
+def _clauses(pieces: list[str]) -> list[str]:
+    """The pieces grouped into clauses that each ask: a piece that asks nothing ("在台风侵袭后") is context for
+    the question after it (or, last, for the one before), not a part of its own; a piece that goes on with the
+    clause before it (`GOES_ON_ZH`) stays in that clause."""
+    clauses: list[str] = []
+    context = ""
+    for piece in pieces:
+        if clauses and not context and GOES_ON_ZH.match(piece):
+            clauses[-1] = clauses[-1].rstrip("？?") + "，" + piece
+        elif _asks(piece):
+            clauses.append(context + piece)
+            context = ""
+        else:
+            context += piece + "，"
+    if context and clauses:
+        clauses[-1] = clauses[-1].rstrip("？?") + "，" + context.rstrip("，")
+    return clauses
+
+
+def _asks(piece: str) -> bool:
+    return bool(ASKS_ZH.search(piece) or CLOZE_ZH.search(piece))
 
 
 def _at_and(piece: str) -> list[str]:

@@ -183,6 +183,23 @@ def test_over_many_documents_this_article_is_the_one_the_conversation_is_about(t
         ("这轮融资规模多大，投资方有哪些？", ["这轮融资规模多大？", "投资方有哪些？"], False),
         ("百度和阿里的估值是多少？", ["百度和阿里的估值是多少？"], False),  # one clause asks: one question
         ("What is Step-3?", ["What is Step-3?"], False),
+        # a clause that asks nothing is context for the question after it, not a part of its own
+        ("在本轮融资之后，阶跃星辰的估值是多少？", ["在本轮融资之后，阶跃星辰的估值是多少？"], False),
+        (
+            "在本轮融资之后，阶跃星辰的估值是多少，谁领投了这一轮？",
+            ["在本轮融资之后，阶跃星辰的估值是多少？", "谁领投了这一轮？"],
+            False,
+        ),
+        # a clause ending on a bare copula asks for what follows it
+        ("阶跃星辰的创始人为，这轮融资有多少？", ["阶跃星辰的创始人为？", "这轮融资有多少？"], False),
+        ("专家认为，哪家公司的模型最强？", ["专家认为，哪家公司的模型最强？"], False),  # 认为 is a verb
+        # a clause opening on 并/而/又 goes on with the one before
+        ("Step-3 在哪里发布，并在几天内开源？", ["Step-3 在哪里发布，并在几天内开源？"], False),
+        # 几 as "a few" and words that only contain a question word do not ask
+        ("这几年，阶跃星辰的营收是多少？", ["这几年，阶跃星辰的营收是多少？"], False),
+        ("许多高校和研究所参与了哪个项目？", ["许多高校和研究所参与了哪个项目？"], False),
+        # a list inside a title, or a question word inside the list, is not a "分别" list
+        ("东德和西德在哪一年分别建国？", ["东德和西德在哪一年分别建国？"], False),
     ],
 )
 def test_questions_split_into_their_parts_where_the_grammar_shows_them(question, parts, elliptical):
