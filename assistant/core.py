@@ -107,8 +107,15 @@ class Assistant:
         return seconds
 
     def locate(self, source: str) -> str:
-        """The absolute path of a corpus file named by its corpus-relative `source`."""
-        return str((self.settings.corpus / source).resolve())
+        """The absolute path of a corpus file named by its corpus-relative `source`, or "" when it resolves
+        outside the corpus directory (`..`, an absolute name, a symlink out): a record planted in a shared
+        Chroma server cannot make any interface read another file."""
+        root = self.settings.corpus.resolve()
+        path = (root / source).resolve()
+        if not path.is_relative_to(root):
+            log.warning("a citation names %r, outside the corpus %s: its file is not read", source, root)
+            return ""
+        return str(path)
 
     def ask(
         self, question: str, history: Sequence[str] = (), fast: bool = False, max_tokens: int | None = None

@@ -29,7 +29,7 @@ ASKS_ZH = re.compile(
 # A clause that ends on a bare copula or naming verb asks for what would follow it ("辅助港为，…", "它又称为？").
 # Not 认为/成为/作为/因为/以为 (verbs of their own) nor "…的是，" (a topic: "特别的是，…").
 CLOZE_ZH = re.compile(r"(?:(?<![认成作因以])为|(?<!的)是|叫|叫做|称作|指)[？?]?$")
-# A clause that opens on 并/而/且/即/又 goes on with the one before ("…运作，并每隔…", "几何光学，又称为什么"): one part.
+# A clause opening on 并/而/且/即/又 goes on with the one before ("…运作，并每隔…", "几何光学，又称为什么").
 GOES_ON_ZH = re.compile(r"^(?:并|而|且|即|又)")
 ASKS_EN = re.compile(r"\b(what|who|whom|whose|which|when|where|why|how|is|are|was|were|did|does|do|can)\b", re.I)
 WH_EN = re.compile(

@@ -111,8 +111,12 @@ class Citation:
             path,
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self, path: bool = True) -> dict[str, Any]:
+        """As JSON; `path=False` (over HTTP) leaves the server's file path out (empty): only `source` names it."""
+        d = asdict(self)
+        if not path:
+            d["path"] = ""
+        return d
 
 
 @dataclass(frozen=True)
@@ -123,8 +127,8 @@ class Evidence:
     text: str
     citation: Citation
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "citations": [self.citation.to_dict()]}
+    def to_dict(self, paths: bool = True) -> dict[str, Any]:
+        return {"text": self.text, "citations": [self.citation.to_dict(paths)]}
 
 
 @dataclass(frozen=True)
@@ -155,15 +159,16 @@ class Answer:
         that cites the passage stating the fact the question got wrong, and is shown like an answer."""
         return self.refused and not self.citations
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, paths: bool = True) -> dict[str, Any]:
+        """The contract as JSON; `paths=False` (every HTTP route) leaves the citations' server paths empty."""
         return {
             "question": self.question,
             "answer": self.answer,
             "refused": self.refused,
-            "citations": [c.to_dict() for c in self.citations],
+            "citations": [c.to_dict(paths) for c in self.citations],
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "models": dict(self.models),
-            "related": [c.to_dict() for c in self.related],
+            "related": [c.to_dict(paths) for c in self.related],
             "refusal_reason": self.refusal_reason,
             "refusal_detail": self.refusal_detail,
             "verification": list(self.verification),

@@ -524,7 +524,8 @@ def test_the_openapi_schema_describes_the_endpoints(plain):
 )
 def test_api_ask_returns_exactly_what_ask_json_prints(question: str, refused: bool, index_dir: Path):
     """One contract: the same question (an answer, and a refusal) through `/api/ask` and `ask --json` gives the
-    same fields with the same values (times aside), since both serialise `types.Answer`."""
+    same fields with the same values (times aside, and the citations' server `path`, which only the CLI and
+    Python callers get), since both serialise `types.Answer`."""
     from conftest import run_cli
 
     env = {"ASSISTANT_CORPUS": str(ARTICLE_DIR), "ASSISTANT_INDEX_DIR": str(index_dir), "ASSISTANT_EMBEDDINGS": "fake"}
@@ -535,6 +536,10 @@ def test_api_ask_returns_exactly_what_ask_json_prints(question: str, refused: bo
     with serving(make_assistant(ARTICLE_DIR, index_dir)) as client:
         api = client.post("/api/ask", json={"question": question, "fast": True}).json()
     assert set(api) == set(cli) >= {"refusal_reason", "refusal_detail", "verification", "related"}
+    for field in ("citations", "related"):
+        assert all(c["path"] == "" for c in api[field]) and all(Path(c["path"]).is_absolute() for c in cli[field])
+        for c in (*api[field], *cli[field]):
+            c.pop("path")
     for field in set(api) - {"timings"}:
         assert api[field] == cli[field], field
     assert set(api["timings"]) == set(cli["timings"])

@@ -318,3 +318,35 @@ def test_whatever_the_model_replies_the_answer_is_cited_and_supported_or_refused
         return
     json.dumps(answer.to_dict(), ensure_ascii=False).encode("utf-8")
     assert_safe(answer)
+
+
+def test_a_citation_never_names_a_file_outside_the_corpus(tmp_path: Path):
+    """A record planted in the store (a shared Chroma server has no key) whose `source` climbs out of the corpus,
+    or a symlink in the corpus to a file outside it, is never read or handed out: its path is empty, the page's
+    article view shows nothing, and no HTTP route carries a server path at all."""
+    from fastapi.testclient import TestClient
+
+    from assistant.interfaces.http.api import create_api
+    from assistant.interfaces.web.ui import _document
+
+    corpus, secret = tmp_path / "corpus", tmp_path / "secret.txt"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(ARTICLE.read_text(encoding="utf-8"), encoding="utf-8")
+    secret.write_text("内部文件：服务器的口令是 hunter2。", encoding="utf-8")
+    (corpus / "link.txt").symlink_to(secret)
+    assistant = make_assistant(corpus, tmp_path / "index")
+    assert assistant.locate("a.txt") == str((corpus / "a.txt").resolve())
+    for outside in ("../secret.txt", str(secret), "link.txt", "sub/../../secret.txt"):
+        assert assistant.locate(outside) == "", outside
+    (corpus / "link.txt").unlink()
+    assistant.build_index()
+    records = assistant.index.vectors._collection
+    stored = records.get(include=["metadatas"])
+    planted = [dict(m, source="../secret.txt") for m in stored["metadatas"]]
+    records.update(ids=stored["ids"], metadatas=planted)  # every record now claims the file outside
+    answer = assistant.ask("Step-3 每次推理激活多少参数？", fast=True)
+    assert answer.citations and all(c.source == "../secret.txt" and c.path == "" for c in answer.citations)
+    assert all(_document(c) is None for c in answer.citations)
+    asked = {"question": "Step-3 每次推理激活多少参数？", "fast": True}
+    api = TestClient(create_api(assistant)).post("/api/ask", json=asked)
+    assert api.status_code == 200 and all(c["path"] == "" for c in api.json()["citations"])

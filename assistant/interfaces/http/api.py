@@ -95,7 +95,7 @@ def _api_routes(answering: Answering, max_chars: int) -> APIRouter:
     async def ask(body: AskRequest) -> dict[str, Any]:
         """A verified, cited answer (or a refusal): the answer contract."""
         answer = await _ask(answering, *asked(body, max_chars), body.fast)
-        return answer.to_dict()
+        return answer.to_dict(paths=False)  # a server path is not the client's business
 
     @router.post(
         "/ask/stream", response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}}
@@ -186,7 +186,7 @@ async def _draft_events(
                 if isinstance(item, str):
                     yield sse("token", {"text": item})
                 else:
-                    yield sse("evidence" if isinstance(item, Evidence) else "answer", item.to_dict())
+                    yield sse("evidence" if isinstance(item, Evidence) else "answer", item.to_dict(paths=False))
     except Exception as exc:
         status, message, _, _ = _describe(exc)
         yield sse("error", {"error": message, "status": status})
@@ -304,7 +304,7 @@ def _completion_head(kind: str) -> dict[str, Any]:
 
 
 def _extras(answer: Answer) -> dict[str, Any]:
-    return {"citations": [c.to_dict() for c in answer.citations], "refused": answer.refused}
+    return {"citations": [c.to_dict(path=False) for c in answer.citations], "refused": answer.refused}
 
 
 def sse(event: str, data: Any) -> str:
