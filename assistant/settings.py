@@ -35,11 +35,10 @@ class Settings:
     openai_base_url: str | None = None  # for llm = "openai:<model>": any OpenAI-compatible server
     openai_api_key: str | None = None
     llm_timeout: float = 120.0  # seconds for one model call
-    api_key: str | None = None  # when set, every /api and /v1 call needs `Authorization: Bearer <key>`
+    api_key: str | None = None  # when set, every route of `serve` but /healthz needs it (interfaces/http/access.py)
     api_queue_size: int = 8  # answers waiting (page, API and Slack together) before new ones are turned away
     api_rate_limit: int = 60  # requests per minute per client IP (0: no limit)
     api_max_body_bytes: int = 64_000
-    page_open: bool = True  # False (with api_key set): the chat page asks for the key (any user name)
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -58,8 +57,6 @@ class Settings:
         ):
             if name in values:
                 values[name] = _number(kind, name, values[name])
-        if "page_open" in values:
-            values["page_open"] = str(values["page_open"]).strip().lower() not in ("0", "false", "no", "off")
         corpus = Path(str(values.pop("corpus", default_corpus()))).expanduser().resolve()
         index_dir = values.pop("index_dir", None)
         settings = cls(

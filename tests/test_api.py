@@ -329,7 +329,7 @@ def test_openai_messages_make_a_conversation(index_dir):
 # -- access ----------------------------------------------------------------------------------------
 
 
-def test_an_api_key_guards_the_api_but_not_the_health_checks(index_dir):
+def test_an_api_key_guards_the_api_and_readiness_but_not_the_health_check(index_dir):
     with serving(assistant_with(index_dir, scripted(CTO_REPLY)), api_key="s3cret") as http:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
             response = http.post("/api/ask", json={"question": QUESTION}, headers=headers)
@@ -337,7 +337,8 @@ def test_an_api_key_guards_the_api_but_not_the_health_checks(index_dir):
             assert "Authorization: Bearer" in response.json()["error"]
         ok = http.post("/api/ask", json={"question": QUESTION}, headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200 and ok.json()["answer"] == VERIFIED
-        assert http.get("/healthz").status_code == 200 and http.get("/readyz").status_code == 200
+        assert http.get("/healthz").status_code == 200 and http.get("/readyz").status_code == 401
+        assert http.get("/readyz", headers={"Authorization": "Bearer s3cret"}).status_code == 200
         with pytest.raises(openai.AuthenticationError):
             openai_client(http, "wrong").models.list()
         assert [m.id for m in openai_client(http, "s3cret").models.list()] == ["assistant"]
@@ -366,6 +367,83 @@ def test_behind_a_trusted_proxy_the_rate_limit_counts_each_forwarded_client(inde
     with serving(assistant_with(index_dir, llm), rate_limit_per_minute=2, forwarded_allow_ips="10.0.0.1") as http:
         direct = [http.get("/v1/models", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(3)]
     assert direct == [200, 200, 429], "a client that is not behind the trusted proxy cannot pick its address"
+
+
+class ForwardingProxy:
+    """One proxy hop as `deploy/nginx.conf` configures nginx: each request is passed to the server with
+    X-Forwarded-For set to the peer it came from (or, `append`, added to what the client sent), from its own
+    address `source` (the one the replicas trust, as nginx's fixed address in compose)."""
+
+    def __init__(self, upstream: int, append: bool, source: str = "127.0.0.2") -> None:
+        import socket
+
+        self.upstream, self.append, self.source = upstream, append, source
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, (peer, _) = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._pass, args=(conn, peer), daemon=True).start()
+
+    def _pass(self, conn: Any, peer: str) -> None:
+        import socket
+
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            fields = [line.split(":", 1) for line in lines[1:]]
+            length = next((int(v) for k, v in fields if k.strip().lower() == "content-length"), 0)
+            while len(body) < length:
+                body += conn.recv(65536)
+            sent = next((v.strip() for k, v in fields if k.strip().lower() == "x-forwarded-for"), "")
+            forwarded = f"{sent}, {peer}" if self.append and sent else peer
+            kept = [f"{k}:{v}" for k, v in fields if k.strip().lower() not in ("x-forwarded-for", "connection")]
+            request = "\r\n".join([lines[0], *kept, f"X-Forwarded-For: {forwarded}", "Connection: close", "", ""])
+            with socket.create_connection(("127.0.0.1", self.upstream), source_address=(self.source, 0)) as up:
+                up.sendall(request.encode("latin-1") + body)
+                while chunk := up.recv(65536):
+                    conn.sendall(chunk)
+
+
+def test_through_the_shipped_proxy_a_client_cannot_pick_its_rate_limit_bucket(index_dir):
+    """The deployment as shipped: nginx (set as deploy/nginx.conf sets its X-Forwarded-For) in front of a replica
+    that trusts X-Forwarded-For from nginx's address only (FORWARDED_ALLOW_IPS in deploy/compose.yaml). A client
+    that writes a new X-Forwarded-For on every request still lands in its own bucket; so does one that skips the
+    proxy. nginx is published on loopback unless the operator says otherwise."""
+    import yaml
+
+    deploy = Path(__file__).resolve().parent.parent / "deploy"
+    nginx = (deploy / "nginx.conf").read_text(encoding="utf-8")
+    header = re.search(r"proxy_set_header\s+X-Forwarded-For\s+(\S+);", nginx)
+    compose = yaml.safe_load((deploy / "compose.yaml").read_text(encoding="utf-8"))
+    trusted = compose["x-assistant"]["environment"]["FORWARDED_ALLOW_IPS"]
+    nginx_address = compose["services"]["nginx"].get("networks", {}).get("default", {}).get("ipv4_address")
+    assert header is not None
+    trust = "127.0.0.2" if trusted == nginx_address else trusted  # nginx's address is the proxy's here
+    append = header[1] == "$proxy_add_x_forwarded_for"
+    with serving(
+        assistant_with(index_dir, scripted(CTO_REPLY)), rate_limit_per_minute=2, forwarded_allow_ips=trust
+    ) as http:
+        proxy = ForwardingProxy(http.base_url.port, append=append)  # type: ignore[arg-type]
+        with httpx.Client(base_url=proxy.url, trust_env=False, timeout=30) as via_proxy:
+            spoofed = [via_proxy.get("/v1/models", headers={"X-Forwarded-For": f"198.51.100.{i}"}) for i in range(3)]
+        direct = httpx.Client(
+            base_url=str(http.base_url), trust_env=False, transport=httpx.HTTPTransport(local_address="127.0.0.3")
+        )
+        with direct:
+            skipped = [direct.get("/v1/models", headers={"X-Forwarded-For": f"198.51.100.{i}"}) for i in range(3)]
+        proxy.listener.close()
+    assert [r.status_code for r in spoofed] == [200, 200, 429], "through nginx: one client, one bucket"
+    assert [r.status_code for r in skipped] == [200, 200, 429], "around nginx: the header is not believed"
+    assert compose["services"]["nginx"]["ports"][0].startswith("${ASSISTANT_PUBLISH:-127.0.0.1}:")
 
 
 # -- one answer at a time --------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import free_port, make_assistant, running
+from conftest import free_port, make_assistant, running, scripted, with_llm
 
 
 def test_serve_runs_the_page_and_the_api(article_corpus: Path, tmp_path: Path):
@@ -100,19 +100,66 @@ def _wait_for_readyz(port: int, done: Callable[[int], bool], timeout: float = 90
     raise AssertionError(f"/readyz never got there: last {last}")
 
 
-def test_the_page_can_be_closed_behind_the_api_key(article_corpus: Path, tmp_path: Path):
+def test_with_a_key_every_way_in_needs_it(article_corpus: Path, tmp_path: Path):
+    """With ASSISTANT_API_KEY set, no route but /healthz answers without the key: not the page, its Gradio API
+    (config, queue, calls, uploads), the JSON and OpenAI APIs, the docs or readiness. With the key (header, or
+    the session a login sets) they answer, `gradio_client` included; login attempts are limited."""
+    import httpx
+    from gradio_client import Client
+
     from assistant.interfaces.http.server import build_server
 
-    assistant = make_assistant(article_corpus, tmp_path / "index", api_key="s3cret", page_open="false")
+    reply = "印奇是旷视科技创始人 [1]。"
+    assistant = with_llm(make_assistant(article_corpus, tmp_path / "index", api_key="s3cret"), scripted(*[reply] * 4))
     assistant.build_index()
-    assert assistant.settings.page_open is False
-    with running(build_server(assistant)) as url:
-        with pytest.raises(urllib.error.HTTPError) as closed:  # the page's config needs a login now
-            urllib.request.urlopen(f"{url}/config", timeout=10)
-        assert closed.value.code == 401
-        request = urllib.request.Request(
-            f"{url}/api/ask", data=b'{"question": "x"}', headers={"Content-Type": "application/json"}
+    closed = [("GET", "/"), ("GET", "/config"), ("GET", "/gradio_api/info"), ("GET", "/docs"), ("GET", "/openapi.json"),
+              ("GET", "/readyz"), ("GET", "/v1/models"), ("POST", "/api/ask"), ("POST", "/v1/chat/completions"),
+              ("POST", "/gradio_api/queue/join"), ("POST", "/gradio_api/call/chat"), ("POST", "/gradio_api/upload"),
+              ("GET", "/gradio_api/queue/data?session_hash=x"), ("GET", "/gradio_api/file=/etc/hostname")]  # fmt: skip
+    with running(build_server(assistant)) as url, httpx.Client(base_url=url, trust_env=False) as http:
+        for method, path in closed:
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Cookie": "assistant_session=9999999999.forged"}):
+                response = http.request(method, path, json={"question": "印奇是哪家公司的创始人？"}, headers=headers)
+                assert response.status_code == 401, (method, path, headers, response.status_code)
+        assert http.get("/healthz").status_code == 200
+        browser = http.get("/?x=1", headers={"Accept": "text/html"})  # a browser is sent to the login form
+        assert browser.status_code == 303 and browser.headers["location"] == "/login?next=/%3Fx%3D1"
+        with pytest.raises(Exception, match="credentials were not provided|401"):
+            Client(url, verbose=False)
+        key = {"Authorization": "Bearer s3cret"}
+        asked = http.post("/api/ask", json={"question": "印奇是哪家公司的创始人？"}, headers=key)
+        assert asked.status_code == 200 and asked.json()["answer"] == "印奇是旷视科技创始人。[1]"
+        _, chat, _, _ = Client(url, headers=key, verbose=False).predict(
+            "印奇是哪家公司的创始人？", False, [], api_name="/chat"
         )
-        with pytest.raises(urllib.error.HTTPError) as unauthorized:
-            urllib.request.urlopen(request, timeout=10)
-        assert unauthorized.value.code == 401
+        assert "旷视科技" in str(chat[-1]["content"])
+        login = http.post("/login", data={"key": "s3cret", "next": "https://evil.example/"})
+        assert login.status_code == 303 and login.headers["location"] == "/"  # no redirect off the server
+        session = login.cookies["assistant_session"]
+        assert {"httponly", "samesite=strict"} <= {p.strip() for p in login.headers["set-cookie"].lower().split(";")}
+        with httpx.Client(base_url=url, trust_env=False, cookies={"assistant_session": session}) as logged_in:
+            assert logged_in.get("/config").status_code == 200
+        attempts = [http.post("/login", data={"key": f"guess{i}"}).status_code for i in range(5)]
+        assert attempts == [401, 401, 401, 401, 429], "five attempts a minute per client"
+
+
+def test_without_a_key_the_server_listens_on_loopback_only(
+    article_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    """No key: loopback only, said at start; another address needs --no-key (a proxy in front guards it)."""
+    import uvicorn
+
+    from assistant.interfaces.cli.main import main
+
+    monkeypatch.delenv("ASSISTANT_API_KEY", raising=False)
+    listened: list[str] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, **kw: listened.append(host))  # not to block the test
+    common = ["--corpus", str(article_corpus), "--index-dir", str(tmp_path / "index"), "--embeddings", "fake"]
+    assert main(["serve", "--host", "0.0.0.0", *common]) == 2
+    assert "ASSISTANT_API_KEY" in capsys.readouterr().err and listened == []
+    assert main(["serve", "--host", "127.0.0.1", *common]) == 0
+    assert "no API key" in capsys.readouterr().err
+    assert main(["serve", "--host", "0.0.0.0", "--no-key", *common]) == 0
+    assert listened == ["127.0.0.1", "0.0.0.0"]
+    monkeypatch.setenv("ASSISTANT_API_KEY", "s3cret")
+    assert main(["serve", "--host", "0.0.0.0", *common]) == 0 and listened[-1] == "0.0.0.0"

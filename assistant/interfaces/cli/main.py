@@ -17,7 +17,13 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from assistant.errors import AssistantError, IndexNotFoundError, InputError, StoreUnavailableError
+from assistant.errors import (
+    AssistantError,
+    ConfigurationError,
+    IndexNotFoundError,
+    InputError,
+    StoreUnavailableError,
+)
 from assistant.inputs import check_question
 from assistant.interfaces.cli.evaluate import cmd_eval, cmd_eval_retrieval, cmd_gate
 from assistant.interfaces.cli.terminal import ask_streaming, print_hits, progress_bar, render_answer
@@ -99,6 +105,11 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", parents=[common], help="the web chat and the HTTP API (and Slack) in one server")
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--no-key",
+        action="store_true",
+        help="listen on a non-loopback --host without ASSISTANT_API_KEY (anyone who reaches it may ask and read)",
+    )
     p.add_argument(
         "--slack",
         action="store_true",
@@ -269,6 +280,14 @@ def cmd_serve(assistant: Assistant, args: argparse.Namespace) -> int:
 
     from assistant.interfaces.http.server import build_server
 
+    if not assistant.settings.api_key:
+        if not _loopback(args.host) and not args.no_key:
+            raise ConfigurationError(
+                f"--host {args.host} without an API key would let anyone who reaches it ask and read the corpus: "
+                "set ASSISTANT_API_KEY, or pass --no-key if a proxy in front guards it"
+            )
+        print(f"no API key (ASSISTANT_API_KEY): open to whoever reaches {args.host}", file=sys.stderr)
+
     try:  # load the index now, so the first question does not wait for it
         print(f"{len(assistant.retriever.chunks)} chunks indexed", file=sys.stderr)
     except (IndexNotFoundError, StoreUnavailableError) as exc:  # a replica started before its index or store
@@ -279,6 +298,15 @@ def cmd_serve(assistant: Assistant, args: argparse.Namespace) -> int:
     threading.Thread(target=assistant.warm, name="warm-up", daemon=True).start()
     uvicorn.run(build_server(assistant, slack), host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
 
 
 def _slack_app(assistant: Assistant, port: int) -> Any:

@@ -7,29 +7,28 @@ web page and Slack are left to other modules.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
-import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException
 
 from assistant.admission import Busy, Ticket
 from assistant.core import Assistant
 from assistant.errors import AssistantError, InputError, ModelTimeoutError
 from assistant.inputs import MAX_QUESTION_CHARS
-from assistant.interfaces.http.jobs import Answering, BodyLimit, QueuedStream, RateLimiter
+from assistant.interfaces.http.access import Access
+from assistant.interfaces.http.jobs import Answering, BodyLimit, QueuedStream
 from assistant.interfaces.http.models import (
     MODEL_ID,
     NOT_UTF8,
@@ -71,12 +70,13 @@ def create_api(
     if queue_size is not None:
         assistant.queue.size = queue_size
     answering = Answering(assistant)
-    guards = [Depends(_rate_limit(RateLimiter(rate_limit_per_minute)))] if rate_limit_per_minute else []
-    guards += [Depends(_authorize(api_key))] if api_key else []
+    guards = [Depends(_BEARER)] if api_key else []  # shows the key in the OpenAPI docs; `Access` checks it
     app = FastAPI(title="assistant", version="0.1.0", description="Short, cited answers about the indexed corpus.")
     app.state.answering = answering
     too_large = f"the request body is over {max_body_bytes} bytes: send a shorter question and history"
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, reject=lambda path: _error_response(path, 413, too_large))
+    # outermost: the key and the rate limit before any body is read, for every route (the page mounted later too)
+    app.add_middleware(Access, api_key=api_key, rate_limit_per_minute=rate_limit_per_minute, error=_error_response)
     for kind in (RequestValidationError, ApiError, Busy, HTTPException, AssistantError, Exception):
         app.add_exception_handler(kind, _handle)
     app.include_router(_health_routes(answering))
@@ -222,25 +222,6 @@ async def _openai_events(
         status, message, _, _ = _describe(exc)
         yield f"data: {json.dumps({'error': _openai_error(status, message)}, ensure_ascii=False)}\n\n"
     yield "data: [DONE]\n\n"
-
-
-def _rate_limit(limiter: RateLimiter) -> Callable[[Request], Awaitable[None]]:
-    async def check(request: Request) -> None:
-        if wait := limiter.check(request.client.host if request.client else "?"):
-            seconds = math.ceil(wait)
-            message = f"too many requests: the limit is {limiter.per_minute} a minute per client; retry in {seconds} s"
-            raise ApiError(429, message, {"Retry-After": str(seconds)})
-
-    return check
-
-
-def _authorize(api_key: str) -> Callable[[HTTPAuthorizationCredentials | None], Awaitable[None]]:
-    async def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> None:
-        if not hmac.compare_digest((credentials.credentials if credentials else "").encode(), api_key.encode()):
-            message = "missing or wrong API key: send the header `Authorization: Bearer <key>`"
-            raise ApiError(401, message, {"WWW-Authenticate": "Bearer"})
-
-    return check
 
 
 async def _handle(request: Request, exc: Exception) -> JSONResponse:

@@ -130,15 +130,16 @@ class RateLimiter:
 
 
 class BodyLimit:
-    """ASGI middleware: bodies over `max_bytes` (declared or sent) to `paths` get the `reject(path)` response."""
+    """ASGI middleware: bodies over `max_bytes` (declared or sent) to any path but `exempt` (Slack's events have a
+    limit of their own) get the `reject(path)` response: the API, the page and its Gradio routes alike."""
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, reject: Callable[[str], ASGIApp], paths: tuple[str, ...] = ("/api/", "/v1/")
+        self, app: ASGIApp, max_bytes: int, reject: Callable[[str], ASGIApp], exempt: tuple[str, ...] = ("/slack/",)
     ) -> None:
-        self.app, self.max_bytes, self.reject, self.paths = app, max_bytes, reject, paths
+        self.app, self.max_bytes, self.reject, self.exempt = app, max_bytes, reject, exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.paths):
+        if scope["type"] != "http" or scope["path"].startswith(self.exempt):
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length", b"0")
         too_big, body, more = declared.isdigit() and int(declared) > self.max_bytes, b"", True

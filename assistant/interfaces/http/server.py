@@ -37,16 +37,8 @@ def build_server(assistant: Assistant, slack: App | None = None) -> FastAPI:
     )
     if slack is not None:
         _mount_slack(app, slack)
-    key = s.api_key
-    auth = (lambda _user, password: password == key) if key and not s.page_open else None
-    return gr.mount_gradio_app(
-        app,
-        build_ui(assistant),
-        path="/",
-        footer_links=["api"],
-        auth=auth,
-        auth_message="Log in with any user name and the server's API key (ASSISTANT_API_KEY).",
-    )
+    # the page and its Gradio API sit behind the same key, body limit and rate limit as the API (`access`)
+    return gr.mount_gradio_app(app, build_ui(assistant), path="/", footer_links=["api"])
 
 
 def _mount_slack(app: FastAPI, slack: App) -> None:
