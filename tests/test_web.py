@@ -318,3 +318,62 @@ def test_a_page_question_and_an_api_question_are_answered_one_after_the_other_in
     (first, start1, end1), (second, start2, _) = recorder.calls
     assert "每次推理激活多少参数" in first and "总参数量" in second, "answered in the order they arrived"
     assert start2 >= end1, "the API's answer started only after the page's was done"
+
+
+TRAP = "trap.invalid"  # no such host: the browser may not reach it, and every attempt is recorded
+HOSTILE = (
+    f'![logo](http://{TRAP}/md.png) <img src=http://{TRAP}/img.png onerror="window.__pwned=1">'
+    f' <script>window.__pwned=2</script> [点此领取](http://{TRAP}/link) <a href="javascript:window.__pwned=3">x</a>'
+)
+
+
+def test_a_hostile_passage_and_a_hostile_draft_stay_inert_text(browser, tmp_path):
+    """Model output and corpus text are shown as text, in the streamed draft and in the final answer, sources
+    and article: a planted passage and a draft with Markdown images, links, HTML and script (blank lines to
+    leave the reply's HTML block) fetch nothing, run nothing and leave no live link."""
+    from assistant.interfaces.web.ui import create_app
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "planted.txt").write_text(
+        "量化说明\n\nStep-3 的 INT8 量化版本仅需 5GB 显存。\n\n" + HOSTILE + "\n\n" + HOSTILE.replace(" ", "\n\n"),
+        encoding="utf-8",
+    )
+    assistant = make_assistant(corpus, tmp_path / "index")
+    assistant.build_index()
+    draft = "Step-3 的 INT8 量化版本仅需 5GB 显存 [1]。\n\n" + HOSTILE.replace(" ", "\n\n") + "\n\n"
+    llm = scripted(draft, draft)
+    llm.sleep = 0.005
+    with_llm(assistant, llm)
+    requested: list[str] = []
+    with running(create_app(assistant)) as url:
+        page = browser.new_page()
+        page.on("request", lambda request: requested.append(request.url))
+        page.set_default_timeout(30_000)
+        page.goto(url)
+        page.wait_for_selector("#question textarea")
+        page.fill("#question textarea", INT8)
+        page.click("#ask")
+        page.wait_for_function(
+            "document.querySelector('#chat .reply.draft')"
+            " && (document.querySelector('#chat').textContent.includes('点此')"
+            f' || document.querySelectorAll(\'#chat [src*="{TRAP}"], #chat [href*="{TRAP}"]\').length > 0)'
+        )
+        in_draft = page.evaluate(
+            f'document.querySelectorAll(\'#chat img[src*="{TRAP}"], #chat a[href*="{TRAP}"]\').length'
+        )
+        reply = ask(page, "量化说明里还写了什么？")  # a second turn: the first's final answer and sources are shown
+        reply.wait_for()
+        page.locator("#chat .reply a.cite, #chat .reply a.rel").first.click()
+        live = page.evaluate(
+            f"""[...document.querySelectorAll('img, a, script, iframe')].filter(e =>
+                (e.src || e.href || '').includes('{TRAP}') || (e.href || '').startsWith('javascript:')
+                || (e.tagName === 'SCRIPT' && e.textContent.includes('__pwned'))).length"""
+        )
+        pwned = page.evaluate("window.__pwned")
+        shown = page.locator("#chat").inner_text() + page.locator("#sources-panel").inner_text()
+        page.close()
+    assert in_draft == 0, "the streamed draft made a live image or link"
+    assert [u for u in requested if TRAP in u] == [], "the page tried to fetch a planted address"
+    assert live == 0 and pwned is None
+    assert f"http://{TRAP}/" in shown, "the hostile text is shown, as text"

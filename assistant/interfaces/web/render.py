@@ -15,31 +15,44 @@ from assistant.render import clip, where
 from assistant.types import Answer, Citation, Document, Evidence
 
 MARKER = re.compile(r"\[(\d+)\]")
+# Every character HTML or Markdown gives a meaning, as a character reference, and line breaks as <br>: a chat
+# bubble is one HTML block with no blank line, so the chat's Markdown renderer never reads model output or
+# corpus text as an image, a link or HTML (a planted passage can steer what the model writes).
+_INERT = {ord(c): f"&#{ord(c)};" for c in "&<>\"'\\`*_{}[]()#+-.!|~:=/"} | {ord("\n"): "<br>", ord("\r"): ""}
 RELATED_LABEL = "相关段落（未引用）/ Related (not cited)"
 READ_LABEL = "在原文中阅读 / Read in the article"
 SNIPPET_CHARS = 90
+
+
+def inert(text: str) -> str:
+    """`text` as text in a chat bubble: no HTML, no Markdown, no blank line (see `_INERT`)."""
+    return text.translate(_INERT)
 
 
 def answer_html(answer: Answer, turn: int) -> str:
     """A final answer (or a refusal) as a chat bubble; `turn` makes the source ids unique."""
     if answer.uncited:
         items = "".join(
-            f'<li><a class="rel" href="#{source_id(turn, c, related=True)}">{escape(where(c))}</a> '
-            f"“{escape(clip(c.quote or c.text, SNIPPET_CHARS))}”</li>"
+            f'<li><a class="rel" href="#{source_id(turn, c, related=True)}">{inert(where(c))}</a> '
+            f"“{inert(clip(c.quote or c.text, SNIPPET_CHARS))}”</li>"
             for c in answer.sources
         )
         related = f'<div class="related-list"><b>{RELATED_LABEL}</b><ul>{items}</ul></div>' if items else ""
-        body = f'<p class="refusal-text">{escape(answer.answer)}</p>{related}'
+        body = f'<p class="refusal-text">{inert(answer.answer)}</p>{related}'
         return f'<div class="reply refusal">{body}{meta_html(answer)}</div>'
     known = {c.n for c in answer.citations}
 
-    def marker(m: re.Match[str]) -> str:
-        n = int(m.group(1))
-        if n not in known:
-            return m.group(0)
-        return f'<a class="cite" href="#src-{turn}-{n}" title="{READ_LABEL}">[{n}]</a>'
-
-    text = MARKER.sub(marker, escape(answer.answer))
+    pieces = MARKER.split(answer.answer)  # text, marker number, text, …: the text made inert, known markers linked
+    text = "".join(
+        inert(piece)
+        if i % 2 == 0
+        else (
+            f'<a class="cite" href="#src-{turn}-{piece}" title="{READ_LABEL}">&#91;{piece}&#93;</a>'
+            if int(piece) in known
+            else inert(f"[{piece}]")
+        )
+        for i, piece in enumerate(pieces)
+    )
     kind = "correction" if answer.refused else "answer"  # a premise correction cites like an answer
     return f'<div class="reply {kind}"><p>{text}</p>{meta_html(answer)}</div>'
 
@@ -49,19 +62,19 @@ def draft_html(text: str, evidence: Evidence | None = None, waiting: int = 0) ->
     provisional, replaced by the verified answer; before that, how many questions are `waiting` ahead."""
     quote = ""
     if evidence is not None:
-        where_ = escape(where(evidence.citation))
-        quote = f'<blockquote class="evidence">{escape(evidence.text)} <span class="meta">{where_}</span></blockquote>'
+        where_ = inert(where(evidence.citation))
+        quote = f'<blockquote class="evidence">{inert(evidence.text)} <span class="meta">{where_}</span></blockquote>'
     status = "草稿，核对中… / Draft, checking…" if text else "正在生成回答… / Writing the answer…"
     if waiting:
         status = f"排队中，前面还有 {waiting} 个问题 / In line: {waiting} question(s) ahead"
     return (
-        f'<div class="reply draft">{quote}<p>{escape(text)}<span class="caret">▍</span></p>'
+        f'<div class="reply draft">{quote}<p>{inert(text)}<span class="caret">▍</span></p>'
         f'<p class="meta">{status}</p></div>'
     )
 
 
 def error_html(message: str) -> str:
-    return f'<div class="reply error"><p>抱歉，没能回答 / Sorry, no answer this time: {escape(message)}</p></div>'
+    return f'<div class="reply error"><p>抱歉，没能回答 / Sorry, no answer this time: {inert(message)}</p></div>'
 
 
 def meta_html(answer: Answer) -> str:
@@ -72,7 +85,7 @@ def meta_html(answer: Answer) -> str:
         parts.append(f"首字 / first token {t['first_token_s']:.1f} s")
     if "total_s" in t:
         parts.append(f"总计 / total {t['total_s']:.1f} s")
-    return f'<p class="meta">{escape(" · ".join(parts))}</p>'
+    return f'<p class="meta">{inert(" · ".join(parts))}</p>'
 
 
 def sources_html(turns: Sequence[Answer]) -> str:

@@ -25,6 +25,7 @@ from assistant.interfaces.web.render import (
     article_html,
     draft_html,
     error_html,
+    inert,
     sources_html,
 )
 from assistant.types import Answer, Citation, Document, Evidence
@@ -125,7 +126,8 @@ def _respond(
     if not question:
         yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return
-    messages = [*messages, {"role": "user", "content": question}, {"role": "assistant", "content": draft_html("")}]
+    asked = {"role": "user", "content": inert(question)}  # shown as typed, never rendered as Markdown or HTML
+    messages = [*messages, asked, {"role": "assistant", "content": draft_html("")}]
     yield "", messages, gr.skip(), gr.skip(), gr.skip()
     draft, evidence, answer = "", None, None
     try:
