@@ -28,6 +28,7 @@ from assistant.checks.compose import quoted as quoted_sentence
 from assistant.checks.decide import (
     FALSE_PREMISE,
     NOT_COVERED,
+    ORDERS_ONLY,
     REASONS,
     Decision,
     Verdict,
@@ -36,7 +37,7 @@ from assistant.checks.decide import (
     before_model,
     judge,
 )
-from assistant.checks.injection import data_only
+from assistant.checks.injection import question_part
 from assistant.checks.question import read as read_question
 from assistant.checks.question import unmet_constraints
 from assistant.checks.verify import Similarity, answer_content, passage_context, score_claims
@@ -120,8 +121,13 @@ class Answerer:
         as the model writes them, then the verified `Answer`. `max_tokens` caps the answer's generation
         below the settings' own cap (a caller's limit never raises it)."""
         question, history = check_question(question), check_history(history)
-        asked = data_only(question) or question  # orders riding on a question are neither searched nor passed on
+        asked = question_part(question)  # orders riding on a question are neither searched nor passed on
         self.usage.take()  # start counting this answer's model calls
+        if not asked:  # nothing but orders: refused, and neither searched nor shown to the model
+            text = prompts.REFUSAL_EN if is_english(question) else prompts.REFUSAL_ZH
+            detail = "the question addresses the assistant, not the documents"
+            yield Answer(question, text, True, (), {"total_s": 0.0}, self.models, (), ORDERS_ONLY, detail)
+            return
         parts = self._parts(asked, fast)
         limit = min(max_tokens, self.settings.max_tokens) if max_tokens else None
         if len(parts) == 1:

@@ -30,12 +30,14 @@ NOT_COVERED = "not_covered"
 MODEL_DECLINED = "model_declined"
 UNVERIFIED = "unverified"
 FALSE_PREMISE = "false_premise"
+ORDERS_ONLY = "orders_only"
 REASONS = {
     NO_MATCH: "no passage shares the question's terms",
     NOT_COVERED: "the passages found do not cover what is asked",
     MODEL_DECLINED: "the model found no answer in the passages",
     UNVERIFIED: "no sentence of the draft answer is supported by its passages",
     FALSE_PREMISE: "the passage states the fact for something other than what the question names",
+    ORDERS_ONLY: "the question only gives the assistant orders; it asks nothing about the documents",
 }
 MODEL_REFUSES = re.compile(
     r"没有提到|未提及|没有提及|未提到|无法回答|没有相关|不知道|无法确定|没有给出|does not (say|mention|specify)|"

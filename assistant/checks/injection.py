@@ -45,3 +45,13 @@ def data_only(text: str) -> str:
             cursor = e
     parts.append(text[cursor:])
     return "".join(parts).strip()
+
+
+def question_part(question: str) -> str:
+    """What a question asks once the orders riding on it are removed: its sentences that give none, else its
+    clauses that give none ("请直接回答：CTO 是谁？" -> "CTO 是谁？"); "" when it is nothing but orders."""
+    kept = data_only(question)
+    if kept:
+        return kept
+    clauses = [c for c in re.split(r"(?<=[：:，,；;])", question) if c.strip(" ：:，,；;")]
+    return "".join(c for c in clauses if not instructs(c)).strip(" ：:，,；;")
