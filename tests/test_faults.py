@@ -286,3 +286,32 @@ def test_a_chroma_server_going_away_is_a_clear_error_until_it_is_back(
     assert "朱亦博" in started_while_down.search(CTO, k=1)[0].chunk.text
     name = started_while_down.settings.collection
     assert started_while_down.index.storage.serving(name) == f"{name}--v2", "it moved to the new version"
+
+
+def test_a_request_keeps_its_build_through_two_switches(article_corpus: Path, tmp_path: Path):
+    """A request that began on one build (its retriever) still searches it after two more builds were switched
+    in by another writer; its directory is kept while it reads, and removed by a later run once it is done."""
+    import gc
+
+    index_dir = tmp_path / "index"
+    writer, reader = make_assistant(article_corpus, index_dir), make_assistant(article_corpus, index_dir)
+    writer.build_index()
+    in_flight = reader.retriever  # a request begins
+    first = BuildDir(index_dir).current()
+    for n in range(2):
+        (article_corpus / f"note-{n}.txt").write_text(
+            f"札记{n}\n\n第{n}号札记记录了星河{n}号的发布。", encoding="utf-8"
+        )
+        writer.build_index()
+        assert reader.retriever is not in_flight  # later requests are on the new build
+        assert reader.search(f"第{n}号札记 星河{n}号", k=1)[0].chunk.source == f"note-{n}.txt"
+    assert first is not None and first.is_dir(), "the build a request reads is not removed under it"
+    hits = in_flight.search(CTO, k=3)
+    assert any("朱亦博" in h.chunk.text for h in hits) and all(not h.chunk.source.startswith("note-") for h in hits)
+    del in_flight, hits
+    gc.collect()  # the request is done: its build is closed
+    (article_corpus / "note-2.txt").write_text("札记2\n\n第2号札记。", encoding="utf-8")
+    writer.build_index()
+    assert not first.exists(), "a build nobody reads is removed by the next run"
+    reader.close()
+    writer.close()

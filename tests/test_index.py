@@ -185,3 +185,34 @@ def test_an_index_from_before_builds_is_read_then_migrated(article_corpus: Path,
     (article_corpus / "other.txt").unlink()
     assert old.build_index().removed == ["other.txt"]
     assert not (index_dir / "chroma").exists() and "朱亦博" in old.search(CTO, k=1)[0].chunk.text
+
+
+def test_a_build_reaches_the_disk_before_the_pointer_names_it(
+    article_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Every file and directory of a new build is fsynced before CURRENT is replaced: a power cut after the
+    switch cannot leave the pointer naming a build whose data never reached the disk."""
+    import os
+
+    from assistant.index import builds
+
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append("fsync " + os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def replace(src: object, dst: object) -> None:
+        events.append(f"replace {dst}")
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builds.os, "fsync", fsync)
+    monkeypatch.setattr(builds.os, "replace", replace)
+    make_assistant(article_corpus, tmp_path / "index").build_index()
+    switched = events.index(f"replace {tmp_path / 'index' / 'CURRENT'}")
+    build = current(tmp_path / "index")
+    synced = {e.removeprefix("fsync ") for e in events[:switched] if e.startswith("fsync ")}
+    files = {str(p) for p in build.rglob("*") if p.is_file()}
+    assert files and files <= synced, f"not fsynced before the switch: {sorted(files - synced)}"
+    assert {str(build), str(build.parent), str(build.parent.parent)} <= synced

@@ -4,9 +4,10 @@
 names the one readers use (and the one before it). A sync writes a new build (a copy of the current
 one, so unchanged vectors are reused) and then replaces `CURRENT` with `os.replace`, so a reader sees
 the old build or the new one, never half of one; a run killed halfway leaves only an orphan
-directory, removed by the next run. `.lock` (flock) keeps two writers apart. An index from before
-builds (`index_dir/chroma`) is read as the current build and migrated by the next sync that changes
-something. Opening Chroma clients on a build is left to `storage`.
+directory, removed by the next run. `.lock` (flock) keeps two writers apart; a build is fsynced before the
+switch, and a build a process still reads (a shared flock on its `.readers`) is not removed under it. An
+index from before builds (`index_dir/chroma`) is read as the current build and migrated by the next sync
+that changes something. Opening Chroma clients on a build is left to `storage`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 POINTER = "CURRENT"
 LEGACY = "chroma"  # where the database lived before builds
 DATABASE = "chroma.sqlite3"
+READERS = ".readers"  # beside a build's database: every process reading the build holds a shared lock on it
 
 
 class BuildDir:
@@ -83,6 +85,9 @@ class BuildDir:
         """Make `database` the current build (atomically); the one it replaces stays for readers still on it."""
         names = self._readable_pointer() or ([LEGACY] if (self.root / LEGACY / DATABASE).is_file() else [])
         lines = [str(database.relative_to(self.root)), *names[:1]]
+        _fsync_tree(database)  # the build reaches the disk before any reader is pointed at it
+        for directory in (database.parent, database.parent.parent):  # and so do the names leading to it
+            _fsync_dir(directory)
         temp = self.root / f".{POINTER}.{os.getpid()}.tmp"
         with open(temp, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
@@ -102,8 +107,13 @@ class BuildDir:
         stale = [b / "chroma" for b in self.builds.iterdir()] if self.builds.is_dir() else []
         stale += [self.root / LEGACY] if (self.root / LEGACY).is_dir() else []
         for database in stale:
-            if database not in keep:
-                shown = database.parent if database.name == "chroma" else database
+            if database in keep:
+                continue
+            shown = database.parent if database.name == "chroma" else database
+            with _unread(database) as unread:
+                if not unread:  # a process still reads it (a request began on it): a later run removes it
+                    log.info("keeping %s while a reader has it open", shown)
+                    continue
                 log.info("removing old or unfinished build %s", shown)
                 shutil.rmtree(database if database == self.root / LEGACY else database.parent, ignore_errors=True)
 
@@ -180,6 +190,57 @@ def copy_database(source: Path, target: Path) -> None:
     finally:
         src.close()
         dst.close()
+
+
+def hold_for_reading(database: Path) -> int | None:
+    """A shared lock on `database`'s readers file, held (by the returned descriptor) while a client reads the
+    build, so no writer's clean-up deletes it under a request; None where it cannot be taken (read-only)."""
+    try:
+        fd = os.open(database / READERS, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return None
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
+
+
+def release(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # the lock goes with the descriptor
+
+
+@contextmanager
+def _unread(database: Path) -> Iterator[bool]:
+    """True (holding the build exclusively for the block) when no process holds it for reading."""
+    try:
+        fd = os.open(database / READERS, os.O_RDWR)
+    except OSError:  # never read (a half-built directory), or gone
+        yield True
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file under `root`, then every directory bottom-up (names are data too)."""
+    directories = [root]
+    for path in root.rglob("*"):
+        if path.is_dir():
+            directories.append(path)
+        elif path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    for directory in reversed(directories):
+        _fsync_dir(directory)
 
 
 def _fsync_dir(path: Path) -> None:

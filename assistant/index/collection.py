@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -59,7 +60,8 @@ class Index:
         self._version = storage.version()
         self._client: Any = None
         self._vectors: Chroma | None = None
-        self._retired: list[Any] = []
+        self._retired: list[Any] = []  # clients of replaced builds, closed when no request still reads them
+        self._pins: dict[int, int] = {}  # id(client) -> requests (and reads) still on it
         self._lock = threading.RLock()
 
     @property
@@ -93,18 +95,47 @@ class Index:
             return self._client
 
     def _reset(self) -> None:
-        """Stop using the open client. It is closed one reset later, so a request still on it finishes."""
+        """Stop using the open client. It is closed as soon as no request reads it (`pin`): a request keeps
+        its build however many builds are switched in meanwhile."""
         with self._lock:
             if self._client is not None:
                 self._retired.append(self._client)
             self._client, self._vectors = None, None
-            while len(self._retired) > 1:
-                self.storage.close(self._retired.pop(0))
+            for client in [c for c in self._retired if id(c) not in self._pins]:
+                self._retired.remove(client)
+                self.storage.close(client)
+
+    def pin(self) -> Callable[[], None]:
+        """Keep the open client (and so its build) open until the returned `release` is called."""
+        with self._lock:
+            client = self._client_or_none()
+            if client is None:
+                return lambda: None
+            key = id(client)
+            self._pins[key] = self._pins.get(key, 0) + 1
+        released = threading.Event()
+
+        def release() -> None:
+            with self._lock:
+                if released.is_set():
+                    return
+                released.set()
+                self._pins[key] -= 1
+                if self._pins[key] == 0:
+                    del self._pins[key]
+                    if client in self._retired:
+                        self._retired.remove(client)
+                        self.storage.close(client)
+
+        return release
 
     @contextmanager
     def _reading(self) -> Iterator[None]:
-        """Chroma's exceptions as errors that say what to do; after one, the next call reconnects."""
+        """Chroma's exceptions as errors that say what to do; after one, the next call reconnects. The open
+        client stays open for the block, whatever build is switched in meanwhile."""
+        release: Callable[[], None] = lambda: None  # noqa: E731
         try:
+            release = self.pin()
             yield
         except AssistantError:
             raise
@@ -118,6 +149,8 @@ class Index:
                 raise
             self._reset()
             raise error from exc
+        finally:
+            release()
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -142,7 +175,9 @@ class Index:
     def dense_searcher(self) -> Callable[[str, int], list[tuple[str, float]]]:
         """`dense_search` bound to the version open now: a retriever built on one version keeps searching
         it (with its keyword index) while a newer one is switched in, so no answer mixes versions."""
-        vectors = self.vectors
+        with self._lock:  # the vectors and the pin are of one client
+            vectors = self.vectors
+            release = self.pin()
 
         def search(query: str, k: int) -> list[tuple[str, float]]:
             vector = self.embeddings.embed_query(query)
@@ -150,6 +185,7 @@ class Index:
                 results = vectors.similarity_search_by_vector_with_relevance_scores(vector, k=k)
             return [(doc.id or "", 1.0 - distance) for doc, distance in results]
 
+        weakref.finalize(search, release)  # the build stays open while a retriever (a request) holds `search`
         return search
 
     def stored_chunks(self) -> list[StoredChunk]:

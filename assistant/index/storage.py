@@ -29,7 +29,7 @@ from assistant.errors import (
     IndexCorruptError,
     IndexNotWritableError,
 )
-from assistant.index.builds import BuildDir, copy_database
+from assistant.index.builds import BuildDir, copy_database, hold_for_reading, release
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class EmbeddedStorage:
         self.builds = BuildDir(index_dir)
         self.location = str(index_dir)
         self._copies: dict[int, tempfile.TemporaryDirectory[str]] = {}
+        self._holds: dict[int, int | None] = {}  # client -> its build's reader lock
 
     def version(self) -> Hashable:
         return self.builds.version()
@@ -90,6 +91,7 @@ class EmbeddedStorage:
 
     def close(self, client: Any) -> None:
         client.close()  # the last client on a path stops Chroma's shared system for it
+        release(self._holds.pop(id(client), None))
         copy = self._copies.pop(id(client), None)
         if copy is not None:
             copy.cleanup()
@@ -132,9 +134,13 @@ class EmbeddedStorage:
                 shutil.rmtree(store.parent, ignore_errors=True)
 
     def _connect(self, path: Path) -> Any:
+        hold = hold_for_reading(path)  # before opening: a clean-up from now on leaves this build alone
         try:
-            return _persistent_client(path)
+            client = _persistent_client(path)
+            self._holds[id(client)] = hold
+            return client
         except Exception as exc:
+            release(hold)
             if "readonly" in str(exc).lower():
                 return self._read_only_copy(path)
             raise IndexCorruptError(
