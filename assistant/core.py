@@ -57,6 +57,11 @@ class Assistant:
             self._generation = generation
         return self._retriever
 
+    def loaded(self) -> tuple[HybridRetriever | None, bool]:
+        """The retriever already built (None before the first), and whether it is on the build serving now:
+        one `stat` (or a cached pointer read), never a read of the index itself."""
+        return self._retriever, self._retriever is not None and self.index.refresh() == self._generation
+
     @property
     def llm(self) -> BaseChatModel:
         """The chat model, made on first use; one that cannot be made (a missing model file or

@@ -36,9 +36,13 @@ class IndexMismatchError(AssistantError):
 
 
 class StoreUnavailableError(AssistantError):
-    """The Chroma server cannot be reached."""
+    """The Chroma server cannot be reached; `retry_after`: seconds until the next attempt to connect."""
 
     exit_code = 6
+
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class IndexCorruptError(AssistantError):

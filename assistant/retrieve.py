@@ -64,6 +64,7 @@ class HybridRetriever:
         self._bm25 = BM25([s.tokens for s in stored])
         self._order: dict[str, list[Chunk]] | None = None  # each document's chunks in order (`lead_in`)
         self._outlines: dict[str, Outline] | None = None  # each document's outline (`document`), by source
+        self.documents = len({c.source for c in self.chunks})
         sample = "".join(c.text[:200] for c in self.chunks[:200])
         self.corpus_is_cjk = is_chinese(sample)
         log.info("keyword index over %d chunks built in %.2fs", len(self.chunks), time.perf_counter() - started)

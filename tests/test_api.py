@@ -575,6 +575,34 @@ def test_readyz_is_503_while_the_models_warm_up(index_dir):
     assert after.status_code == 200 and after.json()["warm"] is True and seconds >= 1.5
 
 
+def test_readyz_answers_from_what_is_loaded_and_never_reads_the_index_itself(tmp_path):
+    """Probes come every few seconds from every balancer: after the first load, /readyz reads nothing from the
+    index (no record metadata, no keyword index rebuilt). A build switched in by another writer is loaded once,
+    in the background, while readiness keeps answering 200 from the build it has."""
+    import shutil
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(ARTICLE_DIR, corpus)
+    assistant = make_assistant(corpus, tmp_path / "index")
+    assistant.build_index()
+    reads: list[str] = []
+    for name in ("stored_chunks", "documents", "info"):
+        real = getattr(assistant.index, name)
+        setattr(assistant.index, name, lambda real=real, name=name: reads.append(name) or real())
+    with serving(with_llm(assistant, scripted(CTO_REPLY))) as http:
+        first = [http.get("/readyz") for _ in range(20)]
+        assert reads == ["stored_chunks"], "only the first probe loads the index"
+        (corpus / "note.txt").write_text("札记\n\n星河一号于三月发布。", encoding="utf-8")
+        make_assistant(corpus, tmp_path / "index").build_index()  # another writer switches a build in
+        during = http.get("/readyz")
+        deadline = time.monotonic() + 30
+        while http.get("/readyz").json()["chunks"] == first[0].json()["chunks"]:
+            assert time.monotonic() < deadline, "the new build was never loaded"
+            time.sleep(0.05)
+    assert all(r.status_code == 200 for r in first) and during.status_code == 200
+    assert reads == ["stored_chunks", "stored_chunks"], "one background load for the new build"
+
+
 def test_the_openapi_schema_describes_the_endpoints(plain):
     schema = plain.get("/openapi.json").json()
     assert {"/api/ask", "/api/ask/stream", "/v1/chat/completions", "/v1/models", "/healthz", "/readyz"} <= set(

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from chromadb.api.shared_system_client import SharedSystemClient
@@ -24,7 +25,7 @@ from assistant.errors import StoreUnavailableError
 from assistant.index.builds import BuildDir
 from assistant.models.embeddings import FakeEmbeddings
 
-from conftest import ChromaServer, make_assistant, run_cli
+from conftest import ChromaServer, make_assistant, run_cli, running
 
 CTO = "CTO 是谁"  # the article answers: 朱亦博 (the top passage even with the fake embedder)
 
@@ -286,6 +287,76 @@ def test_a_chroma_server_going_away_is_a_clear_error_until_it_is_back(
     assert "朱亦博" in started_while_down.search(CTO, k=1)[0].chunk.text
     name = started_while_down.settings.collection
     assert started_while_down.index.storage.serving(name) == f"{name}--v2", "it moved to the new version"
+
+
+@pytest.mark.server
+def test_under_load_a_replica_backs_off_while_chroma_is_down_and_recovers_by_itself(
+    article_corpus: Path, tmp_path: Path, chroma_server: ChromaServer
+):
+    """Chroma killed and restarted while clients keep asking: requests get 503 with Retry-After (never a 500),
+    the replica tries to connect with exponential backoff (a handful of tries, not one per request), and
+    answers again within seconds of Chroma's return, with no restart. The figures are printed (-s)."""
+    import chromadb
+    import httpx
+
+    from assistant.index.server import BACKOFF
+    from assistant.interfaces.http.api import create_api
+
+    assistant = make_assistant(article_corpus, tmp_path / "unused", chroma_url=chroma_server.url)
+    assistant.build_index()
+    tries: list[float] = []  # connections the replica tried to open (each one a heartbeat to the server)
+    real_client = chromadb.HttpClient
+
+    def counted_client(*args: Any, **kwargs: Any) -> Any:
+        tries.append(time.monotonic())
+        return real_client(*args, **kwargs)
+
+    results: list[tuple[float, int, str | None]] = []
+    stop = threading.Event()
+    with running(create_api(assistant, rate_limit_per_minute=None)) as url:
+
+        def load() -> None:
+            with httpx.Client(base_url=url, trust_env=False, timeout=30) as http:
+                while not stop.is_set():
+                    r = http.post("/api/ask", json={"question": "CTO 是谁？", "fast": True})
+                    results.append((time.monotonic(), r.status_code, r.headers.get("retry-after")))
+                    time.sleep(0.05)
+
+        clients = [threading.Thread(target=load) for _ in range(2)]
+        for c in clients:
+            c.start()
+        time.sleep(1.5)
+        chromadb.HttpClient = counted_client  # type: ignore[assignment]
+        try:
+            killed = time.monotonic()
+            chroma_server.kill()
+            time.sleep(4)
+            down_until = time.monotonic()
+            chroma_server.start()
+            restarted = time.monotonic()  # answering its heartbeat again
+            deadline = restarted + 30
+            while not any(t > restarted and status == 200 for t, status, _ in results):
+                assert time.monotonic() < deadline, "the replica did not recover by itself"
+                time.sleep(0.05)
+            time.sleep(1)
+        finally:
+            chromadb.HttpClient = real_client  # type: ignore[misc]
+            stop.set()
+            for c in clients:
+                c.join(30)
+    during = [(t, s, ra) for t, s, ra in results if t >= killed]
+    failed = [(t, s, ra) for t, s, ra in during if s != 200]
+    recovered = min(t for t, s, _ in during if t > restarted and s == 200) - restarted
+    down_tries = [t for t in tries if killed <= t <= down_until]
+    print(
+        f"\nsent {len(results)} requests, {len(during)} after the kill; failed {len(failed)} (statuses "
+        f"{sorted({s for _, s, _ in failed})}); connection tries while down {len(down_tries)}; "
+        f"recovered {recovered:.2f} s after Chroma was back"
+    )
+    assert failed and all(s == 503 and ra and int(ra) >= 1 for _, s, ra in failed), "down: 503 + Retry-After"
+    assert not any(s >= 500 and s != 503 for _, s, _ in results)
+    assert len(down_tries) <= 8 < len([r for r in during if r[0] <= down_until]), "backoff, not a try per request"
+    assert recovered <= BACKOFF[1] + 2.0
 
 
 def test_a_request_keeps_its_build_through_two_switches(article_corpus: Path, tmp_path: Path):

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 CHECK_EVERY = 1.0  # seconds a replica trusts the pointer it read
 LEASE_SECONDS = 60.0  # a build whose heartbeat is older is taken for a killed builder's
 COPY_PAGE = 1000  # records per request when copying the current version
+BACKOFF = (0.25, 5.0)  # seconds before the first retry of an unreachable server, and the most it grows to
 HNSW = {"hnsw": {"space": "cosine"}}
 
 
@@ -56,6 +57,9 @@ class ServerStorage:
         self._served: tuple[str, int] | None = None
         self._read_at = -1e9
         self._lock = threading.Lock()
+        self._down_until = 0.0  # while unreachable: no connection is tried before this (monotonic) time
+        self._failures = 0  # in a row: the wait doubles with each
+        self._last_error: Exception | None = None
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -67,18 +71,36 @@ class ServerStorage:
         return self._current()[0] if name == self.collection else name
 
     def open(self) -> Any:
+        """A client on the server. While it is unreachable, connecting is retried with exponential backoff
+        (`BACKOFF`); until the next try every request fails at once, saying when to retry."""
+        wait = self._down_until - time.monotonic()
+        if wait > 0:
+            raise self._unavailable(self._last_error, wait)
         try:
-            return chromadb.HttpClient(host=self.host, port=self.port, ssl=self.ssl, settings=chroma_settings())
+            client = chromadb.HttpClient(host=self.host, port=self.port, ssl=self.ssl, settings=chroma_settings())
         except Exception as exc:  # chromadb raises a plain ValueError when the heartbeat fails
-            raise self._unavailable(exc) from exc
+            raise self._unavailable(exc, self._back_off(exc)) from exc
+        if self._failures:
+            log.warning("the Chroma server at %s answers again (after %d failed tries)", self.location, self._failures)
+        self._failures, self._down_until = 0, 0.0
+        return client
 
     def close(self, client: Any) -> None:
         client.close()
 
     def failure(self, exc: Exception) -> AssistantError | None:
         if isinstance(exc, (httpx.TransportError, ConnectionError)):
-            return self._unavailable(exc)
+            wait = self._down_until - time.monotonic()  # requests failing together count as one failure
+            return self._unavailable(exc, wait if wait > 0 else self._back_off(exc))
         return None
+
+    def _back_off(self, exc: Exception) -> float:
+        """Note a failed attempt; the seconds before the next one."""
+        first, most = BACKOFF
+        delay = min(most, first * 2**self._failures)
+        self._failures += 1
+        self._down_until, self._last_error = time.monotonic() + delay, exc
+        return delay
 
     def _current(self) -> tuple[str, int]:
         """(collection, version) the pointer names, read at most once per `check_every` seconds."""
@@ -167,11 +189,12 @@ class ServerStorage:
         """A version still being built by a builder whose heartbeat is within the lease."""
         return bool(meta.get("building")) and time.time() - float(meta.get("heartbeat", 0)) < self.lease
 
-    def _unavailable(self, exc: Exception) -> StoreUnavailableError:
+    def _unavailable(self, exc: Exception | None, retry_after: float = 0.0) -> StoreUnavailableError:
         return StoreUnavailableError(
             f"cannot reach the Chroma server at {self.location} ({exc}): start it with "
             f"`chroma run --path DIR --host {self.host} --port {self.port}`, or unset ASSISTANT_CHROMA_URL "
-            "to use the embedded store"
+            f"to use the embedded store (next try in {retry_after:.1f} s)",
+            retry_after,
         )
 
 

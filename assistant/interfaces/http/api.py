@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -246,7 +247,8 @@ def _describe(exc: Exception) -> tuple[int, str, dict[str, str] | None, Any]:
         return exc.status_code, f"{exc.detail}{hint}", dict(exc.headers or {}), None
     if isinstance(exc, AssistantError):  # InputError: the question; the rest: the server's model or index
         status = 422 if isinstance(exc, InputError) else 504 if isinstance(exc, ModelTimeoutError) else 503
-        return status, str(exc), None, None
+        retry = getattr(exc, "retry_after", 0)  # the store is down: when the server tries it again
+        return status, str(exc), {"Retry-After": str(max(1, math.ceil(retry)))} if retry else None, None
     log.exception("unexpected failure", exc_info=exc)
     return 500, UNEXPECTED.format(type(exc).__name__), None, None
 

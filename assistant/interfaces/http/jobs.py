@@ -34,6 +34,7 @@ class Answering:
         self.assistant = assistant
         self.queue = assistant.queue
         self._warming = threading.Lock()
+        self._loading = threading.Lock()  # one load of a newer build at a time, in the background
 
     async def ask(
         self,
@@ -72,13 +73,18 @@ class Answering:
             ticket.release()
 
     def readiness(self) -> dict[str, Any]:
-        """Raises (saying what to do) unless the index exists and the retriever can search it."""
-        info = self.assistant.info()
-        if not info["exists"]:
-            raise IndexNotFoundError(f"no index at {info['location']}: run `assistant index`")
-        chunks = len(self.assistant.retriever.chunks)
-        if not chunks:
-            raise IndexNotFoundError(f"the index at {info['location']} is empty: run `assistant index`")
+        """What is known now, in O(1) (probes come every few seconds from every balancer): the retriever already
+        built and its counts. Only before the first load does a probe load the index itself (once it exists:
+        a missing index or an unreachable store fails fast); a newer build is loaded in the background while the
+        one loaded keeps answering. Raises, saying what to do, when not ready."""
+        retriever, current = self.assistant.loaded()
+        if retriever is None:
+            with self._loading:
+                retriever = self.assistant.retriever  # raises IndexNotFoundError / StoreUnavailableError
+        elif not current:
+            self._load_in_background()
+        if not retriever.chunks:
+            raise IndexNotFoundError(f"the index at {self.assistant.index.location} is empty: run `assistant index`")
         with self._warming:  # started before its index was there: the index is here now (one warm-up, not two)
             if self.assistant.warmth == "unready":
                 self.assistant.warmth = "warming"
@@ -87,11 +93,25 @@ class Answering:
             raise Warming("the models are loading (warm-up after start): ready in a few seconds, retry then")
         return {
             "status": "ready",
-            "documents": info["documents"],
-            "chunks": chunks,
+            "documents": retriever.documents,
+            "chunks": len(retriever.chunks),
             "models": self.assistant.models,
             "warm": self.assistant.warmth == "warm",
         }
+
+    def _load_in_background(self) -> None:
+        if not self._loading.acquire(blocking=False):
+            return  # already loading
+
+        def load() -> None:
+            try:
+                _ = self.assistant.retriever
+            except Exception as exc:  # the next request says why; readiness keeps the build it has
+                log.warning("could not load the new index build yet: %s", exc)
+            finally:
+                self._loading.release()
+
+        threading.Thread(target=load, name="index-load", daemon=True).start()
 
 
 class Warming(RuntimeError):
