@@ -238,6 +238,10 @@ class Index:
                 meta = {"embeddings": self.embeddings_name, "schema": SCHEMA}
                 with self.storage.writing(self.collection_name, meta, copy=readable, rebuild=rebuild) as build:
                     vectors = self._open_vectors(build.client, build.name, create=True)
+                    if readable and not rebuild:  # planned again from what this build copied, which another
+                        copied = build.client.get_collection(build.name).get(include=["metadatas"])  # builder may
+                        existing = stored_documents(copied)  # have replaced since the first look
+                        plan = Plan.between(existing, documents)
                     embedded = self._write(vectors, plan, progress, build.alive)
                     total = vectors._collection.count()
                 self._reset()  # a server's collection may have been recreated: read it afresh

@@ -1,14 +1,18 @@
-"""A Chroma server as an index's storage: versioned collections, a pointer, and a lease for builders.
+"""A Chroma server as an index's storage: versioned collections, and a lease for builders.
 
 Chroma has no alias, so an index `name` on a server is a series of collections `name--v1`, `name--v2`…
-and one small pointer collection `name--pointer` whose one record names the version being served.
-`assistant index` builds the next version aside (starting from a copy of the current records, so
-unchanged chunks are not embedded again) and switches the pointer when the build is complete; every
-replica reads the pointer at most once a second, so it serves the new version within seconds and
-never a half-written one. The version before the current one is kept for requests still on it;
-older ones are deleted. Creating `name--vN` is the lease: Chroma refuses a second collection of that
-name, so two builders cannot build the same version; a builder's heartbeat (collection metadata)
-tells a live one from a killed one. A collection `name` from before versioning is served as version 0.
+The version served is the newest *finished* one: a build is written into a new collection marked as
+building, and switches itself in by clearing that mark when it is complete. Versions therefore only move
+forward: no builder, however late, can put an older version back, and a half-written one is never served.
+Every replica reads the versions at most once a second, so it serves a new version within seconds.
+`assistant index` builds the next version aside, starting from a copy of the newest finished one (so
+unchanged chunks are not embedded again) and planning its changes from that copy. Creating `name--vN` is
+the lease: Chroma refuses a second collection of that name. A heartbeat thread keeps the builder's
+timestamp fresh in the collection's metadata while it works, so a long embedding call never loses the
+lease; a builder whose heartbeat stopped for the lease's length is taken for dead, a newer version may be
+claimed over it, and when it resumes it finds the newer claim and gives up instead of finishing (the
+fencing token is the version number). Clean-up never deletes the version served or the one before it.
+A collection `name` from before versioning is served as version 0.
 """
 
 from __future__ import annotations
@@ -103,7 +107,7 @@ class ServerStorage:
         return delay
 
     def _current(self) -> tuple[str, int]:
-        """(collection, version) the pointer names, read at most once per `check_every` seconds."""
+        """(collection, version) served now (the newest finished version), read at most once per `check_every` s."""
         with self._lock:
             if self._served is None or time.monotonic() - self._read_at >= self.check_every:
                 try:
@@ -124,35 +128,43 @@ class ServerStorage:
 
     @contextmanager
     def writing(self, name: str, metadata: dict[str, Any], copy: bool, rebuild: bool) -> Iterator[Build]:
-        """A new version of index `name` to write (a copy of the current records unless `rebuild`),
-        switched in when the block succeeds and deleted when it fails."""
+        """A new version of index `name` to write (a copy of the newest finished one unless `rebuild`),
+        switched in when the block succeeds (unless a newer version was claimed over it meanwhile) and
+        deleted when it fails."""
         client = self.open()
         try:
             current, number = read_pointer(client, name)
             target, lease = self._claim(client, name, number, metadata)
+            finished = False
             try:
-                if copy and not rebuild:
-                    copy_records(client, current, target, lease.renew)
-                yield Build(client, target, lease.renew)
-                if read_pointer(client, name) != (current, number):  # another builder switched meanwhile
-                    raise IndexBusyError(f"another `assistant index` switched {name!r} during this build: run it again")
-                client.get_collection(target).modify(metadata=metadata)  # finished: no longer a lease
-                write_pointer(client, name, target, int(target.rsplit("--v", 1)[1]))
+                with lease.beating(self.open):
+                    if copy and not rebuild:
+                        copy_records(client, current, target, lease.renew)
+                    yield Build(client, target, lease.renew)
+                mine = int(target.rsplit("--v", 1)[1])
+                if newer := [n for n in versions(client, name) if n > mine]:
+                    raise IndexBusyError(
+                        f"this build of {name!r} stalled past its lease and version {max(newer)} was started over "
+                        "it: it is not switched in; run `assistant index` again if that one did not finish"
+                    )
+                client.get_collection(target).modify(metadata=metadata)  # finished: the newest finished serves
+                finished = True
             except BaseException:
-                try:
-                    switched = read_pointer(client, name)[0] == target  # the write may have landed
-                except Exception:
-                    switched = False
-                if not switched:
+                if not finished:
                     _delete(client, target)
                 raise
             log.info("switched %s to %s (was %s)", name, target, current)
             with self._lock:
                 self._served, self._read_at = None, -1e9
-            self._collect_garbage(client, name, keep={target, current})
+            self._collect_garbage(client, name)
         except AssistantError:
             raise
         except Exception as exc:
+            if is_missing(exc):  # its collection was removed: the build was taken for dead and given up
+                raise IndexBusyError(
+                    f"this build of {name!r} stalled past its lease and was given up (its version removed): "
+                    "run `assistant index` again"
+                ) from exc
             raise self.failure(exc) or exc from exc
         finally:
             client.close()
@@ -177,11 +189,15 @@ class ServerStorage:
             raise
         return target, lease
 
-    def _collect_garbage(self, client: Any, name: str, keep: set[str]) -> None:
-        """Delete versions older than the ones kept, and builds whose builder stopped beating."""
-        for n, meta in versions(client, name).items():
-            collection = f"{name}--v{n}" if n else name
-            if collection not in keep and not self._live_build(meta):
+    def _collect_garbage(self, client: Any, name: str) -> None:
+        """Delete finished versions older than the two newest (the one served and the one before it, for
+        requests still on it) and builds whose builder stopped beating; never a live build."""
+        found = versions(client, name)
+        finished = sorted((n for n, meta in found.items() if not meta.get("building")), reverse=True)
+        keep = set(finished[:2])
+        for n, meta in found.items():
+            if n not in keep and not self._live_build(meta):
+                collection = f"{name}--v{n}" if n else name
                 log.info("removing old index version %s", collection)
                 _delete(client, collection)
 
@@ -199,39 +215,56 @@ class ServerStorage:
 
 
 class _Lease:
-    """The build's heartbeat in its collection's metadata, renewed at most every quarter lease."""
+    """The build's heartbeat in its collection's metadata: renewed at most every quarter lease by the writes
+    (`renew`) and, while the build runs, by a thread of its own on its own client (`beating`), so a long
+    embedding call between two writes does not let the lease run out."""
 
     def __init__(self, client: Any, collection: str, metadata: dict[str, Any], seconds: float) -> None:
         self.client, self.collection, self._metadata, self.seconds = client, collection, metadata, seconds
         self._beat = time.time()
+        self._lock = threading.Lock()
 
     def metadata(self) -> dict[str, Any]:
         return {**self._metadata, "heartbeat": self._beat}
 
-    def renew(self) -> None:
-        if time.time() - self._beat >= self.seconds / 4:
-            self._beat = time.time()
-            self.client.get_collection(self.collection).modify(metadata=self.metadata())
+    def renew(self, client: Any = None) -> None:
+        with self._lock:
+            if time.time() - self._beat >= self.seconds / 4:
+                self._beat = time.time()
+                (client or self.client).get_collection(self.collection).modify(metadata=self.metadata())
+
+    @contextmanager
+    def beating(self, connect: Callable[[], Any]) -> Iterator[None]:
+        """Renew the lease from a thread while the block runs."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            client = None
+            while not stop.wait(self.seconds / 8):
+                try:
+                    client = client or connect()
+                    self.renew(client)
+                except Exception as exc:  # the server is away: the writes will fail and say so
+                    log.warning("could not renew the build's lease: %s", exc)
+                    client = None
+
+        thread = threading.Thread(target=beat, name="index-lease", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(10)
 
 
 def read_pointer(client: Any, name: str) -> tuple[str, int]:
-    """(collection, version) serving index `name`: the pointer's record, else `name` itself (version 0)."""
-    try:
-        got = client.get_collection(f"{name}--pointer").get(ids=["current"], include=["metadatas"])
-    except Exception as exc:
-        if is_missing(exc):
-            return name, 0
-        raise
-    if not got["metadatas"]:
+    """(collection, version) serving index `name`: its newest finished version, else `name` itself (version 0).
+    A build in progress is marked `building` in its metadata until it is complete."""
+    finished = [n for n, meta in versions(client, name).items() if not meta.get("building")]
+    if not finished:
         return name, 0
-    meta = got["metadatas"][0]
-    return str(meta["current"]), int(meta["version"])
-
-
-def write_pointer(client: Any, name: str, collection: str, version: int) -> None:
-    """Point index `name` at `collection` (one record, every key written: Chroma merges metadata)."""
-    pointer = client.get_or_create_collection(f"{name}--pointer", embedding_function=None)
-    pointer.upsert(ids=["current"], embeddings=[[0.0]], metadatas=[{"current": collection, "version": version}])
+    newest = max(finished)
+    return (f"{name}--v{newest}" if newest else name), newest
 
 
 def versions(client: Any, name: str) -> dict[int, dict[str, Any]]:
