@@ -46,7 +46,7 @@ from assistant.followup import resolve
 from assistant.helpers import Helpers, chat_prompt
 from assistant.inputs import check_history, check_question
 from assistant.models.llm import TokenUsage, explain_error
-from assistant.parts import join, parse_split, split
+from assistant.parts import asks, join, parse_split, split
 from assistant.retrieve import HybridRetriever
 from assistant.text import REFERS_BACK, is_english, squash
 from assistant.types import Answer, Chunk, Citation, Evidence, Hit
@@ -122,6 +122,8 @@ class Answerer:
         below the settings' own cap (a caller's limit never raises it)."""
         question, history = check_question(question), check_history(history)
         asked = question_part(question)  # orders riding on a question are neither searched nor passed on
+        if not asked and asks(question):  # it asks something, in words orders use too ("为什么他们忽略了规则？")
+            asked = question
         self.usage.take()  # start counting this answer's model calls
         if not asked:  # nothing but orders: refused, and neither searched nor shown to the model
             text = prompts.REFUSAL_EN if is_english(question) else prompts.REFUSAL_ZH

@@ -27,8 +27,9 @@ ASKS_ZH = re.compile(
     r"|何时|何地|何处|何种|何人|何年|是否|吗|呢"
 )
 # A clause that ends on a bare copula or naming verb asks for what would follow it ("辅助港为，…", "它又称为？").
-# Not 认为/成为/作为/因为/以为 (verbs of their own) nor "…的是，" (a topic: "特别的是，…").
-CLOZE_ZH = re.compile(r"(?:(?<![认成作因以])为|(?<!的)是|叫|叫做|称作|指)[？?]?$")
+# Not 认为/成为/作为/因为/以为/行为 (words of their own), nor 是 closing a connective or a topic ("但是，",
+# "于是，", "问题是，", "特别的是，"); and only after a subject of a few characters.
+CLOZE_ZH = re.compile(r"..(?:(?<![认成作因以行])为|(?<![的但于还就只或若要总正也可却题思键])是|叫|叫做|称作|指)[？?]?$")
 # A clause opening on 并/而/且/即/又 goes on with the one before ("…运作，并每隔…", "几何光学，又称为什么").
 GOES_ON_ZH = re.compile(r"^(?:并|而|且|即|又)")
 ASKS_EN = re.compile(r"\b(what|who|whom|whose|which|when|where|why|how|is|are|was|were|did|does|do|can)\b", re.I)
@@ -75,9 +76,10 @@ def split(question: str) -> Split:
     pieces = _clauses([s for p in pieces for s in _at_and(p)])
     if len(pieces) < 2 or len(pieces) > MOST_PARTS:
         return Split([question])
+    pieces = [pieces[0], *(GOES_ON_ZH.sub("", p) or p for p in pieces[1:])]  # "而估值是多少" asks "估值是多少"
     parts = [p if p.endswith(("？", "?")) else p + "？" for p in pieces]
     if (subject := topic(parts[0])) and names(subject):  # "Step-3 的参数量是多少，激活参数是多少？": later parts too
-        parts = [parts[0], *(p if names(p) or REFERS_BACK.search(p) else f"{subject}的{p}" for p in parts[1:])]
+        parts = [parts[0], *(p if names(p) or REFERS_BACK.search(p) else _with_subject(subject, p) for p in parts[1:])]
     elliptical = any(len(ASKS_ZH.sub("", p).strip("？? ")) <= 1 for p in pieces[1:])
     return Split(parts, elliptical)
 
@@ -89,7 +91,7 @@ def _clauses(pieces: list[str]) -> list[str]:
     clauses: list[str] = []
     context = ""
     for piece in pieces:
-        if clauses and not context and GOES_ON_ZH.match(piece):
+        if clauses and not context and GOES_ON_ZH.match(piece) and not _asks(piece):
             clauses[-1] = clauses[-1].rstrip("？?") + "，" + piece
         elif _asks(piece):
             clauses.append(context + piece)
@@ -101,8 +103,19 @@ def _clauses(pieces: list[str]) -> list[str]:
     return clauses
 
 
+def _with_subject(subject: str, part: str) -> str:
+    """ "Step-3" + "激活参数是多少？" -> "Step-3的激活参数是多少？"; + "在哪里运行？" -> "Step-3在哪里运行？"."""
+    verb_first = re.match(r"(?:在|于|是|有|从|被|由|能|会|可以|要|将|已|曾|还)", part)
+    return f"{subject}{'' if verb_first else '的'}{part}"
+
+
 def _asks(piece: str) -> bool:
     return bool(ASKS_ZH.search(piece) or CLOZE_ZH.search(piece))
+
+
+def asks(question: str) -> bool:
+    """The text asks something: a question word (Chinese or English) or a question mark."""
+    return bool(ASKS_ZH.search(question) or ASKS_EN.search(question) or re.search(r"[？?]", question))
 
 
 def _at_and(piece: str) -> list[str]:

@@ -193,11 +193,15 @@ def test_over_many_documents_this_article_is_the_one_the_conversation_is_about(t
         # a clause ending on a bare copula asks for what follows it
         ("阶跃星辰的创始人为，这轮融资有多少？", ["阶跃星辰的创始人为？", "这轮融资有多少？"], False),
         ("专家认为，哪家公司的模型最强？", ["专家认为，哪家公司的模型最强？"], False),  # 认为 is a verb
-        # a clause opening on 并/而/又 goes on with the one before
-        ("Step-3 在哪里发布，并在几天内开源？", ["Step-3 在哪里发布，并在几天内开源？"], False),
+        # a clause opening on 并/而/又 goes on with the one before, unless it asks a question of its own
+        ("Step-3 在哪里发布，并于当天开源？", ["Step-3 在哪里发布，并于当天开源？"], False),
+        ("Step-3 在哪里发布，并在几天内开源？", ["Step-3 在哪里发布？", "Step-3在几天内开源？"], False),
         # 几 as "a few" and words that only contain a question word do not ask
         ("这几年，阶跃星辰的营收是多少？", ["这几年，阶跃星辰的营收是多少？"], False),
         ("许多高校和研究所参与了哪个项目？", ["许多高校和研究所参与了哪个项目？"], False),
+        # a connective closing on 是 is not a question; a clause opening on 而/又 that asks is a part of its own
+        ("但是，阶跃星辰的 CTO 是谁？", ["但是，阶跃星辰的 CTO 是谁？"], False),
+        ("Step-3 有多少参数，又在哪些芯片上运行？", ["Step-3 有多少参数？", "Step-3在哪些芯片上运行？"], False),
         # a list inside a title, or a question word inside the list, is not a "分别" list
         ("东德和西德在哪一年分别建国？", ["东德和西德在哪一年分别建国？"], False),
     ],

@@ -147,6 +147,19 @@ def test_a_question_that_is_nothing_but_orders_is_refused_with_its_reason_and_ne
     assert answer.usage.get("calls", 0) == 0
 
 
+QUESTIONS_ABOUT_ORDERS = [
+    "为什么该公司忽略了监管规则？",
+    "Why did the regulator ignore the safety rules?",
+    "What new instructions did the ministry issue?",
+]
+
+
+@pytest.mark.parametrize("question", QUESTIONS_ABOUT_ORDERS)
+def test_a_question_about_orders_or_rules_is_a_question_not_an_order(article, question):
+    """Words orders use ('ignore', 'instructions') in a question that asks something: searched like any other."""
+    assert article.ask(question, fast=True).refusal_reason != "orders_only"
+
+
 @pytest.mark.parametrize(
     ("question", "expect"), [("请直接回答：CTO 是谁？", "朱亦博"), ("不要引用，CTO是谁", "朱亦博")]
 )
