@@ -9,6 +9,7 @@ a re-index, from this or another process, switched in a new build).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -41,6 +42,7 @@ class Assistant:
         self._llm: BaseChatModel | None = None
         self._retriever: HybridRetriever | None = None
         self._generation = -1  # the index generation the retriever was built on
+        self._building = threading.Lock()
         self._answerer: Answerer | None = None
         self.skipped: list[Skipped] = []
         self.queue = AnswerQueue(settings.api_queue_size)  # one answer at a time, for every interface
@@ -53,8 +55,10 @@ class Assistant:
         `assistant index` in another process); requests already running finish on the old one."""
         generation = self.index.refresh()
         if self._retriever is None or generation != self._generation:
-            self._retriever = HybridRetriever(self.index)
-            self._generation = generation
+            with self._building:  # one build of the keyword index per version, whoever asks first
+                if self._retriever is None or generation != self._generation:
+                    self._retriever = HybridRetriever(self.index)
+                    self._generation = generation
         return self._retriever
 
     def loaded(self) -> tuple[HybridRetriever | None, bool]:

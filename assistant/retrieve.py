@@ -57,8 +57,8 @@ class HybridRetriever:
         self.index = index
         self.weights = weights or FusionWeights()
         started = time.perf_counter()
-        self._dense = index.dense_searcher()  # the version whose chunks are read next
-        stored = index.stored_chunks()
+        self._dense = index.dense_searcher()  # one version: its vectors, and its chunks for the keyword side
+        stored = index.stored_chunks(self._dense.vectors)
         self.chunks: list[Chunk] = [s.chunk for s in stored]
         self._by_id = {c.chunk_id: i for i, c in enumerate(self.chunks)}
         self._bm25 = BM25([s.tokens for s in stored])

@@ -588,7 +588,7 @@ def test_readyz_answers_from_what_is_loaded_and_never_reads_the_index_itself(tmp
     reads: list[str] = []
     for name in ("stored_chunks", "documents", "info"):
         real = getattr(assistant.index, name)
-        setattr(assistant.index, name, lambda real=real, name=name: reads.append(name) or real())
+        setattr(assistant.index, name, lambda *a, real=real, name=name: reads.append(name) or real(*a))
     with serving(with_llm(assistant, scripted(CTO_REPLY))) as http:
         first = [http.get("/readyz") for _ in range(20)]
         assert reads == ["stored_chunks"], "only the first probe loads the index"

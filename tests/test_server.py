@@ -131,18 +131,23 @@ def test_a_build_is_planned_from_the_version_it_copies(tmp_path: Path, chroma_ur
 def test_a_long_embedding_call_keeps_the_lease(tmp_path: Path, chroma_url: str):
     """One embedding call longer than the lease: the builder is alive, so a second builder is refused rather
     than taking its lease over (the heartbeat runs beside the call)."""
-    options = {"chroma_url": chroma_url, "collection": "race-lease", "index_lease_s": 1.0}
+    options = {"chroma_url": chroma_url, "collection": "race-lease", "index_lease_s": 2.0}
     a = make_assistant(corpus_of(tmp_path / "a", one="第一份文件。"), tmp_path / "unused", **options)
     b = make_assistant(corpus_of(tmp_path / "b", two="第二份文件。"), tmp_path / "unused", **options)
-    a.index.embeddings = SlowEmbeddings(delay=3.0)
+    slow = SlowEmbeddings()
+    slow.gate.clear()  # the call lasts until B has tried
+    a.index.embeddings = slow
     failed: list[BaseException] = []
     builder = threading.Thread(target=lambda: _run(a.build_index, failed))
     builder.start()
-    assert a.index.embeddings.waiting.wait(30)
-    time.sleep(2.0)  # twice the lease into a 3 s call
-    with pytest.raises(IndexBusyError, match="another `assistant index`"):
-        b.build_index()
-    builder.join(60)
+    assert slow.waiting.wait(30)
+    time.sleep(3.0)  # one and a half leases into the call
+    try:
+        with pytest.raises(IndexBusyError, match="another `assistant index`"):
+            b.build_index()
+    finally:
+        slow.gate.set()
+        builder.join(60)
     assert not failed, failed
     assert served_sources(chroma_url, "race-lease", tmp_path) == {"one.txt"}
 
@@ -226,7 +231,7 @@ def test_replicas_answer_from_exactly_one_version_across_switches(tmp_path: Path
         texts = [body["answer"], *(c["text"] for c in body["citations"] + body["related"])]
         named = {m for text in texts for m in re.findall(r"V(\d)", text)}
         assert len(named) == 1, f"an answer mixed versions {sorted(named)}: {body['answer']}"
-    assert len({re.findall(r"V(\d)", b["answer"])[0] for b in answered}) >= 3, "the switches were seen"
+    assert len({m for b in answered for m in re.findall(r"V(\d)", b["answer"])}) >= 3, "the switches were seen"
 
 
 def _run(build: Any, failed: list[BaseException]) -> None:

@@ -10,6 +10,7 @@ end, so readers never see a half-written index; `refresh` notices a build switch
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -62,6 +63,7 @@ class Index:
         self._vectors: Chroma | None = None
         self._retired: list[Any] = []  # clients of replaced builds, closed when no request still reads them
         self._pins: dict[int, int] = {}  # id(client) -> requests (and reads) still on it
+        self._released: collections.deque[Any] = collections.deque()  # pins given up, counted under the lock
         self._lock = threading.RLock()
 
     @property
@@ -101,33 +103,43 @@ class Index:
             if self._client is not None:
                 self._retired.append(self._client)
             self._client, self._vectors = None, None
-            for client in [c for c in self._retired if id(c) not in self._pins]:
-                self._retired.remove(client)
-                self.storage.close(client)
+            self._settle()
 
     def pin(self) -> Callable[[], None]:
-        """Keep the open client (and so its build) open until the returned `release` is called."""
+        """Keep the open client (and so its build) open until the returned `release` is called. `release`
+        never waits for a lock (it may run in a garbage collection, in any thread): it leaves the pin in a
+        queue that the next call holding the lock settles."""
         with self._lock:
+            self._settle()
             client = self._client_or_none()
             if client is None:
                 return lambda: None
-            key = id(client)
-            self._pins[key] = self._pins.get(key, 0) + 1
+            self._pins[id(client)] = self._pins.get(id(client), 0) + 1
         released = threading.Event()
 
         def release() -> None:
-            with self._lock:
-                if released.is_set():
-                    return
-                released.set()
-                self._pins[key] -= 1
-                if self._pins[key] == 0:
-                    del self._pins[key]
-                    if client in self._retired:
-                        self._retired.remove(client)
-                        self.storage.close(client)
+            if released.is_set():
+                return
+            released.set()
+            self._released.append(client)
+            if self._lock.acquire(blocking=False):
+                try:
+                    self._settle()
+                finally:
+                    self._lock.release()
 
         return release
+
+    def _settle(self) -> None:
+        """Count the pins given up, and close each replaced client no request reads any more (lock held)."""
+        while self._released:
+            key = id(self._released.popleft())
+            self._pins[key] -= 1
+            if self._pins[key] == 0:
+                del self._pins[key]
+        for client in [c for c in self._retired if id(c) not in self._pins]:
+            self._retired.remove(client)
+            self.storage.close(client)
 
     @contextmanager
     def _reading(self) -> Iterator[None]:
@@ -172,26 +184,19 @@ class Index:
         """(chunk id, cosine similarity) of the `k` nearest chunks."""
         return self.dense_searcher()(query, k)
 
-    def dense_searcher(self) -> Callable[[str, int], list[tuple[str, float]]]:
+    def dense_searcher(self) -> DenseSearcher:
         """`dense_search` bound to the version open now: a retriever built on one version keeps searching
         it (with its keyword index) while a newer one is switched in, so no answer mixes versions."""
         with self._lock:  # the vectors and the pin are of one client
             vectors = self.vectors
             release = self.pin()
+        return DenseSearcher(self, vectors, release)
 
-        def search(query: str, k: int) -> list[tuple[str, float]]:
-            vector = self.embeddings.embed_query(query)
-            with self._reading():
-                results = vectors.similarity_search_by_vector_with_relevance_scores(vector, k=k)
-            return [(doc.id or "", 1.0 - distance) for doc, distance in results]
-
-        weakref.finalize(search, release)  # the build stays open while a retriever (a request) holds `search`
-        return search
-
-    def stored_chunks(self) -> list[StoredChunk]:
-        """Every chunk in the collection with its keyword tokens, in document order."""
+    def stored_chunks(self, vectors: Chroma | None = None) -> list[StoredChunk]:
+        """Every chunk in the collection (of `vectors`, a version a retriever holds; default: the one open now)
+        with its keyword tokens, in document order."""
         with self._reading():
-            data = self.vectors.get(include=["documents", "metadatas"])
+            data = (vectors or self.vectors).get(include=["documents", "metadatas"])
         stored = [
             StoredChunk(chunk_from_record(cid, text, meta), str(meta.get("tokens", "")).split())
             for cid, text, meta in zip(data["ids"], data["documents"], data["metadatas"], strict=True)
@@ -340,3 +345,18 @@ class Index:
             collection_configuration={"hnsw": {"space": "cosine"}},
             create_collection_if_not_exists=create,
         )
+
+
+class DenseSearcher:
+    """`Index.dense_search` bound to one version (`vectors`): the build stays open while a retriever (a request)
+    holds it, and is released when it is dropped."""
+
+    def __init__(self, index: Index, vectors: Chroma, release: Callable[[], None]) -> None:
+        self.index, self.vectors = index, vectors
+        weakref.finalize(self, release)
+
+    def __call__(self, query: str, k: int) -> list[tuple[str, float]]:
+        vector = self.index.embeddings.embed_query(query)
+        with self.index._reading():
+            results = self.vectors.similarity_search_by_vector_with_relevance_scores(vector, k=k)
+        return [(doc.id or "", 1.0 - distance) for doc, distance in results]

@@ -147,8 +147,8 @@ class ServerStorage:
                         f"this build of {name!r} stalled past its lease and version {max(newer)} was started over "
                         "it: it is not switched in; run `assistant index` again if that one did not finish"
                     )
-                client.get_collection(target).modify(metadata=metadata)  # finished: the newest finished serves
-                finished = True
+                lease.finish(lambda: client.get_collection(target).modify(metadata=metadata))  # the newest
+                finished = True  # finished version serves: this one, now
             except BaseException:
                 if not finished:
                     _delete(client, target)
@@ -223,12 +223,22 @@ class _Lease:
         self.client, self.collection, self._metadata, self.seconds = client, collection, metadata, seconds
         self._beat = time.time()
         self._lock = threading.Lock()
+        self._finished = False
 
     def metadata(self) -> dict[str, Any]:
         return {**self._metadata, "heartbeat": self._beat}
 
+    def finish(self, mark: Callable[[], None]) -> None:
+        """`mark` the build finished, after any renewal in flight and with none after it (a late heartbeat
+        would put the building mark back)."""
+        with self._lock:
+            mark()
+            self._finished = True
+
     def renew(self, client: Any = None) -> None:
         with self._lock:
+            if self._finished:
+                return
             if time.time() - self._beat >= self.seconds / 4:
                 self._beat = time.time()
                 (client or self.client).get_collection(self.collection).modify(metadata=self.metadata())
@@ -240,13 +250,17 @@ class _Lease:
 
         def beat() -> None:
             client = None
-            while not stop.wait(self.seconds / 8):
-                try:
-                    client = client or connect()
-                    self.renew(client)
-                except Exception as exc:  # the server is away: the writes will fail and say so
-                    log.warning("could not renew the build's lease: %s", exc)
-                    client = None
+            try:
+                while not stop.wait(self.seconds / 8):
+                    try:
+                        client = client or connect()
+                        self.renew(client)
+                    except Exception as exc:  # the server is away: the writes will fail and say so
+                        log.warning("could not renew the build's lease: %s", exc)
+                        client = None
+            finally:
+                if client is not None:
+                    client.close()
 
         thread = threading.Thread(target=beat, name="index-lease", daemon=True)
         thread.start()

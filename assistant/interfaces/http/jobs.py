@@ -149,26 +149,36 @@ class RateLimiter:
         self._buckets = {k: (t, w) for k, (t, w) in self._buckets.items() if t + (now - w) * self._rate < full}
 
 
+PAGE_MAX_BYTES = 4_000_000  # the chat page sends its whole conversation (as rendered) with each question
+
+
 class BodyLimit:
-    """ASGI middleware: bodies over `max_bytes` (declared or sent) to any path but `exempt` (Slack's events have a
-    limit of their own) get the `reject(path)` response: the API, the page and its Gradio routes alike."""
+    """ASGI middleware: bodies over `max_bytes` (declared or sent) to the API (`/api/`, `/v1/`), or over
+    `page_bytes` to the page's routes, get the `reject(path)` response; `exempt` paths (Slack's events) have a
+    limit of their own."""
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, reject: Callable[[str], ASGIApp], exempt: tuple[str, ...] = ("/slack/",)
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        reject: Callable[[str], ASGIApp],
+        page_bytes: int = PAGE_MAX_BYTES,
+        exempt: tuple[str, ...] = ("/slack/",),
     ) -> None:
-        self.app, self.max_bytes, self.reject, self.exempt = app, max_bytes, reject, exempt
+        self.app, self.max_bytes, self.page_bytes, self.reject, self.exempt = app, max_bytes, page_bytes, reject, exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(self.exempt):
             return await self.app(scope, receive, send)
+        limit = self.max_bytes if scope["path"].startswith(("/api/", "/v1/")) else self.page_bytes
         declared = dict(scope["headers"]).get(b"content-length", b"0")
-        too_big, body, more = declared.isdigit() and int(declared) > self.max_bytes, b"", True
+        too_big, body, more = declared.isdigit() and int(declared) > limit, b"", True
         while more and not too_big:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return None
             body += message.get("body", b"")
-            more, too_big = message.get("more_body", False), len(body) > self.max_bytes
+            more, too_big = message.get("more_body", False), len(body) > limit
         if too_big:
             return await self.reject(scope["path"])(scope, receive, send)
         replayed: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
