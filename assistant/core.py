@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -20,6 +21,7 @@ from assistant.admission import AnswerQueue
 from assistant.answer import Answerer
 from assistant.corpus.ingest import Skipped, load_corpus
 from assistant.errors import AssistantError, CorpusError, IndexNotFoundError, InputError, StoreUnavailableError
+from assistant.feedback import FeedbackStore
 from assistant.index.collection import Index, Progress, SyncReport
 from assistant.inputs import check_history, check_question
 from assistant.models.embeddings import similarity
@@ -43,6 +45,7 @@ class Assistant:
         self._retriever: HybridRetriever | None = None
         self._generation = -1  # the index generation the retriever was built on
         self._building = threading.Lock()
+        self._feedback: FeedbackStore | None = None
         self._answerer: Answerer | None = None
         self.skipped: list[Skipped] = []
         self.queue = AnswerQueue(settings.api_queue_size)  # one answer at a time, for every interface
@@ -60,6 +63,20 @@ class Assistant:
                     self._retriever = HybridRetriever(self.index)
                     self._generation = generation
         return self._retriever
+
+    @property
+    def feedback(self) -> FeedbackStore:
+        """Where the page, Slack and the API keep users' ratings of answers (`assistant feedback`)."""
+        if self._feedback is None:
+            path = Path(self.settings.feedback_db).expanduser() if self.settings.feedback_db else None
+            self._feedback = FeedbackStore(path or self.settings.index_dir / "feedback.sqlite3", self._version())
+        return self._feedback
+
+    def _version(self) -> str:
+        try:
+            return str(self.index.storage.version())
+        except Exception:  # a store that cannot say: the rating is kept all the same
+            return ""
 
     def loaded(self) -> tuple[HybridRetriever | None, bool]:
         """The retriever already built (None before the first), and whether it is on the build serving now:

@@ -39,6 +39,7 @@ class Settings:
     api_queue_size: int = 8  # answers waiting (page, API and Slack together) before new ones are turned away
     api_rate_limit: int = 60  # requests per minute per client IP (0: no limit)
     api_max_body_bytes: int = 64_000
+    feedback_db: str | None = None  # the feedback store (SQLite); default: <index_dir>/feedback.sqlite3
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -734,3 +734,37 @@ def test_a_server_whose_chat_model_cannot_load_is_ready_and_answers_with_quotes(
         assert http.get("/readyz").status_code == 200
         answer = http.post("/api/ask", json={"question": QUESTION}).json()
     assert "no model file here" in answer["answer"] and answer["citations"]
+
+
+def test_feedback_on_an_answer_is_kept_and_comes_out_as_an_eval_item(index_dir, tmp_path):
+    """POST /api/feedback with the answer /api/ask returned: stored with its question, history and citations;
+    `assistant feedback report` counts it and `assistant feedback export` writes it as an eval item (a 👍 with
+    its answer as the candidate gold). Bad ratings and bodies that are not an answer get a 422 and store nothing."""
+    from conftest import run_cli
+
+    with serving(assistant_with(index_dir, scripted(CTO_REPLY))) as http:
+        answer = http.post("/api/ask", json={"question": QUESTION, "history": ["阶跃星辰是谁？"]}).json()
+        kept = http.post(
+            "/api/feedback",
+            json={"answer": answer, "rating": "up", "comment": "对的", "history": ["阶跃星辰是谁？"]},
+        )
+        wrong = [
+            http.post("/api/feedback", json={"answer": answer, "rating": "meh"}),
+            http.post("/api/feedback", json={"answer": {"text": "x"}, "rating": "up"}),
+            http.post("/api/feedback", json={"answer": answer, "rating": "down", "comment": "x" * 2001}),
+        ]
+    assert kept.status_code == 200 and kept.json()["id"] >= 1
+    assert [r.status_code for r in wrong] == [422, 422, 422]
+    env = {"ASSISTANT_CORPUS": str(ARTICLE_DIR), "ASSISTANT_INDEX_DIR": str(index_dir), "ASSISTANT_EMBEDDINGS": "fake"}
+    report = run_cli(["feedback", "report", "--json"], env)
+    assert report.returncode == 0, report.stderr
+    counts = json.loads(report.stdout)
+    assert counts["up"] >= 1 and counts["by_source"].get("api", 0) >= 1
+    out = tmp_path / "feedback.jsonl"
+    exported = run_cli(["feedback", "export", "--out", str(out)], env)
+    assert exported.returncode == 0 and "rated up" in exported.stdout, exported.stderr
+    items = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    mine = [i for i in items if i["feedback"]["comment"] == "对的"]
+    assert mine and mine[0]["turns"] == ["阶跃星辰是谁？", QUESTION] and mine[0]["answers"] == [VERIFIED]
+    assert mine[0]["evidence"] and mine[0]["feedback"]["source"] == "api"
+    assert run_cli(["feedback", "export"], env).returncode == 2, "export needs --out"

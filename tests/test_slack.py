@@ -239,7 +239,7 @@ def shown(reply: dict[str, Any]) -> str:
     for block in reply["blocks"]:
         if "text" in block:
             parts.append(block["text"]["text"])
-        parts += [e["text"] for e in block.get("elements", [])]
+        parts += [e["text"] if isinstance(e["text"], str) else e["text"]["text"] for e in block.get("elements", [])]
     return "\n".join(parts)
 
 
@@ -267,8 +267,9 @@ def test_a_mention_is_answered_in_its_thread_with_sources(indexed, slack, start_
     [placeholder] = slack.posts_in("C1", "1700000000.000100")
     assert placeholder["text"] == "thinking…"
     [c] = spy.answers[0].citations
-    answer, sources, context = reply["blocks"]
+    answer, sources, context, buttons = reply["blocks"]
     assert answer["text"]["text"] == "Step-3 每次推理仅激活 38B 参数。[1]"  # verified, marker after the full stop
+    assert [b["action_id"] for b in buttons["elements"]] == ["feedback_up", "feedback_down"]
     assert "*Sources*" in sources["text"]["text"]
     assert f"*[1]* {c.section} · ¶{c.paragraph}" in sources["text"]["text"] and c.section
     assert "每次推理仅激活 38B 参数" in c.quote and c.quote in sources["text"]["text"]
@@ -605,3 +606,40 @@ def test_the_servers_slack_route_refuses_oversized_and_undecodable_bodies_before
         assert post(b"\xff\xfe not utf-8") == 400
         assert post(b"not json") == 400
         assert post(b"{}") == 401, "an unsigned body reaches Bolt, which refuses it"
+
+
+def test_a_thumb_under_an_answer_is_kept_with_it_and_exported_as_an_eval_item(indexed, slack, start_bot, tmp_path):
+    """A 👎 click (a signed interactivity request, as Slack sends it) lands in the feedback store with the
+    answer and the thread's question, the message shows the choice instead of the buttons, and
+    `assistant feedback export` turns it into an eval item marked for a person to label."""
+    assistant, _ = step3_assistant(indexed)
+    bot = start_bot(assistant)
+    bot.post(event("app_mention", f"<@{BOT}> Step-3 每次推理激活多少参数？", "1700000000.000900"))
+    reply = slack.final_reply("C1", "1700000000.000900")
+    [buttons] = [b for b in reply["blocks"] if b["type"] == "actions"]
+    down = next(e for e in buttons["elements"] if e["action_id"] == "feedback_down")
+    payload = {
+        "type": "block_actions",
+        "team": {"id": "T1"},
+        "user": {"id": "U1"},
+        "api_app_id": "A1",
+        "token": "legacy",
+        "trigger_id": "1.2.3",
+        "channel": {"id": "C1"},
+        "container": {"type": "message", "message_ts": reply["ts"], "channel_id": "C1"},
+        "message": {"ts": reply["ts"], "text": reply["text"], "blocks": reply["blocks"]},
+        "actions": [{**down, "block_id": "feedback", "type": "button", "action_ts": "1700000001.0"}],
+    }
+    status, _ = bot.post(urllib.parse.urlencode({"payload": json.dumps(payload, ensure_ascii=False)}), form=True)
+    assert status == 200
+    deadline = time.monotonic() + 8
+    while not [u for u in slack.of("chat.update") if "rated" in json.dumps(u, ensure_ascii=False)]:
+        assert time.monotonic() < deadline, "the message never showed the rating"
+        time.sleep(0.05)
+    [rated] = assistant.feedback.rows()
+    assert rated["rating"] == -1 and rated["source"] == "slack" and rated["question"] == "Step-3 每次推理激活多少参数？"
+    assert rated["answer"]["answer"] == "Step-3 每次推理仅激活 38B 参数。[1]" and rated["answer"]["citations"]
+    up, down_count = assistant.feedback.export(tmp_path / "feedback.jsonl")
+    [item] = [json.loads(line) for line in (tmp_path / "feedback.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert (up, down_count) == (0, 1) and item["needs_label"] is True
+    assert item["turns"] == ["Step-3 每次推理激活多少参数？"] and item["feedback"]["rating"] == "down"

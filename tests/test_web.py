@@ -377,3 +377,26 @@ def test_a_hostile_passage_and_a_hostile_draft_stay_inert_text(browser, tmp_path
     assert [u for u in requested if TRAP in u] == [], "the page tried to fetch a planted address"
     assert live == 0 and pwned is None
     assert f"http://{TRAP}/" in shown, "the hostile text is shown, as text"
+
+
+def test_a_thumb_in_the_page_is_kept_with_its_answer(page, served, tmp_path):
+    """A click on 👎 under an answer (real Chromium) lands in the feedback store with the answer, its question
+    and the conversation before it, and comes out of the export as an eval item to label."""
+    assistant = served[0]
+    with_llm(assistant, scripted(INT8_REPLY, INT8_REPLY))
+    before = len(assistant.feedback.rows())
+    ask(page, "阶跃星辰是哪一年成立的？", fast=True)
+    reply = ask(page, INT8)
+    reply.wait_for()
+    message = page.locator("#chat .message-row, #chat [data-testid='bot']").last
+    message.hover()
+    page.locator("#chat button[aria-label='Dislike'], #chat button[title='Dislike']").last.click()
+    deadline = time.monotonic() + 10
+    while len(assistant.feedback.rows()) == before:
+        assert time.monotonic() < deadline, "the click never reached the feedback store"
+        time.sleep(0.1)
+    rated = assistant.feedback.rows()[-1]
+    assert rated["rating"] == -1 and rated["source"] == "page" and rated["question"] == INT8
+    assert rated["history"] == ["阶跃星辰是哪一年成立的？"] and "5GB" in rated["answer"]["answer"]
+    assistant.feedback.export(tmp_path / "out.jsonl")
+    assert any(f'"turns": ["阶跃星辰是哪一年成立的？", "{INT8}"]' in line for line in (tmp_path / "out.jsonl").open())

@@ -10,6 +10,7 @@ the item names a `source` file, comes from that file. The questions never reach 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import unicodedata
@@ -25,6 +26,8 @@ from assistant.types import Hit
 if TYPE_CHECKING:
     from assistant.core import Assistant
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Item:
@@ -39,7 +42,7 @@ class Item:
 
 
 def read_items(path: Path) -> list[Item]:
-    items = []
+    items, unlabelled = [], 0
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -49,6 +52,9 @@ def read_items(path: Path) -> list[Item]:
             continue
         try:
             raw = json.loads(line)
+            if raw.get("needs_label"):  # exported feedback no one has labelled yet: nothing to score it against
+                unlabelled += 1
+                continue
             items.append(
                 Item(
                     str(raw["id"]),
@@ -63,6 +69,10 @@ def read_items(path: Path) -> list[Item]:
             )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise AssistantError(f"{path}:{number} is not an eval item ({exc}); see data/eval/README.md") from exc
+    if unlabelled:
+        log.warning(
+            "%s: skipped %d item(s) marked needs_label: give each its answers, then drop the mark", path, unlabelled
+        )
     return items
 
 

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant.errors import (
@@ -170,6 +171,14 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", parents=[common], help="what is indexed, with which model, where")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_info)
+
+    p = sub.add_parser("feedback", parents=[common], help="users' 👍/👎 on answers: a report, or eval items")
+    p.add_argument(
+        "action", choices=["report", "export"], help="report: counts, worst questions, trend; export: eval items"
+    )
+    p.add_argument("--out", help="export: write the eval items (JSON Lines) here")
+    p.add_argument("--json", action="store_true", help="report: as JSON")
+    p.set_defaults(run=cmd_feedback)
     return parser
 
 
@@ -327,6 +336,33 @@ def _slack_app(assistant: Assistant, port: int) -> Any:
         return None
     print(f"Slack events at http://…:{port}/slack/events, on the same model and queue", file=sys.stderr)
     return app
+
+
+def cmd_feedback(assistant: Assistant, args: argparse.Namespace) -> int:
+    store = assistant.feedback
+    if args.action == "export":
+        if not args.out:
+            raise InputError("feedback export needs --out FILE (JSON Lines, the eval format)")
+        up, down = store.export(Path(args.out))
+        print(
+            f"{up + down} items to {args.out}: {up} rated up (their answers as candidate gold), {down} rated "
+            f"down (marked needs_label: give each its right answer, then `assistant eval {args.out}`)"
+        )
+        return 0
+    report = store.report()
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return 0
+    print(f"feedback in {store.path}: {report['rated']} rated, {report['up']} up, {report['down']} down")
+    for key, count in report["by_reason"].items():
+        print(f"  {key}: {count}")
+    if report["worst_questions"]:
+        print("rated down most:")
+        for question, count in report["worst_questions"]:
+            print(f"  {count} × {question}")
+    for day, counts in report["trend"].items():
+        print(f"  {day}: {counts.get('up', 0)} up, {counts.get('down', 0)} down")
+    return 0
 
 
 def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:

@@ -37,6 +37,7 @@ from assistant.interfaces.http.models import (
     AskRequest,
     ChatRequest,
     ErrorOut,
+    FeedbackRequest,
     asked,
     conversation,
     invalid,
@@ -97,6 +98,14 @@ def _api_routes(answering: Answering, max_chars: int) -> APIRouter:
         """A verified, cited answer (or a refusal): the answer contract."""
         answer = await _ask(answering, *asked(body, max_chars), body.fast)
         return answer.to_dict(paths=False)  # a server path is not the client's business
+
+    @router.post("/feedback")
+    async def feedback(body: FeedbackRequest) -> dict[str, int]:
+        """👍/👎 (and a comment) on an answer: stored with the answer and the conversation (`assistant feedback
+        report`, `assistant feedback export` turn it into eval items). Returns the feedback's id."""
+        store = answering.assistant.feedback
+        row = await run_in_threadpool(store.add, body.answer, body.history, body.rating, body.comment, "api")
+        return {"id": row}
 
     @router.post(
         "/ask/stream", response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}}

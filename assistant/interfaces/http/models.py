@@ -30,6 +30,27 @@ class AskRequest(BaseModel):
     fast: bool = Field(default=False, description="a cited quote only, no model call (tens of ms warm)")
 
 
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    answer: dict[str, Any] = Field(
+        description="the answer rated, as /api/ask returned it (at least `question` and `answer`)",
+        examples=[{"question": "阶跃星辰的 CTO 是谁？", "answer": "阶跃星辰的 CTO 是朱亦博。[1]", "refused": False}],
+    )
+    rating: str = Field(pattern="^(up|down)$", description="up (👍) or down (👎)")
+    comment: str = Field(default="", max_length=2000, description="what was wrong or right, in the user's words")
+    history: list[str] = Field(
+        default=[], max_length=MAX_HISTORY_TURNS, description="the user's questions before it, oldest first"
+    )
+
+    @field_validator("answer")
+    @classmethod
+    def _an_answer(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(value.get("question"), str) or not isinstance(value.get("answer"), str):
+            raise ValueError("send the answer object /api/ask returned, with its `question` and `answer`")
+        return value
+
+
 class ErrorOut(BaseModel):
     error: str = Field(description="what went wrong and what to do next")
     detail: list[dict[str, Any]] | None = None

@@ -29,6 +29,26 @@ def answer_blocks(answer: Answer) -> list[Block]:
     return blocks[:MAX_BLOCKS]
 
 
+def feedback_block(row: int) -> Block:
+    """👍/👎 buttons under an answer; `row` is the answer's id in the feedback store."""
+    buttons = [("feedback_up", "👍"), ("feedback_down", "👎")]
+    return {
+        "type": "actions",
+        "block_id": "feedback",
+        "elements": [
+            {"type": "button", "action_id": action, "value": str(row), "text": {"type": "plain_text", "text": label}}
+            for action, label in buttons
+        ],
+    }
+
+
+def rated_blocks(blocks: list[Block], rating: str) -> list[Block]:
+    """The answer's blocks once rated: the buttons replaced by the choice, which the thread keeps."""
+    thumb = "👍" if rating == "up" else "👎"
+    note = {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{thumb} rated, thank you"}]}
+    return [b for b in blocks if b.get("type") != "actions"] + [note]
+
+
 def answer_text(answer: Answer) -> str:
     """The plain `text` fallback (notifications, screen readers, clients without blocks)."""
     return clip(plain_text(answer), TEXT_LIMIT)

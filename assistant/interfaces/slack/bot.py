@@ -33,8 +33,10 @@ from assistant.interfaces.slack.blocks import (
     escape,
     evidence_blocks,
     evidence_text,
+    feedback_block,
     message_blocks,
     question_blocks,
+    rated_blocks,
 )
 from assistant.interfaces.slack.http import http_server
 from assistant.types import Answer, Evidence
@@ -119,6 +121,8 @@ def build_app(
     app.event("app_mention")(bot.on_mention)
     app.event("message")(bot.on_message)
     app.command("/ask")(ack=bot.ack_command, lazy=[bot.answer_command])
+    app.action("feedback_up")(bot.on_feedback)
+    app.action("feedback_down")(bot.on_feedback)
     return app
 
 
@@ -249,7 +253,7 @@ class _Bot:
                     elif isinstance(event, Answer):
                         answer = event
             assert answer is not None, "Assistant.stream ended without an Answer"
-            return answer_text(answer), answer_blocks(answer)
+            return answer_text(answer), answer_blocks(answer) + self._feedback(answer, history)
         except Busy as exc:
             log.warning("turned a Slack question away: %s", exc)
             return _plain(f"Sorry — I'm answering other questions right now: ask again in about {exc.retry_after} s.")
@@ -262,6 +266,34 @@ class _Bot:
                 f"Sorry — something went wrong while answering ({type(exc).__name__}): "
                 "please try again; if it keeps happening, ask whoever runs this bot to check its log."
             )
+
+    def _feedback(self, answer: Answer, history: list[str]) -> list[dict[str, Any]]:
+        """The 👍/👎 buttons, the answer kept in the feedback store for them (none if it cannot be written)."""
+        try:
+            return [feedback_block(self.assistant.feedback.record(answer.to_dict(), history, "slack"))]
+        except AssistantError as exc:
+            log.error("answering without feedback buttons: %s", exc)
+            return []
+
+    def on_feedback(self, ack: Callable[..., Any], body: dict[str, Any], client: WebClient) -> None:
+        """A 👍/👎 click: kept with its answer, and the message shows the choice instead of the buttons."""
+        ack()
+        action, message = body["actions"][0], body.get("message") or {}
+        rating = "up" if action["action_id"] == "feedback_up" else "down"
+        try:
+            self.assistant.feedback.rate(int(action["value"]), rating)
+        except (AssistantError, ValueError) as exc:
+            log.error("could not keep Slack feedback: %s", exc)
+            return
+        try:
+            client.chat_update(
+                channel=body["channel"]["id"],
+                ts=message["ts"],
+                text=message.get("text", ""),
+                blocks=rated_blocks(message.get("blocks", []), rating),
+            )
+        except (SlackApiError, KeyError) as exc:
+            log.error("could not show the rating in Slack: %s", exc)
 
     def _history(self, client: WebClient, channel: str, thread_ts: str, ts: str, bot: str | None) -> list[str]:
         """The user's earlier turns in the thread, oldest first (bot replies and edits left out)."""

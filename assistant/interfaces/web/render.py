@@ -39,7 +39,7 @@ def answer_html(answer: Answer, turn: int) -> str:
         )
         related = f'<div class="related-list"><b>{RELATED_LABEL}</b><ul>{items}</ul></div>' if items else ""
         body = f'<p class="refusal-text">{inert(answer.answer)}</p>{related}'
-        return f'<div class="reply refusal">{body}{meta_html(answer)}</div>'
+        return f'<div class="reply refusal" data-turn="{turn}">{body}{meta_html(answer)}</div>'
     known = {c.n for c in answer.citations}
 
     pieces = MARKER.split(answer.answer)  # text, marker number, text, …: the text made inert, known markers linked
@@ -54,7 +54,7 @@ def answer_html(answer: Answer, turn: int) -> str:
         for i, piece in enumerate(pieces)
     )
     kind = "correction" if answer.refused else "answer"  # a premise correction cites like an answer
-    return f'<div class="reply {kind}"><p>{text}</p>{meta_html(answer)}</div>'
+    return f'<div class="reply {kind}" data-turn="{turn}"><p>{text}</p>{meta_html(answer)}</div>'
 
 
 def draft_html(text: str, evidence: Evidence | None = None, waiting: int = 0) -> str:

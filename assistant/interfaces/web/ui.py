@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from html import escape
@@ -45,6 +46,14 @@ EXAMPLES = (
     "What might StepFun be valued at after this round?",
 )
 Message = dict[str, Any]
+# Thumbs (rendered as icons), and reasons under the flag: each kept as a 👎 with the reason as its comment.
+FEEDBACK_OPTIONS = (
+    "Like",
+    "Dislike",
+    "答错了 / Wrong",
+    "没有依据 / Not supported by the text",
+    "答非所问 / Off the question",
+)
 
 
 def build_ui(assistant: Assistant, *, title: str = TITLE, examples: Sequence[str] = EXAMPLES) -> gr.Blocks:
@@ -78,6 +87,13 @@ def build_ui(assistant: Assistant, *, title: str = TITLE, examples: Sequence[str
         question.submit(respond, inputs, outputs, api_visibility="private", **once)
         if shown is not None:  # clicking an example asks it
             shown.load_input_event.then(respond, inputs, outputs, api_visibility="private", **once)
+
+        def rate(data: gr.LikeData, past: list[Answer]) -> None:
+            _rate(assistant, data, past)
+
+        rate.__annotations__["data"] = gr.LikeData  # Gradio finds the event data by this hint: the class, not a string
+
+        chat.like(rate, [turns], None, api_visibility="private")
         clear.click(reset, None, outputs, api_visibility="private")
         chat.clear(reset, None, outputs, api_visibility="private")
     return page
@@ -89,7 +105,7 @@ def _chat_column(gr: Any) -> tuple[Any, ...]:
         label="对话 / Conversation",
         height=520,
         buttons=["copy"],
-        feedback_options=None,
+        feedback_options=FEEDBACK_OPTIONS,
         placeholder="问一个关于文章的问题 / Ask a question about the article",
     )
     with gr.Row(elem_id="ask-row"):
@@ -167,6 +183,21 @@ def _respond(
     turns = [*past, answer]
     messages[-1] = {"role": "assistant", "content": answer_html(answer, len(turns) - 1)}
     yield "", messages, turns, sources_html(turns), _article(turns)
+
+
+def _rate(assistant: Assistant, data: Any, past: list[Answer]) -> None:
+    """A thumb (or a flagged reason) on an answer of this conversation, kept in the feedback store."""
+    found = re.search(r'data-turn="(\d+)"', str(data.value))
+    turn = int(found.group(1)) if found else -1
+    if not 0 <= turn < len(past):
+        log.warning("feedback on a message that is not an answer (%s): ignored", data.index)
+        return
+    rating, comment = ("up", "") if data.liked is True else ("down", "" if data.liked is False else str(data.liked))
+    history = [a.question for a in past[:turn]]
+    try:
+        assistant.feedback.add(past[turn].to_dict(), history, rating, comment, "page")
+    except AssistantError as exc:  # the page stays usable; the operator sees why
+        log.error("could not keep the page's feedback: %s", exc)
 
 
 def _article(turns: Sequence[Answer]) -> str:
