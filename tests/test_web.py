@@ -98,7 +98,9 @@ def page(browser: Any, served: tuple[Assistant, str]) -> Iterator[Any]:
     page = browser.new_page()
     page.set_default_timeout(20_000)
     page.goto(served[1])
-    page.wait_for_selector("#question textarea")
+    page.evaluate("localStorage.clear()")  # each test starts a new conversation (the page keeps them)
+    page.reload()
+    page.wait_for_selector("#question textarea:not([disabled])")  # its saved conversation is restored
     yield page
     page.close()
 
@@ -400,3 +402,37 @@ def test_a_thumb_in_the_page_is_kept_with_its_answer(page, served, tmp_path):
     assert rated["history"] == ["阶跃星辰是哪一年成立的？"] and "5GB" in rated["answer"]["answer"]
     assistant.feedback.export(tmp_path / "out.jsonl")
     assert any(f'"turns": ["阶跃星辰是哪一年成立的？", "{INT8}"]' in line for line in (tmp_path / "out.jsonl").open())
+
+
+def test_a_reload_keeps_the_conversation_and_earlier_ones_can_be_reopened(page, served):
+    """The conversation lives in the browser's storage: after a reload the answers are still shown, with their
+    sources, and a follow-up is asked with the earlier question; "New conversation" files it under earlier ones,
+    from where it can be reopened."""
+    assistant = served[0]
+    with_llm(assistant, scripted(INT8_REPLY, INT8_REPLY, INT8_REPLY))
+    asked: list[list[str]] = []
+    real_stream = assistant.stream
+
+    def spy(question: str, history: Any = (), *args: Any, **kwargs: Any) -> Any:
+        asked.append(list(history))
+        return real_stream(question, history, *args, **kwargs)
+
+    assistant.stream = spy  # type: ignore[method-assign]
+    try:
+        ask(page, INT8)
+        page.wait_for_timeout(500)  # the conversation is written to the browser's storage after the answer
+        page.reload()
+        page.wait_for_selector("#chat .reply.answer")
+        assert INT8 in page.locator("#chat").inner_text() and "5GB" in page.locator("#chat").inner_text()
+        assert page.locator("#sources-panel .source").count() >= 1, "the sources come back too"
+        ask(page, "它需要多少显存？", fast=True)
+        assert asked[-1] == [INT8], "a follow-up after the reload is asked with the earlier question"
+        page.wait_for_timeout(500)
+        page.click("#clear")
+        page.wait_for_function("document.querySelectorAll('#chat .reply').length === 0")
+        page.locator("#earlier input").click()
+        page.get_by_role("option").first.click()
+        page.wait_for_selector("#chat .reply.answer")
+        assert INT8 in page.locator("#chat").inner_text(), "the earlier conversation reopens"
+    finally:
+        assistant.stream = real_stream  # type: ignore[method-assign]

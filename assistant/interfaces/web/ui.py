@@ -20,6 +20,7 @@ from assistant.admission import Busy
 from assistant.core import Assistant
 from assistant.corpus.ingest import read_document
 from assistant.errors import AssistantError
+from assistant.interfaces.web import saved
 from assistant.interfaces.web.assets import ARTICLE_ON_LOAD, HEAD
 from assistant.interfaces.web.render import (
     answer_html,
@@ -64,9 +65,13 @@ def build_ui(assistant: Assistant, *, title: str = TITLE, examples: Sequence[str
     with gr.Blocks(title=title, analytics_enabled=False) as page:
         gr.HTML(f"<h2 style='margin:.2em 0'>{escape(title)}</h2>", head=HEAD, js_on_load=None, elem_id="page-head")
         turns = gr.State([])
+        stored = gr.BrowserState(saved.empty(), storage_key=saved.STORAGE_KEY, secret=saved.secret(assistant))
         with gr.Row(elem_id="main-row", equal_height=False):
             with gr.Column(scale=3, min_width=300, elem_id="chat-col"):
                 chat, question, ask, fast, clear = _chat_column(gr)
+                earlier = gr.Dropdown(
+                    label="之前的对话 / Earlier conversations", choices=[], value=None, elem_id="earlier", type="value"
+                )
                 shown = _examples(gr, examples, question)
             with gr.Column(scale=2, min_width=280, elem_id="side-col"):
                 gr.Markdown("### 来源 / Sources")
@@ -77,16 +82,46 @@ def build_ui(assistant: Assistant, *, title: str = TITLE, examples: Sequence[str
         def respond(text: str, is_fast: bool, messages: list[Message], past: list[Answer]) -> Iterator[Any]:
             yield from _respond(assistant, text, is_fast, messages, past)
 
-        def reset() -> tuple[str, list[Message], list[Answer], str, str]:
-            return "", [], [], sources_html([]), article_html([])
+        def shown_now(data: saved.Saved) -> tuple[Any, ...]:
+            """The page for `data`'s current conversation, and the list of the earlier ones."""
+            past = saved.current(assistant, data)
+            messages = [m for i, a in enumerate(past) for m in _turn_messages(a, i)]
+            choices = saved.titles(data)
+            ready = gr.update(value="", interactive=True)  # the page takes questions once its conversation is back
+            article_now = _article(past) if past else article_html([])
+            listed = gr.update(choices=choices, value=None)
+            return ready, messages, past, sources_html(past), article_now, data, listed, gr.update(interactive=True)
+
+        def restore(data: saved.Saved, messages: list[Message]) -> tuple[Any, ...]:
+            if messages:  # a question was asked before the page finished loading: it is not overwritten
+                return tuple(gr.skip() for _ in range(8))
+            return shown_now(data)
+
+        def new_conversation(past: list[Answer], data: saved.Saved) -> tuple[Any, ...]:
+            return shown_now(saved.start_new(data, past))
+
+        def reopen(index: int | None, past: list[Answer], data: saved.Saved) -> tuple[Any, ...]:
+            return shown_now(data) if index is None else shown_now(saved.reopen(data, past, int(index)))
+
+        def persist(past: list[Answer], data: saved.Saved) -> saved.Saved:
+            return saved.keep(data, past)
 
         inputs, outputs = [question, fast, chat, turns], [question, chat, turns, sources, article]
+        page_outputs = [*outputs, stored, earlier, ask]
         # Gradio lets every question through; the assistant's queue (shared with the API and Slack) orders them.
         once = {"show_progress": "hidden", "concurrency_limit": None}
-        ask.click(respond, inputs, outputs, api_name="chat", **once)
-        question.submit(respond, inputs, outputs, api_visibility="private", **once)
+        ask.click(respond, inputs, outputs, api_name="chat", **once).then(
+            persist, [turns, stored], [stored], api_visibility="private"
+        )
+        question.submit(respond, inputs, outputs, api_visibility="private", **once).then(
+            persist, [turns, stored], [stored], api_visibility="private"
+        )
         if shown is not None:  # clicking an example asks it
-            shown.load_input_event.then(respond, inputs, outputs, api_visibility="private", **once)
+            shown.load_input_event.then(respond, inputs, outputs, api_visibility="private", **once).then(
+                persist, [turns, stored], [stored], api_visibility="private"
+            )
+        page.load(restore, [stored, chat], page_outputs, api_visibility="private")  # a reload keeps the conversation
+        earlier.input(reopen, [earlier, turns, stored], page_outputs, api_visibility="private")
 
         def rate(data: gr.LikeData, past: list[Answer]) -> None:
             _rate(assistant, data, past)
@@ -94,9 +129,17 @@ def build_ui(assistant: Assistant, *, title: str = TITLE, examples: Sequence[str
         rate.__annotations__["data"] = gr.LikeData  # Gradio finds the event data by this hint: the class, not a string
 
         chat.like(rate, [turns], None, api_visibility="private")
-        clear.click(reset, None, outputs, api_visibility="private")
-        chat.clear(reset, None, outputs, api_visibility="private")
+        clear.click(new_conversation, [turns, stored], page_outputs, api_visibility="private")
+        chat.clear(new_conversation, [turns, stored], page_outputs, api_visibility="private")
     return page
+
+
+def _turn_messages(answer: Answer, turn: int) -> list[Message]:
+    """A restored turn as the chat shows it: the question, then the answer."""
+    return [
+        {"role": "user", "content": inert(answer.question)},
+        {"role": "assistant", "content": answer_html(answer, turn)},
+    ]
 
 
 def _chat_column(gr: Any) -> tuple[Any, ...]:
@@ -113,14 +156,15 @@ def _chat_column(gr: Any) -> tuple[Any, ...]:
             show_label=False,
             placeholder="输入问题，回车提问 / Type a question, press Enter",
             elem_id="question",
+            interactive=False,  # until the saved conversation is restored (`build_ui`'s load event)
             scale=5,
             min_width=160,
             max_lines=4,
         )
-        ask = gr.Button("提问 / Ask", variant="primary", elem_id="ask", scale=1, min_width=90)
+        ask = gr.Button("提问 / Ask", variant="primary", elem_id="ask", scale=1, min_width=90, interactive=False)
     with gr.Row():
         fast = gr.Checkbox(label="快速回答（原文摘录，不生成）/ Fast answer (quote, no generation)", elem_id="fast")
-        clear = gr.Button("清空 / Clear", size="sm", elem_id="clear", scale=0, min_width=90)
+        clear = gr.Button("新对话 / New conversation", size="sm", elem_id="clear", scale=0, min_width=90)
     return chat, question, ask, fast, clear
 
 
