@@ -35,7 +35,9 @@ class FeedbackRequest(BaseModel):
 
     answer: dict[str, Any] = Field(
         description="the answer rated, as /api/ask returned it (at least `question` and `answer`)",
-        examples=[{"question": "阶跃星辰的 CTO 是谁？", "answer": "阶跃星辰的 CTO 是朱亦博。[1]", "refused": False}],
+        examples=[
+            {"question": "Step-3 在哪些芯片上运行？", "answer": "Step-3 可在多种国产芯片上运行。[1]", "refused": False}
+        ],
     )
     rating: str = Field(pattern="^(up|down)$", description="up (👍) or down (👎)")
     comment: str = Field(default="", max_length=2000, description="what was wrong or right, in the user's words")
