@@ -6,7 +6,7 @@ The public Python API, importable from here (each loads on first use, so `import
     answer = build_assistant().ask("阶跃星辰这轮融资多少？")
     print(plain_text(answer))
 
-The tree follows the pipeline: `corpus/` (ingest, chunk) → `index/` (Chroma, keyword BM25) → `retrieve` →
+The tree follows the pipeline: `corpus/` (ingest, chunk; convert and add for files users give) → `index/` (Chroma, keyword BM25) → `retrieve` →
 `answer` (with `extract`, `followup`, `parts`, `whole`, `document`, `helpers`, `prompts`) → `checks/`
 (question, premise, injection, claims, verify, decide, compose) → `render` → `interfaces/`; `models/` holds
 the chat and embedding models, `factory` picks them, `core` ties them into the `Assistant`.
@@ -25,6 +25,7 @@ _EXPORTS = {
     "Citation": "assistant.types",
     "plain_text": "assistant.render",
     "AssistantError": "assistant.errors",
+    "Upload": "assistant.corpus.add",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -8,6 +8,7 @@ a re-index, from this or another process, switched in a new build).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -19,6 +20,7 @@ from langchain_core.language_models import BaseChatModel
 
 from assistant.admission import AnswerQueue
 from assistant.answer import Answerer
+from assistant.corpus.add import Added, Upload, plan, write
 from assistant.corpus.ingest import Skipped, load_corpus
 from assistant.errors import AssistantError, CorpusError, IndexNotFoundError, InputError, StoreUnavailableError
 from assistant.feedback import FeedbackStore
@@ -33,6 +35,21 @@ from assistant.types import Answer, Evidence, Hit
 log = logging.getLogger(__name__)
 
 
+def _read_upload(path: Path, max_bytes: int) -> Upload:
+    """A file to add, read from disk (its size checked before reading)."""
+    try:
+        if not path.is_file():
+            raise CorpusError(f"{path} is not a file: check the path")
+        if (size := path.stat().st_size) > max_bytes:
+            raise CorpusError(
+                f"{path.name} is {size:,} bytes; the limit is {max_bytes:,} (ASSISTANT_UPLOAD_MAX_BYTES): split it"
+            )
+        return Upload(path.name, path.read_bytes())
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise CorpusError(f"cannot read {path} ({reason}): check that it exists and its permissions") from exc
+
+
 class Assistant:
     def __init__(
         self, settings: Settings, index: Index, make_llm: Callable[[], BaseChatModel], models: dict[str, str]
@@ -45,6 +62,7 @@ class Assistant:
         self._retriever: HybridRetriever | None = None
         self._generation = -1  # the index generation the retriever was built on
         self._building = threading.Lock()
+        self._adding = threading.Lock()  # one `add` at a time in this process (others wait their turn)
         self._feedback: FeedbackStore | None = None
         self._answerer: Answerer | None = None
         self.skipped: list[Skipped] = []
@@ -169,6 +187,28 @@ class Assistant:
         report = self.index.sync(documents, rebuild=rebuild, progress=progress)
         self._retriever = None  # the next search sees the new chunks (the server's store is never switched)
         return report
+
+    def add(
+        self, files: Sequence[Path | Upload], *, replace: bool = False, progress: Progress | None = None
+    ) -> tuple[list[Added], SyncReport]:
+        """Add files (paths, or `Upload`s of bytes) to the corpus and the index: .txt/.md as they are, a PDF, Word
+        file or web page with its extracted text saved beside it. Citable in the next answer (here, and in any
+        process on the same index). A file that cannot be added is a `CorpusError` and nothing changes; if
+        indexing fails, the corpus is put back as it was. `replace` lets a file replace a different one of
+        the same name."""
+        uploads = [f if isinstance(f, Upload) else _read_upload(Path(f), self.settings.upload_max_bytes) for f in files]
+        corpus = self.settings.corpus
+        with self._adding:
+            planned = plan(corpus, uploads, replace=replace, max_bytes=self.settings.upload_max_bytes)
+            undo = write(planned)
+            try:
+                report = self.build_index(progress=progress)
+            except BaseException:
+                undo()
+                raise
+        indexed = self.index.documents()
+        added = [dataclasses.replace(p.added, chunks=indexed.get(p.added.source, {}).get("chunks", 0)) for p in planned]
+        return added, report
 
     def search(self, question: str, k: int = 5, history: list[str] | None = None) -> list[Hit]:
         """The `k` passages that best match `question` (earlier user turns in `history` help follow-ups).

@@ -40,6 +40,8 @@ class Settings:
     api_rate_limit: int = 60  # requests per minute per client IP (0: no limit)
     api_max_body_bytes: int = 64_000
     feedback_db: str | None = None  # the feedback store (SQLite); default: <index_dir>/feedback.sqlite3
+    uploads: bool = True  # the page and /api/documents take files into the corpus (`ASSISTANT_UPLOADS=off`: not)
+    upload_max_bytes: int = 20_000_000  # per added file (page, API and `assistant add`)
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -55,9 +57,12 @@ class Settings:
             ("api_queue_size", int),
             ("api_rate_limit", int),
             ("api_max_body_bytes", int),
+            ("upload_max_bytes", int),
         ):
             if name in values:
                 values[name] = _number(kind, name, values[name])
+        if isinstance(values.get("uploads"), str):
+            values["uploads"] = _switch("uploads", str(values["uploads"]))
         corpus = Path(str(values.pop("corpus", default_corpus()))).expanduser().resolve()
         index_dir = values.pop("index_dir", None)
         settings = cls(
@@ -79,6 +84,14 @@ def _number(kind: type, name: str, value: object) -> float | int:
         return kind(str(value))  # type: ignore[no-any-return]
     except ValueError:
         raise ConfigurationError(f"{ENV_PREFIX}{name.upper()}={value!r} is not a number") from None
+
+
+def _switch(name: str, value: str) -> bool:
+    if value.strip().lower() in ("1", "on", "true", "yes"):
+        return True
+    if value.strip().lower() in ("0", "off", "false", "no"):
+        return False
+    raise ConfigurationError(f"{ENV_PREFIX}{name.upper()}={value!r}: use on or off")
 
 
 def default_corpus() -> Path:

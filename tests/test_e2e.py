@@ -133,3 +133,17 @@ def test_a_two_part_question_gets_both_parts_answered_and_cited(e5_article: Assi
     answer = e5_article.ask("阶跃星辰这轮融资有多少钱，投资方有哪些？")
     assert not answer.refused and len(answer.citations) >= 2, answer
     assert "50" in answer.answer and any(name in answer.answer for name in ("国寿", "上国投", "腾讯", "华勤")), answer
+
+
+def test_an_added_pdf_is_answered_from_with_the_real_models(article_corpus, tmp_path):
+    """A PDF added to an e5 index (real embedding model) is answered from by the real chat model, cited to its
+    extracted text, in the same process and without a restart."""
+    from conftest import make_assistant
+    from documents import pdf_bytes, write
+
+    assistant = make_assistant(article_corpus, tmp_path / "index", embeddings="e5-small")
+    assistant.build_index()
+    (added,), _ = assistant.add([write(tmp_path, "report.pdf", pdf_bytes())])
+    answer = assistant.ask("星河电池计划在哪里新建工厂？")
+    assert not answer.refused, answer
+    assert "合肥" in answer.answer and answer.citations[0].source == added.source == "report.pdf.txt"

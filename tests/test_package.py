@@ -9,6 +9,7 @@ import pytest
 
 import assistant
 from assistant.core import Assistant
+from assistant.corpus.add import Upload
 from assistant.errors import AssistantError
 from assistant.factory import build_assistant
 from assistant.render import plain_text
@@ -17,7 +18,7 @@ from assistant.types import Answer, Citation
 
 
 def test_public_names_are_the_modules_own() -> None:
-    own = [Answer, Assistant, AssistantError, Citation, Settings, build_assistant, plain_text]
+    own = [Answer, Assistant, AssistantError, Citation, Settings, Upload, build_assistant, plain_text]
     assert sorted(assistant.__all__) == sorted(o.__name__ for o in own)
     for o in own:
         assert getattr(assistant, o.__name__) is o

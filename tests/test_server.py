@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from assistant.errors import IndexBusyError, StoreUnavailableError
+from assistant.errors import IndexBusyError, IndexNotFoundError, StoreUnavailableError
 from assistant.models.embeddings import FakeEmbeddings
 
 from conftest import ChromaServer, free_port, make_assistant, running
@@ -239,3 +239,33 @@ def _run(build: Any, failed: list[BaseException]) -> None:
         build()
     except BaseException as exc:  # reported by the test
         failed.append(exc)
+
+
+def test_a_document_added_on_one_replica_is_found_by_another_without_a_restart(
+    article_corpus: Path, tmp_path: Path, chroma_url: str
+):
+    """Server mode: `add` writes a new version of the collection (only the new file's chunks embedded); a
+    replica already serving (same corpus volume, same server) searches it from its next request."""
+    from assistant.corpus.add import Upload
+
+    from documents import pdf_bytes
+
+    def replica(name: str) -> Any:
+        return make_assistant(article_corpus, tmp_path / name, chroma_url=chroma_url, collection="server-add")
+
+    writer, reader = replica("a"), replica("b")
+    writer.build_index(rebuild=True)
+
+    def found_by_reader() -> bool:  # a replica trusts the version it read for CHECK_EVERY (1 s)
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(IndexNotFoundError):
+                return any(h.chunk.source == "report.pdf.txt" for h in reader.search("星河电池营业收入", k=3))
+            assert time.monotonic() < deadline, "the reader never saw the index"
+            time.sleep(0.2)
+
+    assert not found_by_reader()
+    (added,), report = writer.add([Upload("report.pdf", pdf_bytes())])
+    assert report.embedded == added.chunks >= 1, "only the new document is embedded"
+    time.sleep(1.1)
+    assert found_by_reader(), "the replica searches the new version from its next request"

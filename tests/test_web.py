@@ -436,3 +436,43 @@ def test_a_reload_keeps_the_conversation_and_earlier_ones_can_be_reopened(page, 
         assert INT8 in page.locator("#chat").inner_text(), "the earlier conversation reopens"
     finally:
         assistant.stream = real_stream  # type: ignore[method-assign]
+
+
+def test_a_pdf_dropped_on_the_page_is_answered_from_with_its_span_highlighted(browser, tmp_path):
+    """Upload a real PDF through the page's file box: it is converted, indexed and, the next question on,
+    cited; the cited span is highlighted in the document view. A file whose content is not what its name
+    says is refused with the reason, and the corpus is unchanged."""
+    import shutil
+
+    from assistant.interfaces.web.ui import create_app
+
+    from documents import REPORT_TITLE, html_bytes, pdf_bytes, write
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(ARTICLE_DIR, corpus)
+    assistant = make_assistant(corpus, tmp_path / "index")
+    assistant.build_index()
+    with_llm(assistant, scripted("首席技术官由陈立远接任 [1]。"))
+    with running(create_app(assistant)) as url:
+        page = browser.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(url + "/")
+        page.wait_for_selector("#question textarea:not([disabled])")
+        page.set_input_files("#upload input[type=file]", str(write(tmp_path, "report.pdf", pdf_bytes())))
+        page.wait_for_selector("#upload-status .upload-note li")
+        assert f"report.pdf: {REPORT_TITLE}" in page.locator("#upload-status").inner_text()
+        assert (corpus / "report.pdf.txt").is_file()
+
+        reply = ask(page, "星河电池的首席技术官由谁接任？")
+        assert "陈立远" in reply.inner_text() and "[1]" in reply.inner_text()
+        reply.locator("a.cite").first.click()
+        article = page.locator("#article-panel section.article:visible")
+        assert REPORT_TITLE in article.locator("h3").inner_text()
+        assert "首席技术官由陈立远接任" in article.locator("mark.quote").first.inner_text()
+
+        listing = sorted(p.name for p in corpus.iterdir())
+        page.set_input_files("#upload input[type=file]", str(write(tmp_path, "fake.pdf", html_bytes())))
+        page.wait_for_selector("#upload-status .error")
+        assert "content is a web page (HTML)" in page.locator("#upload-status").inner_text()
+        assert sorted(p.name for p in corpus.iterdir()) == listing
+        page.close()

@@ -6,7 +6,9 @@ title, a byline, and everything from the first footer marker such as "相关标�
 finds section headings, and records each body paragraph's character offsets into the original
 text. The file itself is never changed. A file that cannot be used (binary, not UTF-8, unreadable,
 too large, empty after cleaning) is skipped with the reason; a malformed sidecar (or field) is
-ignored with a warning. Sentence splitting and chunking are left to `chunk`.
+ignored with a warning. A PDF, Word file or web page is read through the text `add` saved beside it
+(`report.pdf.txt`); one without that is skipped with the command that makes it. Sentence splitting and
+chunking are left to `chunk`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from assistant.types import Document, Paragraph
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".txt", ".md")
+CONVERTED = (".pdf", ".docx", ".html", ".htm")  # indexed through the text `add` saves beside them (`report.pdf.txt`)
 SIDECAR_SUFFIX = ".meta.json"
 SIDECAR_FIELDS = ("title", "outlet", "byline", "date", "url", "language")
 
@@ -78,9 +81,14 @@ def load_corpus(corpus_dir: Path) -> tuple[list[Document], list[Skipped]]:
     documents: list[Document] = []
     skipped: list[Skipped] = []
     for path in sorted(corpus_dir.rglob("*")):
-        if not path.is_file() or path.suffix.lower() not in SUFFIXES or path.name.startswith("."):
+        if not path.is_file() or path.name.startswith("."):
             continue
         source = path.relative_to(corpus_dir).as_posix()
+        if path.suffix.lower() in CONVERTED and not path.with_name(path.name + ".txt").is_file():
+            skipped.append(Skipped(source, f"not text: `assistant add {path}` extracts its text and indexes it"))
+            continue
+        if path.suffix.lower() not in SUFFIXES:
+            continue
         try:
             document = read_document(path, source)
         except CorpusError as exc:

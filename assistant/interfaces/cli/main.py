@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +87,14 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", parents=[common], help="index the corpus (only changed files are re-embedded)")
     p.add_argument("--rebuild", action="store_true", help="drop the index and embed everything again")
     p.set_defaults(run=cmd_index)
+
+    p = sub.add_parser(
+        "add", parents=[common], help="add files to the corpus and the index (.txt, .md, .pdf, .docx, .html)"
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="the files (a PDF, Word file or web page is converted)")
+    p.add_argument("--replace", action="store_true", help="replace a different file of the same name")
+    p.add_argument("--json", action="store_true", help="print what was added as JSON")
+    p.set_defaults(run=cmd_add)
 
     p = sub.add_parser("search", parents=[common], help="show the passages that best match a question")
     p.add_argument("question", help="the question, or - to read one question a line from stdin")
@@ -203,6 +212,22 @@ def cmd_index(assistant: Assistant, args: argparse.Namespace) -> int:
         f"{report.embedded} chunks embedded) in {report.seconds:.1f}s -> {assistant.index.location}",
     )
     _prepare_model(assistant.settings.llm)
+    return 0
+
+
+def cmd_add(assistant: Assistant, args: argparse.Namespace) -> int:
+    added, report = assistant.add([Path(f) for f in args.files], replace=args.replace, progress=progress_bar())
+    if args.json:
+        print(json.dumps({"added": [asdict(a) for a in added], "index": asdict(report)}, ensure_ascii=False, indent=2))
+        return 0
+    for a in added:
+        kept = "already there, unchanged" if a.unchanged else f"{a.chunks} chunks"
+        text = f" (its text: {a.source})" if a.source != a.original else ""
+        print(f"added {a.original}{text}: {a.title} ({kept})")
+    print(
+        f"the index holds {report.documents} documents, {report.chunks} chunks ({report.embedded} embedded now, "
+        f"in {report.seconds:.1f}s); ask about them now"
+    )
     return 0
 
 

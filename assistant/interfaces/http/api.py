@@ -14,9 +14,10 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from dataclasses import asdict
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -26,10 +27,11 @@ from starlette.exceptions import HTTPException
 
 from assistant.admission import Busy, Ticket
 from assistant.core import Assistant
-from assistant.errors import AssistantError, InputError, ModelTimeoutError
+from assistant.corpus.add import Upload
+from assistant.errors import AssistantError, CorpusError, InputError, ModelTimeoutError
 from assistant.inputs import MAX_QUESTION_CHARS
 from assistant.interfaces.http.access import Access
-from assistant.interfaces.http.jobs import Answering, BodyLimit, QueuedStream
+from assistant.interfaces.http.jobs import UPLOAD_PATHS, Answering, BodyLimit, QueuedStream
 from assistant.interfaces.http.models import (
     MODEL_ID,
     NOT_UTF8,
@@ -75,8 +77,14 @@ def create_api(
     guards = [Depends(_BEARER)] if api_key else []  # shows the key in the OpenAPI docs; `Access` checks it
     app = FastAPI(title="assistant", version="0.1.0", description="Short, cited answers about the indexed corpus.")
     app.state.answering = answering
-    too_large = f"the request body is over {max_body_bytes} bytes: send a shorter question and history"
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, reject=lambda path: _error_response(path, 413, too_large))
+    settings = assistant.settings
+    uploads = settings.upload_max_bytes if settings.uploads else 0
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=max_body_bytes,
+        upload_bytes=uploads,
+        reject=lambda path: _error_response(path, 413, _too_large(path, max_body_bytes, uploads)),
+    )
     # outermost: the key and the rate limit before any body is read, for every route (the page mounted later too)
     app.add_middleware(Access, api_key=api_key, rate_limit_per_minute=rate_limit_per_minute, error=_error_response)
     for kind in (RequestValidationError, ApiError, Busy, HTTPException, AssistantError, Exception):
@@ -84,7 +92,14 @@ def create_api(
     app.include_router(_health_routes(answering))
     app.include_router(_api_routes(answering, max_question_chars), dependencies=guards)
     app.include_router(_openai_routes(answering, max_question_chars), dependencies=guards)
+    app.include_router(_document_routes(answering), dependencies=guards)
     return app
+
+
+def _too_large(path: str, max_body_bytes: int, upload_bytes: int) -> str:
+    if upload_bytes and path in UPLOAD_PATHS:
+        return f"the upload is over {upload_bytes:,} bytes (ASSISTANT_UPLOAD_MAX_BYTES): send fewer or smaller files"
+    return f"the request body is over {max_body_bytes} bytes: send a shorter question and history"
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 401, 413, 422, 429, 503)}
@@ -119,6 +134,34 @@ def _api_routes(answering: Answering, max_chars: int) -> APIRouter:
         question, history = asked(body, max_chars)
         ticket = answering.queue.join()
         return QueuedStream(ticket, _draft_events(answering, ticket, question, history, body.fast))
+
+    return router
+
+
+def _document_routes(answering: Answering) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["documents"], responses=_ERRORS)
+    assistant = answering.assistant
+
+    @router.get("/documents")
+    async def documents() -> dict[str, Any]:
+        """What is indexed: each document's source (its text file in the corpus), title and chunk count."""
+        info = await run_in_threadpool(assistant.info)
+        listed = [{"source": s, **d} for s, d in info["sources"].items()]
+        return {"documents": listed, "chunks": info["chunks"], "uploads": assistant.settings.uploads}
+
+    @router.post("/documents", status_code=201, responses={403: {"model": ErrorOut}, 409: {"model": ErrorOut}})
+    async def add_documents(
+        files: Annotated[list[UploadFile], File(description=".txt, .md, .pdf, .docx or .html; told by content")],
+        replace: Annotated[bool, Form(description="replace a different file of the same name")] = False,
+    ) -> dict[str, Any]:
+        """Add files to the corpus and the index: citable from the next answer. A PDF, Word file or web page is
+        converted, its text saved beside it (`report.pdf.txt`: what citations point into). A file that cannot
+        be added (its content not what its name says, too large, no text) is a 422 and nothing changes."""
+        if not assistant.settings.uploads:
+            raise ApiError(403, "this server does not take documents (ASSISTANT_UPLOADS=off): ask whoever runs it")
+        uploads = [Upload(f.filename or "", await f.read()) for f in files]
+        added, report = await run_in_threadpool(assistant.add, uploads, replace=replace)
+        return {"added": [asdict(a) for a in added], "index": asdict(report)}
 
     return router
 
@@ -254,8 +297,9 @@ def _describe(exc: Exception) -> tuple[int, str, dict[str, str] | None, Any]:
     if isinstance(exc, HTTPException):
         hint = ": the endpoints are listed at /docs" if exc.status_code in (404, 405) else ""
         return exc.status_code, f"{exc.detail}{hint}", dict(exc.headers or {}), None
-    if isinstance(exc, AssistantError):  # InputError: the question; the rest: the server's model or index
-        status = 422 if isinstance(exc, InputError) else 504 if isinstance(exc, ModelTimeoutError) else 503
+    if isinstance(exc, AssistantError):  # the request's own input: 422; the rest: the server's model or index
+        timeout = isinstance(exc, ModelTimeoutError)
+        status = 422 if isinstance(exc, (InputError, CorpusError)) else 504 if timeout else 503
         retry = getattr(exc, "retry_after", 0)  # the store is down: when the server tries it again
         return status, str(exc), {"Retry-After": str(max(1, math.ceil(retry)))} if retry else None, None
     log.exception("unexpected failure", exc_info=exc)

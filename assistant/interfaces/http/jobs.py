@@ -150,12 +150,14 @@ class RateLimiter:
 
 
 PAGE_MAX_BYTES = 4_000_000  # the chat page sends its whole conversation (as rendered) with each question
+UPLOAD_PATHS = ("/api/documents", "/gradio_api/upload")  # files for the corpus: the API's, and the page's
+UPLOAD_OVERHEAD = 64_000  # a multipart body's headers and boundaries beside the file itself
 
 
 class BodyLimit:
-    """ASGI middleware: bodies over `max_bytes` (declared or sent) to the API (`/api/`, `/v1/`), or over
-    `page_bytes` to the page's routes, get the `reject(path)` response; `exempt` paths (Slack's events) have a
-    limit of their own."""
+    """ASGI middleware: bodies over `max_bytes` (declared or sent) to the API (`/api/`, `/v1/`), over `page_bytes`
+    to the page's routes, or over `upload_bytes` to `UPLOAD_PATHS` (files added to the corpus), get the
+    `reject(path)` response; `exempt` paths (Slack's events) have a limit of their own."""
 
     def __init__(
         self,
@@ -164,13 +166,17 @@ class BodyLimit:
         reject: Callable[[str], ASGIApp],
         page_bytes: int = PAGE_MAX_BYTES,
         exempt: tuple[str, ...] = ("/slack/",),
+        upload_bytes: int = 0,
     ) -> None:
         self.app, self.max_bytes, self.page_bytes, self.reject, self.exempt = app, max_bytes, page_bytes, reject, exempt
+        self.upload_bytes = upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(self.exempt):
             return await self.app(scope, receive, send)
         limit = self.max_bytes if scope["path"].startswith(("/api/", "/v1/")) else self.page_bytes
+        if self.upload_bytes and scope["path"] in UPLOAD_PATHS and scope["method"] == "POST":
+            limit = self.upload_bytes + UPLOAD_OVERHEAD
         declared = dict(scope["headers"]).get(b"content-length", b"0")
         too_big, body, more = declared.isdigit() and int(declared) > limit, b"", True
         while more and not too_big:

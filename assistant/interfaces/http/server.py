@@ -38,7 +38,8 @@ def build_server(assistant: Assistant, slack: App | None = None) -> FastAPI:
     if slack is not None:
         _mount_slack(app, slack)
     # the page and its Gradio API sit behind the same key, body limit and rate limit as the API (`access`)
-    return gr.mount_gradio_app(app, build_ui(assistant), path="/", footer_links=["api"])
+    page = build_ui(assistant)
+    return gr.mount_gradio_app(app, page, path="/", footer_links=["api"], max_file_size=s.upload_max_bytes)
 
 
 def _mount_slack(app: FastAPI, slack: App) -> None:

@@ -73,8 +73,8 @@ def draft_html(text: str, evidence: Evidence | None = None, waiting: int = 0) ->
     )
 
 
-def error_html(message: str) -> str:
-    return f'<div class="reply error"><p>抱歉，没能回答 / Sorry, no answer this time: {inert(message)}</p></div>'
+def error_html(message: str, lead: str = "抱歉，没能回答 / Sorry, no answer this time") -> str:
+    return f'<div class="reply error"><p>{inert(lead)}: {inert(message)}</p></div>'
 
 
 def meta_html(answer: Answer) -> str:

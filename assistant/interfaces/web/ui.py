@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.admission import Busy
 from assistant.core import Assistant
+from assistant.corpus.add import Upload
+from assistant.corpus.convert import KINDS
 from assistant.corpus.ingest import read_document
 from assistant.errors import AssistantError
 from assistant.interfaces.web import saved
@@ -73,6 +75,7 @@ def build_ui(assistant: Assistant, *, title: str = TITLE, examples: Sequence[str
                     label="之前的对话 / Earlier conversations", choices=[], value=None, elem_id="earlier", type="value"
                 )
                 shown = _examples(gr, examples, question)
+                files, added = _upload_area(gr) if assistant.settings.uploads else (None, None)
             with gr.Column(scale=2, min_width=280, elem_id="side-col"):
                 gr.Markdown("### 来源 / Sources")
                 sources = gr.HTML(sources_html([]), elem_id="sources-panel", js_on_load=None)
@@ -129,6 +132,12 @@ def build_ui(assistant: Assistant, *, title: str = TITLE, examples: Sequence[str
         rate.__annotations__["data"] = gr.LikeData  # Gradio finds the event data by this hint: the class, not a string
 
         chat.like(rate, [turns], None, api_visibility="private")
+        if files is not None:  # one upload at a time per page; `Assistant.add` orders those of every page
+
+            def add(paths: list[str] | None) -> Iterator[tuple[Any, str]]:
+                yield from _add(assistant, paths)
+
+            files.upload(add, [files], [files, added], api_visibility="private", concurrency_limit=1)
         clear.click(new_conversation, [turns, stored], page_outputs, api_visibility="private")
         chat.clear(new_conversation, [turns, stored], page_outputs, api_visibility="private")
     return page
@@ -166,6 +175,44 @@ def _chat_column(gr: Any) -> tuple[Any, ...]:
         fast = gr.Checkbox(label="快速回答（原文摘录，不生成）/ Fast answer (quote, no generation)", elem_id="fast")
         clear = gr.Button("新对话 / New conversation", size="sm", elem_id="clear", scale=0, min_width=90)
     return chat, question, ask, fast, clear
+
+
+def _upload_area(gr: Any) -> tuple[Any, Any]:
+    """Drop files here (or click to choose): they join the corpus and can be asked about at once."""
+    files = gr.File(
+        label="添加文档（拖放或点击）/ Add documents (drop or click): " + " ".join(KINDS),
+        file_count="multiple",
+        file_types=list(KINDS),  # the browser's filter; the server tells each file's kind by its content
+        height=120,
+        elem_id="upload",
+    )
+    return files, gr.HTML("", elem_id="upload-status")
+
+
+def _add(assistant: Assistant, paths: list[str] | None) -> Iterator[tuple[Any, str]]:
+    """Add uploaded files to the corpus and the index: `(file box, status)` updates, then a clear box."""
+    import gradio as gr
+
+    if not paths:
+        yield gr.skip(), gr.skip()
+        return
+    names = ", ".join(Path(p).name for p in paths)
+    yield gr.update(interactive=False), f'<p class="upload-note">正在添加 / Adding {inert(names)}…</p>'
+    try:
+        uploads = [Upload(Path(p).name, Path(p).read_bytes()) for p in paths]
+        added, _ = assistant.add(uploads)
+    except (OSError, AssistantError) as exc:
+        log.warning("upload refused: %s", exc)
+        yield gr.update(value=None, interactive=True), error_html(str(exc), lead="没能添加 / Not added")
+        return
+    items = "".join(
+        f"<li>{inert(a.original)}: {inert(a.title)} "
+        + ("(已在库中 / already there)" if a.unchanged else f"({a.chunks} 段 / passages)")
+        + "</li>"
+        for a in added
+    )
+    note = f'<div class="upload-note"><p>已添加，可以提问 / Added: ask about it now</p><ul>{items}</ul></div>'
+    yield gr.update(value=None, interactive=True), note
 
 
 def _examples(gr: Any, examples: Sequence[str], question: Any) -> Any:
@@ -278,4 +325,7 @@ def create_app(assistant: Assistant, path: str = "/", **ui: Any) -> FastAPI:
     from fastapi import FastAPI
 
     app = FastAPI(title="assistant")
-    return gr.mount_gradio_app(app, build_ui(assistant, **ui), path=path, footer_links=["api"])
+    page = build_ui(assistant, **ui)
+    return gr.mount_gradio_app(
+        app, page, path=path, footer_links=["api"], max_file_size=assistant.settings.upload_max_bytes
+    )

@@ -1,0 +1,266 @@
+"""Documents added by users: real PDF, Word and HTML files made here, converted, saved beside their
+text, indexed incrementally and cited (`corpus.convert`, `corpus.add`, `Assistant.add`, `assistant add`,
+`POST /api/documents`). The page's upload is in test_web.py, the server-mode store in test_server.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from assistant.corpus.add import Upload
+from assistant.corpus.convert import convert, reflow, sniff
+from assistant.errors import CorpusError, IndexNotWritableError
+
+from conftest import CountingEmbeddings, make_assistant, run_cli, running, scripted, with_llm
+from documents import (
+    LAUNCH,
+    LAUNCH_TITLE,
+    MINUTES,
+    MINUTES_TITLE,
+    REPORT,
+    REPORT_TITLE,
+    docx_bytes,
+    html_bytes,
+    image_only_pdf,
+    pdf_bytes,
+    write,
+)
+
+pytest.importorskip("reportlab", reason="pip install -e '.[dev]' (reportlab makes the test PDFs)")
+
+
+# -- conversion: the kind by content, the text kept whole ------------------------------------------
+
+
+def test_a_pdf_word_file_and_web_page_become_their_text_with_title():
+    pdf = convert("report.pdf", pdf_bytes())
+    assert pdf.kind == "pdf" and pdf.meta["title"] == REPORT_TITLE and pdf.meta["byline"] == "记者 王敏"
+    assert [p for p in pdf.text.split("\n\n")] == [REPORT_TITLE, *REPORT], "wrapped lines joined back, one a paragraph"
+
+    word = convert("minutes.docx", docx_bytes())
+    assert word.kind == "docx" and word.meta == {"title": MINUTES_TITLE}
+    assert word.text.split("\n\n") == [MINUTES_TITLE, MINUTES[0], "地区 | 负责人", "华南 | 韩梅梅", *MINUTES[1:]]
+
+    page = convert("launch.html", html_bytes())
+    assert page.kind == "html" and page.meta["title"] == LAUNCH_TITLE
+    assert all(p in page.text.split("\n\n") for p in LAUNCH) and "版权所有" not in page.text
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "says"),
+    [
+        ("report.pdf", html_bytes(), "named .pdf but its content is a web page (HTML): rename it to end in .html"),
+        ("notes.txt", pdf_bytes(), "named .txt but its content is a PDF: rename it to end in .pdf"),
+        ("minutes.docx", b"PK\x03\x04 not really a zip", "named .docx but its content is not a Word document"),
+        ("minutes.docx", b"PK\x03\x04" + b"\x00" * 40, "named .docx but its content is not a Word document"),
+        ("tool.exe", b"MZ\x90\x00", "only .txt, .md, .pdf, .docx, .html, .htm files can be added"),
+        ("notes.txt", "中文".encode("gbk") * 10, "not valid UTF-8"),
+        ("report.pdf", b"%PDF-1.7\n1 0 obj << >>\n", "cannot be read as a PDF"),
+        ("scan.pdf", image_only_pdf(), "holds no text (a scanned PDF holds pictures of text: run OCR on it first)"),
+        ("locked.pdf", pdf_bytes(password="s3cret"), "password-protected"),
+        ("empty.md", b"  \n", "is empty"),
+    ],
+)
+def test_a_file_that_cannot_be_added_says_why(name, data, says):
+    with pytest.raises(CorpusError, match=None) as caught:
+        convert(name, data)
+    assert says in str(caught.value) and name in str(caught.value)
+
+
+def test_kinds_are_told_by_content():
+    assert sniff(pdf_bytes()) == "pdf" and sniff(docx_bytes()) == "docx" and sniff(html_bytes()) == "html"
+    assert sniff("纯文本，没有标记。".encode()) == "text" and sniff(b"\x00\x01\x02") == ""
+    assert sniff(b"<p>a</p><p>b</p><div>c</div>") == "html", "a fragment of markup is HTML too"
+
+
+def test_reflow_joins_wrapped_lines_and_keeps_paragraphs_and_headings():
+    page = (
+        "Results\n"
+        "The battery line reached full output in the sec-\n"
+        "ond quarter, and margins rose with it across the\n"
+        "whole year.\n"
+        "Outlook\n"
+        "新工厂预计在明年投产，产能将达到二十吉瓦时，\n"
+        "主要供应储能市场。\n"
+    )
+    assert reflow(page).split("\n\n") == [
+        "Results",
+        "The battery line reached full output in the second quarter, and margins rose with it across the whole year.",
+        "Outlook",
+        "新工厂预计在明年投产，产能将达到二十吉瓦时，主要供应储能市场。",
+    ]
+
+
+# -- adding: saved beside the original, indexed incrementally, cited at exact offsets ---------------
+
+
+@pytest.fixture
+def assistant(article_corpus: Path, tmp_path: Path):
+    assistant = make_assistant(article_corpus, tmp_path / "index")
+    assistant.build_index()
+    return assistant
+
+
+def test_an_added_pdf_is_saved_beside_its_text_and_cited_at_exact_offsets(assistant, article_corpus, tmp_path):
+    before = assistant.index.info()["chunks"]
+    added, report = assistant.add([write(tmp_path, "report.pdf", pdf_bytes())])
+    (a,) = added
+    assert (a.original, a.source, a.kind, a.title) == ("report.pdf", "report.pdf.txt", "pdf", REPORT_TITLE)
+    assert a.chunks >= 1 and report.added == ["report.pdf.txt"] and report.chunks == before + a.chunks
+    assert report.embedded == a.chunks, "only the new document's chunks are embedded"
+    assert (article_corpus / "report.pdf").read_bytes() == pdf_bytes()
+    assert json.loads((article_corpus / "report.pdf.meta.json").read_text())["title"] == REPORT_TITLE
+
+    hits = assistant.search("星河电池2025年的营业收入是多少？", k=3)
+    chunk = next(h.chunk for h in hits if h.chunk.source == "report.pdf.txt")
+    text = (article_corpus / "report.pdf.txt").read_text(encoding="utf-8")
+    assert text[chunk.start : chunk.end] == chunk.text and "八十七亿元" in chunk.text
+
+    with_llm(assistant, scripted("星河电池2025年的营业收入为八十七亿元 [1]。"))
+    answer = assistant.ask("星河电池2025年营业收入多少？")
+    assert not answer.refused and answer.citations[0].source == "report.pdf.txt", answer.to_dict()
+    assert answer.citations[0].path == str(article_corpus / "report.pdf.txt")
+
+
+def test_word_files_and_web_pages_are_added_together_and_adding_again_changes_nothing(assistant, tmp_path):
+    files = [write(tmp_path, "minutes.docx", docx_bytes()), write(tmp_path, "launch.html", html_bytes())]
+    added, _ = assistant.add(files)
+    assert [(a.source, a.title) for a in added] == [
+        ("minutes.docx.txt", MINUTES_TITLE),
+        ("launch.html.txt", LAUNCH_TITLE),
+    ]
+    assert assistant.search("华东区渠道拓展由谁负责？", k=1)[0].chunk.source == "minutes.docx.txt"
+    assert assistant.search("仓储机器人单台售价", k=1)[0].chunk.source == "launch.html.txt"
+    again, report = assistant.add(files)
+    assert all(a.unchanged for a in again) and report.embedded == 0
+
+
+def test_a_bad_file_among_good_ones_adds_none_of_them(assistant, article_corpus, tmp_path):
+    before, listing = assistant.index.info(), sorted(p.name for p in article_corpus.iterdir())
+    files = [write(tmp_path, "report.pdf", pdf_bytes()), write(tmp_path, "fake.pdf", html_bytes())]
+    with pytest.raises(CorpusError, match="fake.pdf is named .pdf but its content is a web page"):
+        assistant.add(files)
+    assert sorted(p.name for p in article_corpus.iterdir()) == listing and assistant.index.info() == before
+
+
+def test_a_different_file_of_the_same_name_is_replaced_only_when_asked(assistant, article_corpus, tmp_path):
+    assistant.add([Upload("report.pdf", pdf_bytes())])
+    newer = pdf_bytes(paragraphs=("星河电池公司2025年的营业收入修正为九十一亿元。",))
+    with pytest.raises(CorpusError, match="a different report.pdf is already in the corpus: replace it"):
+        assistant.add([Upload("report.pdf", newer)])
+    assert (article_corpus / "report.pdf").read_bytes() == pdf_bytes()
+    _, report = assistant.add([Upload("report.pdf", newer)], replace=True)
+    assert report.changed == ["report.pdf.txt"]
+    assert "九十一亿元" in assistant.search("星河电池营业收入", k=1)[0].chunk.text
+
+
+def test_a_failed_index_update_puts_the_corpus_back(assistant, article_corpus, monkeypatch):
+    listing = sorted(p.name for p in article_corpus.iterdir())
+
+    def full_disk(*args, **kwargs):
+        raise IndexNotWritableError("cannot write the index (No space left on device): free disk space")
+
+    monkeypatch.setattr(assistant.index, "sync", full_disk)
+    with pytest.raises(IndexNotWritableError):
+        assistant.add([Upload("report.pdf", pdf_bytes())])
+    assert sorted(p.name for p in article_corpus.iterdir()) == listing, "no file of the failed add is left"
+
+
+@pytest.mark.parametrize("name", ["../escape.txt", "/etc/cron.d/job.txt", "C:\\Users\\me\\notes.txt"])
+def test_only_the_last_part_of_a_name_is_used(assistant, article_corpus, name):
+    (added,), _ = assistant.add([Upload(name, "一段足够长的文字，说明这个文件确实有内容可以被索引和引用。".encode())])
+    assert added.original in ("escape.txt", "job.txt", "notes.txt") and (article_corpus / added.original).is_file()
+
+
+def test_hidden_names_and_files_over_the_limit_are_refused(article_corpus, tmp_path):
+    small = make_assistant(article_corpus, tmp_path / "index", upload_max_bytes=1000)
+    with pytest.raises(CorpusError, match=r"report.pdf is [\d,]+ bytes; the limit is 1,000"):
+        small.add([Upload("report.pdf", pdf_bytes())])
+    with pytest.raises(CorpusError, match="not a usable file name"):
+        small.add([Upload(".bashrc.txt", b"some text that is long enough")])
+
+
+def test_only_changed_chunks_are_embedded_when_a_file_is_added(article_corpus, tmp_path):
+    from assistant.factory import build_assistant
+    from assistant.settings import Settings
+
+    counting = CountingEmbeddings()
+    settings = Settings.load(env={}, corpus=article_corpus, index_dir=tmp_path / "index", embeddings="fake")
+    assistant = build_assistant(settings, embeddings=counting)
+    assistant.build_index()
+    counting.embedded = 0
+    (added,), _ = assistant.add([Upload("report.pdf", pdf_bytes())])
+    assert counting.embedded == added.chunks, "the article's chunks are not embedded again"
+
+
+# -- the CLI --------------------------------------------------------------------------------------
+
+
+def test_assistant_add_then_ask_from_the_terminal(env, article_corpus, tmp_path):
+    pdf = write(tmp_path, "report.pdf", pdf_bytes())
+    done = run_cli(["add", str(pdf)], env)
+    assert done.returncode == 0, done.stderr
+    assert f"added report.pdf (its text: report.pdf.txt): {REPORT_TITLE}" in done.stdout
+    found = run_cli(["search", "星河电池在合肥新建工厂的年产能", "--json", "-k", "1"], env)
+    assert json.loads(found.stdout)[0]["source"] == "report.pdf.txt"
+
+    refused = run_cli(["add", str(write(tmp_path, "fake.docx", b"plain words, not a Word file at all"))], env)
+    assert refused.returncode == 3
+    assert "fake.docx is named .docx but its content is plain text: rename it to end in .txt" in refused.stderr
+
+
+def test_index_names_a_pdf_copied_into_the_corpus_and_the_command_that_adds_it(env, article_corpus):
+    write(article_corpus, "copied.pdf", pdf_bytes())
+    done = run_cli(["index"], env)
+    assert done.returncode == 0 and "skipped copied.pdf: not text: `assistant add" in done.stderr
+    assert run_cli(["add", str(article_corpus / "copied.pdf")], env).returncode == 0, "added where it lies"
+    assert (article_corpus / "copied.pdf.txt").is_file() and "copied.pdf" not in run_cli(["index"], env).stderr
+
+
+# -- the HTTP API ---------------------------------------------------------------------------------
+
+
+def _server(assistant):
+    from assistant.interfaces.http.server import build_server
+
+    return running(build_server(assistant))
+
+
+def test_the_api_adds_a_pdf_and_the_next_answer_cites_it(article_corpus, tmp_path):
+    assistant = make_assistant(article_corpus, tmp_path / "index", api_key="k" * 32)
+    assistant.build_index()
+    with_llm(assistant, scripted("首席技术官由陈立远接任 [1]。"))
+    key = {"Authorization": "Bearer " + "k" * 32}
+    with _server(assistant) as url:
+        pdf = {"files": ("report.pdf", pdf_bytes(), "application/pdf")}
+        assert httpx.post(f"{url}/api/documents", files=pdf).status_code == 401, "uploads need the key"
+        made = httpx.post(f"{url}/api/documents", files=pdf, headers=key, timeout=60)
+        assert made.status_code == 201, made.text
+        assert made.json()["added"][0]["source"] == "report.pdf.txt" and made.json()["index"]["embedded"] >= 1
+        listed = httpx.get(f"{url}/api/documents", headers=key).json()
+        assert "report.pdf.txt" in [d["source"] for d in listed["documents"]]
+        asked = {"question": "星河电池的首席技术官由谁接任？"}
+        answer = httpx.post(f"{url}/api/ask", json=asked, headers=key, timeout=60)
+        assert answer.json()["citations"][0]["source"] == "report.pdf.txt", answer.text
+
+        wrong = httpx.post(f"{url}/api/documents", files={"files": ("x.pdf", html_bytes())}, headers=key)
+        assert wrong.status_code == 422 and "content is a web page" in wrong.json()["error"]
+        page_upload = httpx.post(f"{url}/gradio_api/upload", files={"files": ("a.txt", b"text")})
+        assert page_upload.status_code == 401, "the page's own upload route needs the key too"
+
+
+def test_the_api_refuses_an_upload_over_the_limit_and_when_uploads_are_off(article_corpus, tmp_path):
+    small = make_assistant(article_corpus, tmp_path / "a", upload_max_bytes=2000)
+    small.build_index()
+    with _server(small) as url:
+        big = httpx.post(f"{url}/api/documents", files={"files": ("r.pdf", pdf_bytes() * 40)})
+        assert big.status_code == 413 and "ASSISTANT_UPLOAD_MAX_BYTES" in big.json()["error"]
+    off = make_assistant(article_corpus, tmp_path / "b", uploads=False)
+    off.build_index()
+    with _server(off) as url:
+        refused = httpx.post(f"{url}/api/documents", files={"files": ("r.pdf", pdf_bytes())})
+        assert refused.status_code == 403 and "ASSISTANT_UPLOADS=off" in refused.json()["error"]
+    assert not (article_corpus / "r.pdf").exists()
