@@ -6,10 +6,11 @@ The public Python API, importable from here (each loads on first use, so `import
     answer = build_assistant().ask("阶跃星辰这轮融资多少？")
     print(plain_text(answer))
 
-The tree follows the pipeline: `corpus/` (ingest, chunk; convert and add for files users give) → `index/` (Chroma, keyword BM25) → `retrieve` →
-`answer` (with `extract`, `followup`, `parts`, `whole`, `document`, `helpers`, `prompts`) → `checks/`
-(question, premise, injection, claims, verify, decide, compose) → `render` → `interfaces/`; `models/` holds
-the chat and embedding models, `factory` picks them, `core` ties them into the `Assistant`.
+The tree follows the pipeline: `corpus/` (ingest, chunk; convert and add for files users give) → `index/`
+(Chroma, keyword BM25) → `retrieve` → `answer` (with `extract`, `followup`, `parts`, `whole`, `document`,
+`helpers`, `prompts`) → `checks/` (question, premise, injection, claims, verify, decide, compose) → `render`
+→ `interfaces/`; `models/` holds the chat and embedding models, `factory` picks them, `core` ties them into
+the `Assistant`.
 """
 
 from __future__ import annotations

@@ -70,6 +70,21 @@ def test_a_file_that_cannot_be_added_says_why(name, data, says):
     assert says in str(caught.value) and name in str(caught.value)
 
 
+def test_a_word_file_that_would_unpack_to_gigabytes_is_refused_before_it_is_opened():
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("word/document.xml", "<w:document/>")
+        with archive.open("word/media/padding.bin", "w", force_zip64=True) as padding:  # deflates to ~200 kB
+            for _ in range(210):
+                padding.write(b"\0" * 1_000_000)
+    assert len(buffer.getvalue()) < 1_000_000
+    with pytest.raises(CorpusError, match="unpacks to 210,0"):
+        convert("big.docx", buffer.getvalue())
+
+
 def test_kinds_are_told_by_content():
     assert sniff(pdf_bytes()) == "pdf" and sniff(docx_bytes()) == "docx" and sniff(html_bytes()) == "html"
     assert sniff("纯文本，没有标记。".encode()) == "text" and sniff(b"\x00\x01\x02") == ""

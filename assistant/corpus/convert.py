@@ -24,6 +24,7 @@ from assistant.errors import CorpusError
 
 log = logging.getLogger(__name__)
 
+MAX_UNPACKED_BYTES = 200_000_000  # a Word file's parts, unzipped (its pictures count too)
 # What a name may end with, and the kind of content it promises.
 KINDS = {".txt": "text", ".md": "text", ".pdf": "pdf", ".docx": "docx", ".html": "html", ".htm": "html"}
 NAMES = {"text": "plain text", "pdf": "a PDF", "docx": "a Word document", "html": "a web page (HTML)"}
@@ -187,6 +188,14 @@ def _join(left: str, right: str) -> str:
 
 def _docx(data: bytes) -> Converted:
     import docx
+
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:  # a ZIP can expand a thousandfold: look before opening
+        unpacked = sum(info.file_size for info in archive.infolist())
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise CorpusError(
+            f"the Word file unpacks to {unpacked:,} bytes (over {MAX_UNPACKED_BYTES:,}): save it without the "
+            "embedded media, or as PDF"
+        )
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
