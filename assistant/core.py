@@ -20,9 +20,16 @@ from langchain_core.language_models import BaseChatModel
 
 from assistant.admission import AnswerQueue
 from assistant.answer import Answerer
-from assistant.corpus.add import Added, Upload, plan, write
+from assistant.corpus.add import Added, Upload, locked, plan, write
 from assistant.corpus.ingest import Skipped, load_corpus
-from assistant.errors import AssistantError, CorpusError, IndexNotFoundError, InputError, StoreUnavailableError
+from assistant.errors import (
+    AssistantError,
+    CorpusError,
+    IndexBusyError,
+    IndexNotFoundError,
+    InputError,
+    StoreUnavailableError,
+)
 from assistant.feedback import FeedbackStore
 from assistant.index.collection import Index, Progress, SyncReport
 from assistant.inputs import check_history, check_question
@@ -34,9 +41,11 @@ from assistant.types import Answer, Evidence, Hit
 
 log = logging.getLogger(__name__)
 
+ADD_WAIT_S = 120.0  # how long an add waits for another add, or another build of the index, to finish
 
-def _read_upload(path: Path, max_bytes: int) -> Upload:
-    """A file to add, read from disk (its size checked before reading)."""
+
+def _read_upload(path: Path, corpus: Path, max_bytes: int) -> Upload:
+    """A file to add, read from disk (its size checked before reading); one inside the corpus keeps its folder."""
     try:
         if not path.is_file():
             raise CorpusError(f"{path} is not a file: check the path")
@@ -44,7 +53,9 @@ def _read_upload(path: Path, max_bytes: int) -> Upload:
             raise CorpusError(
                 f"{path.name} is {size:,} bytes; the limit is {max_bytes:,} (ASSISTANT_UPLOAD_MAX_BYTES): split it"
             )
-        return Upload(path.name, path.read_bytes())
+        inside = path.resolve().parent
+        folder = inside.relative_to(corpus).as_posix() if inside.is_relative_to(corpus) else ""
+        return Upload(path.name, path.read_bytes(), "" if folder == "." else folder)
     except OSError as exc:
         reason = exc.strerror or exc
         raise CorpusError(f"cannot read {path} ({reason}): check that it exists and its permissions") from exc
@@ -195,20 +206,31 @@ class Assistant:
         file or web page with its extracted text saved beside it. Citable in the next answer (here, and in any
         process on the same index). A file that cannot be added is a `CorpusError` and nothing changes; if
         indexing fails, the corpus is put back as it was. `replace` lets a file replace a different one of
-        the same name."""
-        uploads = [f if isinstance(f, Upload) else _read_upload(Path(f), self.settings.upload_max_bytes) for f in files]
-        corpus = self.settings.corpus
-        with self._adding:
-            planned = plan(corpus, uploads, replace=replace, max_bytes=self.settings.upload_max_bytes)
+        the same name. Adds wait for one another, in this process and any other sharing the corpus."""
+        corpus, limit = self.settings.corpus, self.settings.upload_max_bytes
+        uploads = [f if isinstance(f, Upload) else _read_upload(Path(f), corpus, limit) for f in files]
+        with self._adding, locked(corpus, wait=ADD_WAIT_S):
+            planned = plan(corpus, uploads, replace=replace, max_bytes=limit)
             undo = write(planned)
             try:
-                report = self.build_index(progress=progress)
+                report = self._index_now(progress)
             except BaseException:
                 undo()
                 raise
         indexed = self.index.documents()
         added = [dataclasses.replace(p.added, chunks=indexed.get(p.added.source, {}).get("chunks", 0)) for p in planned]
         return added, report
+
+    def _index_now(self, progress: Progress | None) -> SyncReport:
+        """`build_index`, retried while another build holds the index (an `assistant index` elsewhere: seconds)."""
+        deadline = time.monotonic() + ADD_WAIT_S
+        while True:
+            try:
+                return self.build_index(progress=progress)
+            except IndexBusyError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.5)
 
     def search(self, question: str, k: int = 5, history: list[str] | None = None) -> list[Hit]:
         """The `k` passages that best match `question` (earlier user turns in `history` help follow-ups).

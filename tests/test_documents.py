@@ -32,6 +32,11 @@ from documents import (
 pytest.importorskip("reportlab", reason="pip install -e '.[dev]' (reportlab makes the test PDFs)")
 
 
+def files_in(corpus: Path) -> list[str]:
+    """The corpus's files as a user sees them (not the hidden `.add.lock`)."""
+    return sorted(p.name for p in corpus.iterdir() if not p.name.startswith("."))
+
+
 # -- conversion: the kind by content, the text kept whole ------------------------------------------
 
 
@@ -88,7 +93,26 @@ def test_a_word_file_that_would_unpack_to_gigabytes_is_refused_before_it_is_open
 def test_kinds_are_told_by_content():
     assert sniff(pdf_bytes()) == "pdf" and sniff(docx_bytes()) == "docx" and sniff(html_bytes()) == "html"
     assert sniff("纯文本，没有标记。".encode()) == "text" and sniff(b"\x00\x01\x02") == ""
-    assert sniff(b"<p>a</p><p>b</p><div>c</div>") == "html", "a fragment of markup is HTML too"
+    assert sniff(b"<!-- saved --> <!DOCTYPE html><html><body>x</body></html>") == "html"
+    assert convert("part.html", "<p>一段</p><p>两段</p><div>三段文字</div>".encode()).kind == "html", "a saved fragment"
+
+
+def test_text_that_mentions_markup_or_a_pdf_header_stays_text():
+    readme = (
+        "# 说明\n\n<div align=center><a href='x'><img src='logo.png'></a></div>\n\n这是一段说明文字，足够长。".encode()
+    )
+    assert convert("README.md", readme).kind == "text"
+    assert convert("note.txt", "PDF 文件以 %PDF-1.7 开头，以 %%EOF 结尾，这是一条笔记。".encode()).kind == "text"
+
+
+def test_leading_comments_cannot_make_the_kind_check_hang():
+    import threading
+
+    done: list[str] = []
+    worker = threading.Thread(target=lambda: done.append(sniff(b"<!---->" * 60 + b"x")), daemon=True)
+    worker.start()
+    worker.join(5)
+    assert done == ["text"], "the check backtracked (2^60 steps with a nested regex)"
 
 
 def test_reflow_joins_wrapped_lines_and_keeps_paragraphs_and_headings():
@@ -154,11 +178,11 @@ def test_word_files_and_web_pages_are_added_together_and_adding_again_changes_no
 
 
 def test_a_bad_file_among_good_ones_adds_none_of_them(assistant, article_corpus, tmp_path):
-    before, listing = assistant.index.info(), sorted(p.name for p in article_corpus.iterdir())
+    before, listing = assistant.index.info(), files_in(article_corpus)
     files = [write(tmp_path, "report.pdf", pdf_bytes()), write(tmp_path, "fake.pdf", html_bytes())]
     with pytest.raises(CorpusError, match="fake.pdf is named .pdf but its content is a web page"):
         assistant.add(files)
-    assert sorted(p.name for p in article_corpus.iterdir()) == listing and assistant.index.info() == before
+    assert files_in(article_corpus) == listing and assistant.index.info() == before
 
 
 def test_a_different_file_of_the_same_name_is_replaced_only_when_asked(assistant, article_corpus, tmp_path):
@@ -172,8 +196,72 @@ def test_a_different_file_of_the_same_name_is_replaced_only_when_asked(assistant
     assert "九十一亿元" in assistant.search("星河电池营业收入", k=1)[0].chunk.text
 
 
+def test_files_an_add_would_write_never_clash_silently(assistant, article_corpus):
+    with pytest.raises(CorpusError, match=r"report.pdf.txt and report.pdf would both be saved as report.pdf.txt"):
+        assistant.add(
+            [Upload("report.pdf", pdf_bytes()), Upload("report.pdf.txt", "一段手写的文字，足够长。".encode())]
+        )
+    (article_corpus / "notes.pdf.txt").write_text("我自己写的笔记，不能被覆盖。", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"a different notes.pdf.txt is already in the corpus \(notes.pdf would"):
+        assistant.add([Upload("notes.pdf", pdf_bytes())])
+    assert (article_corpus / "notes.pdf.txt").read_text(encoding="utf-8") == "我自己写的笔记，不能被覆盖。"
+    assistant.add([Upload("Report.pdf", pdf_bytes())])
+    with pytest.raises(CorpusError, match="a different Report.pdf is already in the corpus"):
+        assistant.add([Upload("report.pdf", pdf_bytes())])
+
+
+def test_a_replaced_file_takes_its_old_title_with_it_and_an_undone_replace_restores_it(assistant, article_corpus):
+    from langchain_core.embeddings import FakeEmbeddings
+
+    assistant.add([Upload("report.pdf", pdf_bytes())])
+    untitled = docx_bytes(title="", paragraphs=("星河电池公司2025年的营业收入修正为九十一亿元。", "其余不变。"))
+    old_index = assistant.index.documents()
+    broken = FakeEmbeddings(size=3)  # the wrong size: the write fails after the corpus was changed
+
+    real, assistant.index.embeddings = assistant.index.embeddings, broken
+    try:
+        with pytest.raises(Exception) as caught:  # noqa: B017 - whatever the store says, the corpus must come back
+            assistant.add(
+                [Upload("report.docx", untitled), Upload("report.pdf", pdf_bytes(title="新标题"))], replace=True
+            )
+    finally:
+        assistant.index.embeddings = real
+    assert not isinstance(caught.value, CorpusError), "it failed while indexing, after the files were written"
+    assert (article_corpus / "report.pdf").read_bytes() == pdf_bytes() and not (article_corpus / "report.docx").exists()
+    assert json.loads((article_corpus / "report.pdf.meta.json").read_text())["title"] == REPORT_TITLE
+    assert assistant.index.documents() == old_index, "the index is as before"
+
+    (article_corpus / "old.docx.meta.json").write_text('{"title": "旧标题"}', encoding="utf-8")
+    assistant.add([Upload("old.docx", untitled)], replace=True)
+    assert not (article_corpus / "old.docx.meta.json").exists(), "a stale sidecar does not outlive its file"
+
+
+def test_a_long_chinese_name_is_refused_before_the_disk_refuses_it(assistant):
+    with pytest.raises(CorpusError, match="the name is over 200 bytes; shorten it"):
+        assistant.add([Upload("星河电池" * 20 + ".pdf", pdf_bytes())])
+
+
+def test_adds_in_two_processes_wait_for_each_other(assistant, article_corpus, monkeypatch):
+    import fcntl
+    import os
+
+    import assistant.core as core
+    from assistant.errors import IndexBusyError
+
+    monkeypatch.setattr(core, "ADD_WAIT_S", 0.3)
+    fd = os.open(article_corpus / ".add.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as another process's add would hold it (flock is per open file)
+        with pytest.raises(IndexBusyError, match="another process has been adding files"):
+            assistant.add([Upload("report.pdf", pdf_bytes())])
+    finally:
+        os.close(fd)
+    assert not (article_corpus / "report.pdf").exists()
+    assert assistant.add([Upload("report.pdf", pdf_bytes())])[0][0].chunks >= 1, "once released, the add goes on"
+
+
 def test_a_failed_index_update_puts_the_corpus_back(assistant, article_corpus, monkeypatch):
-    listing = sorted(p.name for p in article_corpus.iterdir())
+    listing = files_in(article_corpus)
 
     def full_disk(*args, **kwargs):
         raise IndexNotWritableError("cannot write the index (No space left on device): free disk space")
@@ -181,7 +269,7 @@ def test_a_failed_index_update_puts_the_corpus_back(assistant, article_corpus, m
     monkeypatch.setattr(assistant.index, "sync", full_disk)
     with pytest.raises(IndexNotWritableError):
         assistant.add([Upload("report.pdf", pdf_bytes())])
-    assert sorted(p.name for p in article_corpus.iterdir()) == listing, "no file of the failed add is left"
+    assert files_in(article_corpus) == listing, "no file of the failed add is left"
 
 
 @pytest.mark.parametrize("name", ["../escape.txt", "/etc/cron.d/job.txt", "C:\\Users\\me\\notes.txt"])
@@ -234,6 +322,12 @@ def test_index_names_a_pdf_copied_into_the_corpus_and_the_command_that_adds_it(e
     assert run_cli(["add", str(article_corpus / "copied.pdf")], env).returncode == 0, "added where it lies"
     assert (article_corpus / "copied.pdf.txt").is_file() and "copied.pdf" not in run_cli(["index"], env).stderr
 
+    (article_corpus / "reports").mkdir()
+    write(article_corpus / "reports", "nested.pdf", pdf_bytes())
+    assert run_cli(["add", str(article_corpus / "reports" / "nested.pdf")], env).returncode == 0
+    assert (article_corpus / "reports" / "nested.pdf.txt").is_file() and not (article_corpus / "nested.pdf").exists()
+    assert "nested.pdf" not in run_cli(["index"], env).stderr, "converted where it lies, in its folder"
+
 
 # -- the HTTP API ---------------------------------------------------------------------------------
 
@@ -278,4 +372,6 @@ def test_the_api_refuses_an_upload_over_the_limit_and_when_uploads_are_off(artic
     with _server(off) as url:
         refused = httpx.post(f"{url}/api/documents", files={"files": ("r.pdf", pdf_bytes())})
         assert refused.status_code == 403 and "ASSISTANT_UPLOADS=off" in refused.json()["error"]
+        big = httpx.post(f"{url}/api/documents", files={"files": ("r.pdf", pdf_bytes() * 40)})
+        assert big.status_code == 403 and "ASSISTANT_UPLOADS=off" in big.json()["error"], "not a 413 about questions"
     assert not (article_corpus / "r.pdf").exists()

@@ -439,12 +439,12 @@ def test_a_reload_keeps_the_conversation_and_earlier_ones_can_be_reopened(page, 
 
 
 def test_a_pdf_dropped_on_the_page_is_answered_from_with_its_span_highlighted(browser, tmp_path):
-    """Upload a real PDF through the page's file box: it is converted, indexed and, the next question on,
-    cited; the cited span is highlighted in the document view. A file whose content is not what its name
-    says is refused with the reason, and the corpus is unchanged."""
+    """Upload a real PDF through the page's file box (served as `assistant serve` serves it): it is converted,
+    indexed and, the next question on, cited; the cited span is highlighted in the document view. A file whose
+    content is not what its name says is refused with the reason, and the corpus is unchanged."""
     import shutil
 
-    from assistant.interfaces.web.ui import create_app
+    from assistant.interfaces.http.server import build_server
 
     from documents import REPORT_TITLE, html_bytes, pdf_bytes, write
 
@@ -453,7 +453,7 @@ def test_a_pdf_dropped_on_the_page_is_answered_from_with_its_span_highlighted(br
     assistant = make_assistant(corpus, tmp_path / "index")
     assistant.build_index()
     with_llm(assistant, scripted("首席技术官由陈立远接任 [1]。"))
-    with running(create_app(assistant)) as url:
+    with running(build_server(assistant)) as url:  # as `assistant serve`: body limits, rate limit, the API beside
         page = browser.new_page()
         page.set_default_timeout(30_000)
         page.goto(url + "/")
@@ -470,9 +470,9 @@ def test_a_pdf_dropped_on_the_page_is_answered_from_with_its_span_highlighted(br
         assert REPORT_TITLE in article.locator("h3").inner_text()
         assert "首席技术官由陈立远接任" in article.locator("mark.quote").first.inner_text()
 
-        listing = sorted(p.name for p in corpus.iterdir())
+        listing = sorted(p.name for p in corpus.iterdir() if not p.name.startswith("."))
         page.set_input_files("#upload input[type=file]", str(write(tmp_path, "fake.pdf", html_bytes())))
         page.wait_for_selector("#upload-status .error")
         assert "content is a web page (HTML)" in page.locator("#upload-status").inner_text()
-        assert sorted(p.name for p in corpus.iterdir()) == listing
+        assert sorted(p.name for p in corpus.iterdir() if not p.name.startswith(".")) == listing
         page.close()

@@ -1,36 +1,43 @@
 """Add: files given by a user (page upload, `assistant add`, the API) into the corpus directory.
 
 `plan` checks and converts every file before anything is written: a safe name, the size limit, the
-kind told by content (`convert`), text that still has paragraphs after cleaning, and no clash with a
-different file of the same name unless replacing. `write` then saves each original and, for a PDF,
-Word file or web page, its extracted text beside it (`report.pdf` → `report.pdf.txt`, with the title
-and author in `report.pdf.meta.json`), each by an atomic rename, and returns an undo that puts back
-what was there before. Indexing the result is the `Assistant`'s (`Assistant.add`).
+kind told by content (`convert`), text that still has paragraphs after cleaning, and no clash of any
+file it would write (the original, its text `report.pdf.txt`, its sidecar `report.pdf.meta.json`) with a
+different file already there, or with one another, or with a name that differs only in case, unless
+replacing. `write` then saves each file by an atomic rename (and removes a replaced original's stale
+sidecar), returning an undo that puts back what was there. `locked` keeps two adds (in any process
+sharing the corpus) apart. Indexing the result is the `Assistant`'s (`Assistant.add`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import secrets
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path, PurePath, PureWindowsPath
+from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 
 from assistant.corpus.convert import convert
 from assistant.corpus.ingest import MAX_FILE_BYTES, SIDECAR_SUFFIX, parse_document
-from assistant.errors import CorpusError
+from assistant.errors import CorpusError, IndexBusyError
 
-MAX_NAME_CHARS = 120
+MAX_NAME_BYTES = 200  # of UTF-8: with ".txt" and ".meta.json" added, under the file systems' 255
+LOCK = ".add.lock"  # in the corpus directory: held by the process adding files
 
 
 @dataclass(frozen=True)
 class Upload:
-    """A file to add: its name as the user gave it (only the last part is used) and its bytes."""
+    """A file to add: its name as the user gave it (only the last part is used), its bytes, and the corpus
+    folder to save it in ("" for the corpus itself; `assistant add` of a file inside the corpus keeps its folder)."""
 
     name: str
     data: bytes
+    folder: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,7 @@ class Added:
 @dataclass(frozen=True)
 class _Planned:
     added: Added
-    files: dict[Path, bytes]  # what to write where
+    files: dict[Path, bytes | None]  # what to write where (None: remove, e.g. a replaced file's stale sidecar)
 
 
 def plan(corpus: Path, uploads: Sequence[Upload], *, replace: bool = False, max_bytes: int) -> list[_Planned]:
@@ -57,12 +64,10 @@ def plan(corpus: Path, uploads: Sequence[Upload], *, replace: bool = False, max_
     if not uploads:
         raise CorpusError("no files given: name one or more .txt, .md, .pdf, .docx or .html files")
     planned: list[_Planned] = []
-    seen: set[str] = set()
+    claimed: dict[Path, str] = {}  # every path this call writes (case-folded) -> the file that writes it
     for upload in uploads:
-        name = safe_name(upload.name)
-        if name.lower() in seen:
-            raise CorpusError(f"{name} is given twice: add each file once")
-        seen.add(name.lower())
+        name, folder = safe_name(upload.name), _folder(upload.folder)
+        where = corpus / folder
         if len(upload.data) > max_bytes:
             raise CorpusError(
                 f"{name} is {len(upload.data):,} bytes; the limit is {max_bytes:,} (ASSISTANT_UPLOAD_MAX_BYTES): "
@@ -77,32 +82,57 @@ def plan(corpus: Path, uploads: Sequence[Upload], *, replace: bool = False, max_
         document = parse_document(text, text_name, converted.meta)
         if not document.paragraphs:
             raise CorpusError(f"{name}: no text left after cleaning (it holds only a title or page furniture)")
-        files = {corpus / name: upload.data}
+        files: dict[Path, bytes | None] = {where / name: upload.data}
         if converted.kind != "text":
-            files[corpus / text_name] = encoded
-            if converted.meta:
-                sidecar = corpus / (PurePath(text_name).stem + SIDECAR_SUFFIX)
-                files[sidecar] = (json.dumps(converted.meta, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
-        unchanged = all(_holds(path, data) for path, data in files.items())
-        if not unchanged and not replace and (corpus / name).exists() and not _holds(corpus / name, upload.data):
-            raise CorpusError(
-                f"a different {name} is already in the corpus: replace it (`assistant add --replace`, or "
-                "replace=true), or rename the new file"
-            )
-        added = Added(text_name, name, converted.kind, document.title, unchanged)
-        planned.append(_Planned(added, {} if unchanged else files))
+            files[where / text_name] = encoded
+            sidecar = where / (PurePath(text_name).stem + SIDECAR_SUFFIX)
+            meta = json.dumps(converted.meta, ensure_ascii=False, indent=2) + "\n" if converted.meta else None
+            if meta is not None or sidecar.exists():  # a replaced file's old title must not outlive it
+                files[sidecar] = meta.encode("utf-8") if meta is not None else None
+        for path in files:
+            key = Path(str(path).casefold())
+            if key in claimed:
+                raise CorpusError(f"{name} and {claimed[key]} would both be saved as {path.name}: add one of them")
+            claimed[key] = name
+        changed = [path for path, data in files.items() if not _holds(path, data)]
+        if changed and not replace:
+            _refuse_clashes(changed, name)
+        added = Added(_relative(where / text_name, corpus), _relative(where / name, corpus), converted.kind,
+                      document.title, unchanged=not changed)  # fmt: skip
+        planned.append(_Planned(added, {p: files[p] for p in changed}))
     return planned
 
 
+def _refuse_clashes(paths: list[Path], name: str) -> None:
+    """A path the add would change that holds another file now, or whose name differs from one there only in
+    case (two documents a case-insensitive disk, or a person, cannot tell apart): a `CorpusError`."""
+    for path in paths:
+        twins = (
+            [p.name for p in path.parent.iterdir() if p.name.casefold() == path.name.casefold()]
+            if (path.parent.is_dir())
+            else []
+        )
+        if path.exists() or twins:
+            there = path.name if path.exists() else twins[0]
+            own = "" if there == name else f" ({name} would write {path.name})"
+            raise CorpusError(
+                f"a different {there} is already in the corpus{own}: replace it (`assistant add --replace`, or "
+                "replace=true), or rename the new file"
+            )
+
+
 def write(planned: Sequence[_Planned]) -> Callable[[], None]:
-    """Save every planned file (each by an atomic rename); returns an undo that restores the files as
-    they were (removes new ones, puts back replaced ones)."""
+    """Save every planned file (each by an atomic rename; None removes it); returns an undo that puts the
+    files back as they were (removes new ones, restores replaced and removed ones)."""
     before: dict[Path, bytes | None] = {}
     try:
         for item in planned:
             for path, data in item.files.items():
-                before[path] = path.read_bytes() if path.is_file() else None
-                _write_atomically(path, data)
+                before.setdefault(path, path.read_bytes() if path.is_file() else None)
+                if data is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    _write_atomically(path, data)
     except OSError as exc:
         _restore(before)
         where = next(iter(before), None)
@@ -113,18 +143,61 @@ def write(planned: Sequence[_Planned]) -> Callable[[], None]:
     return lambda: _restore(before)
 
 
+@contextmanager
+def locked(corpus: Path, wait: float) -> Iterator[None]:
+    """Hold the corpus's add lock for the block, waiting up to `wait` seconds for another process's add
+    (an add takes seconds); then `IndexBusyError`. A corpus that cannot hold a lock file cannot be added to."""
+    try:
+        corpus.mkdir(parents=True, exist_ok=True)
+        fd = os.open(corpus / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise CorpusError(
+            f"cannot write in {corpus} ({exc.strerror or exc}): make the corpus directory writable, or point "
+            "--corpus / ASSISTANT_CORPUS at a writable one"
+        ) from exc
+    deadline = time.monotonic() + wait
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise IndexBusyError(
+                        f"another process has been adding files to {corpus} for {wait:.0f} s: try again later"
+                    ) from None
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)  # the lock goes with the descriptor
+
+
 def safe_name(name: str) -> str:
     """The last part of a user's file name, fit to save in the corpus; a `CorpusError` if none is left."""
     base = PureWindowsPath(PurePath(name or "").name).name  # a browser may send C:\\Users\\…\\report.pdf
     base = re.sub(r"[\x00-\x1f\x7f]", "", base).strip()
     if not base or base.startswith(".") or base.endswith(SIDECAR_SUFFIX):
         raise CorpusError(f"{name!r} is not a usable file name: give the file a name such as report.pdf")
-    if len(base) > MAX_NAME_CHARS:
-        raise CorpusError(f"{base[:40]}…: the name is over {MAX_NAME_CHARS} characters; shorten it")
+    if len(base.encode("utf-8")) > MAX_NAME_BYTES:
+        raise CorpusError(f"{base[:30]}…: the name is over {MAX_NAME_BYTES} bytes; shorten it")
     return base
 
 
-def _holds(path: Path, data: bytes) -> bool:
+def _folder(folder: str) -> Path:
+    """A corpus-relative folder with no way out of the corpus ("" for the corpus itself)."""
+    parts = PurePosixPath(folder.replace("\\", "/")).parts if folder else ()
+    if any(p in ("..", "/") or p.startswith(".") for p in parts):
+        raise CorpusError(f"{folder!r} is not a folder inside the corpus")
+    return Path(*parts) if parts else Path()
+
+
+def _relative(path: Path, corpus: Path) -> str:
+    return path.relative_to(corpus).as_posix()
+
+
+def _holds(path: Path, data: bytes | None) -> bool:
+    if data is None:
+        return not path.exists()
     try:
         return path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data
     except OSError:

@@ -25,10 +25,11 @@ from assistant.errors import CorpusError
 log = logging.getLogger(__name__)
 
 MAX_UNPACKED_BYTES = 200_000_000  # a Word file's parts, unzipped (its pictures count too)
+MAX_MARKUP_BYTES = 40_000_000  # of them XML, which python-docx parses whole (about 10 bytes of memory a byte)
 # What a name may end with, and the kind of content it promises.
 KINDS = {".txt": "text", ".md": "text", ".pdf": "pdf", ".docx": "docx", ".html": "html", ".htm": "html"}
 NAMES = {"text": "plain text", "pdf": "a PDF", "docx": "a Word document", "html": "a web page (HTML)"}
-_HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.I | re.S)
+_HTML_START = re.compile(rb"<(!doctype\s+html|html|head|body)\b", re.I)
 _HTML_TAGS = re.compile(rb"<(p|div|br|h[1-6]|article|section|span|a|table|li|meta|title)\b[^>]*>", re.I)
 _CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
 _END = re.compile(r"[。！？!?…”」』\"'）)．.:：;；]$")  # a line that may end a paragraph
@@ -48,9 +49,11 @@ class Converted:
 
 
 def sniff(data: bytes) -> str:
-    """The file's kind by its content: pdf, docx, html, text, or "" for none of them."""
-    if b"%PDF-" in data[:1024]:
-        return "pdf"
+    """The file's kind by its content: pdf, docx, html (a whole page: a doctype or an <html>, <head> or <body>
+    first), text, or "" for none of them. Strict, so a note that quotes `%PDF-` or a Markdown file with inline
+    tags stays text."""
+    if data.lstrip()[:5] == b"%PDF-" or (b"%PDF-" in data[:1024] and not _is_utf8(data)):
+        return "pdf"  # a PDF may start with up to 1 kB of junk; its compressed streams are never UTF-8
     if data.startswith(b"PK\x03\x04"):
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -60,9 +63,26 @@ def sniff(data: bytes) -> str:
     head = data[:8192]
     if b"\x00" in data or len(_CONTROL.findall(head)) > 0.05 * max(1, len(head)):
         return ""
-    if _HTML_START.match(head) or len(_HTML_TAGS.findall(head)) >= 3:
-        return "html"
-    return "text"
+    return "html" if _HTML_START.match(_after_comments(head)) else "text"
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _after_comments(head: bytes) -> bytes:
+    """`head` without its leading whitespace and comments (a loop, not a regex: no backtracking to exploit)."""
+    rest = head.lstrip()
+    while rest.startswith(b"<!--"):
+        end = rest.find(b"-->", 4)
+        if end < 0:
+            return b""
+        rest = rest[end + 3 :].lstrip()
+    return rest
 
 
 def convert(name: str, data: bytes) -> Converted:
@@ -73,6 +93,8 @@ def convert(name: str, data: bytes) -> Converted:
     if not data.strip():
         raise CorpusError(f"{name} is empty")
     kind, promised = sniff(data), KINDS[suffix]
+    if kind == "text" and promised == "html" and len(_HTML_TAGS.findall(data[:8192])) >= 3:
+        kind = "html"  # a saved fragment of a page: named .html, and markup throughout
     if kind != promised:
         if not kind:
             raise CorpusError(f"{name} is named {suffix} but its content is not {NAMES[promised]}: check the file")
@@ -190,11 +212,13 @@ def _docx(data: bytes) -> Converted:
     import docx
 
     with zipfile.ZipFile(io.BytesIO(data)) as archive:  # a ZIP can expand a thousandfold: look before opening
-        unpacked = sum(info.file_size for info in archive.infolist())
-    if unpacked > MAX_UNPACKED_BYTES:
+        parts = archive.infolist()
+    unpacked = sum(info.file_size for info in parts)
+    markup = sum(info.file_size for info in parts if info.filename.endswith((".xml", ".rels")))
+    if unpacked > MAX_UNPACKED_BYTES or markup > MAX_MARKUP_BYTES:
         raise CorpusError(
-            f"the Word file unpacks to {unpacked:,} bytes (over {MAX_UNPACKED_BYTES:,}): save it without the "
-            "embedded media, or as PDF"
+            f"the Word file unpacks to {unpacked:,} bytes, {markup:,} of them text and markup (the limits are "
+            f"{MAX_UNPACKED_BYTES:,} and {MAX_MARKUP_BYTES:,}): split it, or save it as PDF"
         )
     from docx.table import Table
     from docx.text.paragraph import Paragraph

@@ -49,6 +49,7 @@ from assistant.types import Answer, Evidence
 
 log = logging.getLogger(__name__)
 
+UPLOADS_OFF = "this server does not take documents (ASSISTANT_UPLOADS=off): ask whoever runs it"
 UNEXPECTED = "internal error ({}): try again; if it keeps happening, ask whoever runs this server to check its log"
 _BEARER = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>` when the server has an API key")
 
@@ -83,7 +84,7 @@ def create_api(
         BodyLimit,
         max_bytes=max_body_bytes,
         upload_bytes=uploads,
-        reject=lambda path: _error_response(path, 413, _too_large(path, max_body_bytes, uploads)),
+        reject=lambda path: _rejected(path, max_body_bytes, uploads),
     )
     # outermost: the key and the rate limit before any body is read, for every route (the page mounted later too)
     app.add_middleware(Access, api_key=api_key, rate_limit_per_minute=rate_limit_per_minute, error=_error_response)
@@ -96,10 +97,15 @@ def create_api(
     return app
 
 
-def _too_large(path: str, max_body_bytes: int, upload_bytes: int) -> str:
+def _rejected(path: str, max_body_bytes: int, upload_bytes: int) -> JSONResponse:
+    """The answer to a body over its limit: 413, saying which limit; uploads to a server that takes none: 403."""
+    if path == "/api/documents" and not upload_bytes:
+        return _error_response(path, 403, UPLOADS_OFF)
     if upload_bytes and path in UPLOAD_PATHS:
-        return f"the upload is over {upload_bytes:,} bytes (ASSISTANT_UPLOAD_MAX_BYTES): send fewer or smaller files"
-    return f"the request body is over {max_body_bytes} bytes: send a shorter question and history"
+        message = f"the upload is over {upload_bytes:,} bytes (ASSISTANT_UPLOAD_MAX_BYTES): send fewer or smaller files"
+    else:
+        message = f"the request body is over {max_body_bytes} bytes: send a shorter question and history"
+    return _error_response(path, 413, message)
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 401, 413, 422, 429, 503)}
@@ -149,7 +155,7 @@ def _document_routes(answering: Answering) -> APIRouter:
         listed = [{"source": s, **d} for s, d in info["sources"].items()]
         return {"documents": listed, "chunks": info["chunks"], "uploads": assistant.settings.uploads}
 
-    @router.post("/documents", status_code=201, responses={403: {"model": ErrorOut}, 409: {"model": ErrorOut}})
+    @router.post("/documents", status_code=201, responses={403: {"model": ErrorOut}})
     async def add_documents(
         files: Annotated[list[UploadFile], File(description=".txt, .md, .pdf, .docx or .html; told by content")],
         replace: Annotated[bool, Form(description="replace a different file of the same name")] = False,
@@ -158,7 +164,7 @@ def _document_routes(answering: Answering) -> APIRouter:
         converted, its text saved beside it (`report.pdf.txt`: what citations point into). A file that cannot
         be added (its content not what its name says, too large, no text) is a 422 and nothing changes."""
         if not assistant.settings.uploads:
-            raise ApiError(403, "this server does not take documents (ASSISTANT_UPLOADS=off): ask whoever runs it")
+            raise ApiError(403, UPLOADS_OFF)
         uploads = [Upload(f.filename or "", await f.read()) for f in files]
         added, report = await run_in_threadpool(assistant.add, uploads, replace=replace)
         return {"added": [asdict(a) for a in added], "index": asdict(report)}

@@ -64,7 +64,8 @@ def build_ui(assistant: Assistant, *, title: str = TITLE, examples: Sequence[str
     (stacked on a phone). Mount it with `gr.mount_gradio_app`; the chat endpoint's api_name is "chat"."""
     import gradio as gr
 
-    with gr.Blocks(title=title, analytics_enabled=False) as page:
+    # Gradio's cached files (uploads among them) are removed after a day, checked hourly
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 86400)) as page:
         gr.HTML(f"<h2 style='margin:.2em 0'>{escape(title)}</h2>", head=HEAD, js_on_load=None, elem_id="page-head")
         turns = gr.State([])
         stored = gr.BrowserState(saved.empty(), storage_key=saved.STORAGE_KEY, secret=saved.secret(assistant))
@@ -205,6 +206,13 @@ def _add(assistant: Assistant, paths: list[str] | None) -> Iterator[tuple[Any, s
         log.warning("upload refused: %s", exc)
         yield gr.update(value=None, interactive=True), error_html(str(exc), lead="没能添加 / Not added")
         return
+    except Exception:  # the box is usable again; the details go to the log
+        log.exception("upload failed")
+        yield gr.update(value=None, interactive=True), error_html("an unexpected error; see the server log")
+        return
+    finally:
+        for p in paths:  # Gradio's copy of the upload: the corpus has its own now (or nothing was added)
+            Path(p).unlink(missing_ok=True)
     items = "".join(
         f"<li>{inert(a.original)}: {inert(a.title)} "
         + ("(已在库中 / already there)" if a.unchanged else f"({a.chunks} 段 / passages)")
