@@ -20,7 +20,7 @@ from langchain_core.language_models import BaseChatModel
 
 from assistant.admission import AnswerQueue
 from assistant.answer import Answerer
-from assistant.corpus.add import Added, Upload, locked, plan, write
+from assistant.corpus.add import Added, Upload, locked, plan, read_upload, write
 from assistant.corpus.ingest import Skipped, load_corpus
 from assistant.errors import (
     AssistantError,
@@ -42,23 +42,6 @@ from assistant.types import Answer, Evidence, Hit
 log = logging.getLogger(__name__)
 
 ADD_WAIT_S = 120.0  # how long an add waits for another add, or another build of the index, to finish
-
-
-def _read_upload(path: Path, corpus: Path, max_bytes: int) -> Upload:
-    """A file to add, read from disk (its size checked before reading); one inside the corpus keeps its folder."""
-    try:
-        if not path.is_file():
-            raise CorpusError(f"{path} is not a file: check the path")
-        if (size := path.stat().st_size) > max_bytes:
-            raise CorpusError(
-                f"{path.name} is {size:,} bytes; the limit is {max_bytes:,} (ASSISTANT_UPLOAD_MAX_BYTES): split it"
-            )
-        inside = path.resolve().parent
-        folder = inside.relative_to(corpus).as_posix() if inside.is_relative_to(corpus) else ""
-        return Upload(path.name, path.read_bytes(), "" if folder == "." else folder)
-    except OSError as exc:
-        reason = exc.strerror or exc
-        raise CorpusError(f"cannot read {path} ({reason}): check that it exists and its permissions") from exc
 
 
 class Assistant:
@@ -208,7 +191,7 @@ class Assistant:
         indexing fails, the corpus is put back as it was. `replace` lets a file replace a different one of
         the same name. Adds wait for one another, in this process and any other sharing the corpus."""
         corpus, limit = self.settings.corpus, self.settings.upload_max_bytes
-        uploads = [f if isinstance(f, Upload) else _read_upload(Path(f), corpus, limit) for f in files]
+        uploads = [f if isinstance(f, Upload) else read_upload(Path(f), corpus, limit) for f in files]
         with self._adding, locked(corpus, wait=ADD_WAIT_S):
             planned = plan(corpus, uploads, replace=replace, max_bytes=limit)
             undo = write(planned)
@@ -217,9 +200,7 @@ class Assistant:
             except BaseException:
                 undo()
                 raise
-        indexed = self.index.documents()
-        added = [dataclasses.replace(p.added, chunks=indexed.get(p.added.source, {}).get("chunks", 0)) for p in planned]
-        return added, report
+        return [dataclasses.replace(p.added, chunks=report.chunked.get(p.added.source, 0)) for p in planned], report
 
     def _index_now(self, progress: Progress | None) -> SyncReport:
         """`build_index`, retried while another build holds the index (an `assistant index` elsewhere: seconds)."""

@@ -286,6 +286,16 @@ def test_hidden_names_and_files_over_the_limit_are_refused(article_corpus, tmp_p
         small.add([Upload(".bashrc.txt", b"some text that is long enough")])
 
 
+def test_uploads_are_switched_by_on_or_off_and_nothing_else():
+    from assistant.errors import ConfigurationError
+    from assistant.settings import Settings
+
+    assert Settings.load(env={"ASSISTANT_UPLOADS": "off"}).uploads is False
+    assert Settings.load(env={"ASSISTANT_UPLOADS": "on"}).uploads is True
+    with pytest.raises(ConfigurationError, match="ASSISTANT_UPLOADS='maybe': use on or off"):
+        Settings.load(env={"ASSISTANT_UPLOADS": "maybe"})
+
+
 def test_only_changed_chunks_are_embedded_when_a_file_is_added(article_corpus, tmp_path):
     from assistant.factory import build_assistant
     from assistant.settings import Settings

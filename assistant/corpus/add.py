@@ -49,7 +49,7 @@ class Added:
     kind: str  # text, pdf, docx, html
     title: str
     unchanged: bool = False  # the same file was already there: nothing written
-    chunks: int = 0  # filled in once indexed
+    chunks: int = 0  # its text's chunks, as indexed now (0 when unchanged: nothing was indexed)
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,7 @@ def plan(corpus: Path, uploads: Sequence[Upload], *, replace: bool = False, max_
     for upload in uploads:
         name, folder = safe_name(upload.name), _folder(upload.folder)
         where = corpus / folder
-        if len(upload.data) > max_bytes:
-            raise CorpusError(
-                f"{name} is {len(upload.data):,} bytes; the limit is {max_bytes:,} (ASSISTANT_UPLOAD_MAX_BYTES): "
-                "split it into parts"
-            )
+        _check_size(name, len(upload.data), max_bytes)
         converted = convert(name, upload.data)
         text_name = name if converted.kind == "text" else f"{name}.txt"
         text = converted.text if converted.kind == "text" else converted.text + "\n"
@@ -101,6 +97,27 @@ def plan(corpus: Path, uploads: Sequence[Upload], *, replace: bool = False, max_
                       document.title, unchanged=not changed)  # fmt: skip
         planned.append(_Planned(added, {p: files[p] for p in changed}))
     return planned
+
+
+def read_upload(path: Path, corpus: Path, max_bytes: int) -> Upload:
+    """A file to add, read from disk (its size checked before reading); one inside the corpus keeps its folder."""
+    try:
+        if not path.is_file():
+            raise CorpusError(f"{path} is not a file: check the path")
+        _check_size(path.name, path.stat().st_size, max_bytes)
+        inside = path.resolve().parent
+        folder = inside.relative_to(corpus).as_posix() if inside.is_relative_to(corpus) else ""
+        return Upload(path.name, path.read_bytes(), "" if folder == "." else folder)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise CorpusError(f"cannot read {path} ({reason}): check that it exists and its permissions") from exc
+
+
+def _check_size(name: str, size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise CorpusError(
+            f"{name} is {size:,} bytes; the limit is {max_bytes:,} (ASSISTANT_UPLOAD_MAX_BYTES): split it into parts"
+        )
 
 
 def _refuse_clashes(paths: list[Path], name: str) -> None:

@@ -209,8 +209,6 @@ def _join(left: str, right: str) -> str:
 
 
 def _docx(data: bytes) -> Converted:
-    import docx
-
     with zipfile.ZipFile(io.BytesIO(data)) as archive:  # a ZIP can expand a thousandfold: look before opening
         parts = archive.infolist()
     unpacked = sum(info.file_size for info in parts)
@@ -220,6 +218,7 @@ def _docx(data: bytes) -> Converted:
             f"the Word file unpacks to {unpacked:,} bytes, {markup:,} of them text and markup (the limits are "
             f"{MAX_UNPACKED_BYTES:,} and {MAX_MARKUP_BYTES:,}): split it, or save it as PDF"
         )
+    import docx
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 

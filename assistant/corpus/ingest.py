@@ -20,13 +20,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.corpus.convert import KINDS
 from assistant.errors import CorpusError
 from assistant.types import Document, Paragraph
 
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".txt", ".md")
-CONVERTED = (".pdf", ".docx", ".html", ".htm")  # indexed through the text `add` saves beside them (`report.pdf.txt`)
+# indexed through the text `add` saves beside them (`report.pdf.txt`)
+CONVERTED = tuple(suffix for suffix, kind in KINDS.items() if kind != "text")
 SIDECAR_SUFFIX = ".meta.json"
 SIDECAR_FIELDS = ("title", "outlet", "byline", "date", "url", "language")
 

@@ -47,6 +47,7 @@ class SyncReport:
     removed: list[str] = field(default_factory=list)
     embedded: int = 0  # chunks that needed a new embedding
     seconds: float = 0.0
+    chunked: dict[str, int] = field(default_factory=dict)  # source -> chunks, of each added or changed document
 
 
 class Index:
@@ -259,6 +260,7 @@ class Index:
             removed=plan.removed,
             embedded=embedded,
             seconds=time.perf_counter() - started,
+            chunked=dict(collections.Counter(c.source for c in plan.chunks)),
         )
 
     def _existing(self, rebuild: bool) -> tuple[dict[str, dict[str, Any]], bool]:

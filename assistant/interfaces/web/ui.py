@@ -208,7 +208,8 @@ def _add(assistant: Assistant, paths: list[str] | None) -> Iterator[tuple[Any, s
         return
     except Exception:  # the box is usable again; the details go to the log
         log.exception("upload failed")
-        yield gr.update(value=None, interactive=True), error_html("an unexpected error; see the server log")
+        unexpected = error_html("an unexpected error; see the server log", lead="没能添加 / Not added")
+        yield gr.update(value=None, interactive=True), unexpected
         return
     finally:
         for p in paths:  # Gradio's copy of the upload: the corpus has its own now (or nothing was added)
