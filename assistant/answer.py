@@ -41,6 +41,7 @@ from assistant.checks.injection import question_part
 from assistant.checks.question import read as read_question
 from assistant.checks.question import unmet_constraints
 from assistant.checks.verify import Similarity, answer_content, passage_context, score_claims
+from assistant.errors import ModelCrashedError
 from assistant.extract import PROMPT_CHARS, best_sentences, in_english, prompt_passages
 from assistant.followup import resolve
 from assistant.helpers import Helpers, chat_prompt
@@ -194,6 +195,8 @@ class Answerer:
         try:
             passages = self._passages(query, hits)
             yield from self._generate(standalone, english, passages, raw, timings, started, limit)
+        except ModelCrashedError:  # the model's process died mid-answer: the caller says when to ask again
+            raise
         except Exception as exc:  # a model that is missing, failing or too slow: quote instead
             reason = explain_error(exc) or exc
             log.warning("chat model failed (%s); answering with a quote instead", reason)

@@ -75,6 +75,14 @@ class ModelUnavailableError(AssistantError):
     exit_code = 8
 
 
+class ModelCrashedError(ModelUnavailableError):
+    """The chat model's process died during a call and is being started again; `retry_after`: seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class InputError(AssistantError):
     """The question (or another input) cannot be used as given."""
 

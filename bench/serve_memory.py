@@ -2,7 +2,8 @@
 
 Indexes the article into a temporary directory, starts `assistant serve` on a free loopback port,
 waits for /readyz, asks a few questions over HTTP (`POST /api/ask`, the real model answers), and
-samples the resident memory of the server and its children every 0.2 s. The peak is VmHWM from
+samples the resident memory of the server and its children (the chat model's process) every 0.2 s; at
+the end, each process's RSS at rest, split into anonymous memory and mapped files. The peak is VmHWM from
 /proc/PID/status, summed over the process tree, and the largest sampled total. The server is
 stopped at the end. Records part `serve_memory` of bench/out/results.json.
 Run: `.venv/bin/python bench/serve_memory.py [--quick]`.
@@ -56,14 +57,40 @@ class MemorySampler(threading.Thread):
             self.largest_mb = max(self.largest_mb, tree_memory(self.pid)["rss_mb"])
 
 
-def tree_memory(pid: int) -> dict[str, float]:
-    """Current and peak RSS (MB) summed over `pid` and its descendants; `processes` counted."""
-    each = [memory_mb(p) for p in process_tree(pid)]
+def tree_memory(pid: int) -> dict[str, Any]:
+    """Current and peak RSS (MB) summed over `pid` and its descendants; `processes` counted, and `each`
+    process's RSS split into anonymous memory and mapped files (the server; the chat model's process)."""
+    pids = process_tree(pid)
+    each = [memory_mb(p) for p in pids]
     return {
         "rss_mb": round(sum(m["rss_mb"] for m in each), 1),
         "peak_rss_mb": round(sum(m["peak_rss_mb"] for m in each), 1),
         "processes": len(each),
+        "each": [{"process": process_name(p)} | memory_mb(p) | rss_split_mb(p) for p in pids],
     }
+
+
+def process_name(pid: int) -> str:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    words = [w.decode(errors="replace") for w in command if w]
+    return "model process" if "assistant.models.worker" in words else " ".join(Path(w).name for w in words[1:3])
+
+
+def rss_split_mb(pid: int) -> dict[str, float]:
+    """RssAnon and RssFile of one process, in MB."""
+    values = {"RssAnon": 0.0, "RssFile": 0.0}
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {"anon_mb": 0.0, "file_mb": 0.0}
+    for line in lines:
+        key = line.split(":", 1)[0]
+        if key in values:
+            values[key] = int(line.split()[1]) / 1024
+    return {"anon_mb": round(values["RssAnon"], 1), "file_mb": round(values["RssFile"], 1)}
 
 
 def ask_all(base: str, questions: tuple[tuple[str, bool], ...]) -> list[dict[str, Any]]:
@@ -114,7 +141,12 @@ def table(part: dict[str, Any]) -> str:
         ["RSS when ready (before any question)", f"{part['idle']['rss_mb']:.0f} MB"],
         ["peak RSS (VmHWM, server + children)", f"{part['peak_rss_mb']:.0f} MB"],
         ["largest sampled RSS", f"{part['largest_sampled_rss_mb']:.0f} MB"],
+        ["RSS after the questions, at rest", f"{part['after_questions']['rss_mb']:.0f} MB"],
         ["processes", part["after_questions"]["processes"]],
+    ]
+    rows += [
+        [f"· {p['process']} at rest", f"{p['rss_mb']:.0f} MB ({p['anon_mb']:.0f} anonymous, {p['file_mb']:.0f} files)"]
+        for p in part["after_questions"].get("each", [])
     ]
     rows += [
         [f"answer {'(fast) ' if a['fast'] else ''}{a['question']}", f"{dur(a['latency_s'])} ({a['llm']})"]

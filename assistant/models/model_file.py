@@ -10,6 +10,7 @@ for the whole process. Generating text from it is left to `llm`.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import importlib
 import json
@@ -241,11 +242,49 @@ def load(path: Path, n_ctx: int, n_threads: int, n_threads_batch: int, copy: int
         return _loaded[key]
 
 
+def twin(loaded: Loaded) -> Loaded:
+    """Another llama.cpp context over `loaded`'s weights: a KV cache (and last prompt) of its own for ~120 MB,
+    where a second `load` would hold the 1.1 GB of weights, repacked, a second time. llama-cpp-python has no
+    public way to open a second context on a model, so this copies the `Llama` object and gives the copy
+    its own context, batch and token buffers (the attributes `Llama.__init__` sets per context in 0.3.36;
+    `tests/test_llm.py` checks the twin answers like its source and keeps its own cache)."""
+    import ctypes
+
+    import numpy as np
+    from llama_cpp import _internals
+
+    source = loaded.llama
+    llama = object.__new__(type(source))  # not copy.copy: Llama.__setstate__ would load the file again
+    llama.__dict__.update(source.__dict__)
+    llama._stack = contextlib.ExitStack()
+    llama._ctx = llama._stack.enter_context(
+        contextlib.closing(_internals.LlamaContext(model=source._model, params=source.context_params, verbose=False))
+    )
+    llama._batch = llama._stack.enter_context(
+        contextlib.closing(
+            _internals.LlamaBatch(n_tokens=source.n_batch, embd=0, n_seq_max=source.context_params.n_ctx, verbose=False)
+        )
+    )
+    llama._candidates = _internals.LlamaTokenDataArray(n_vocab=source._n_vocab)
+    llama.n_tokens, llama._requires_eval, llama._sampler = 0, True, None
+    llama.input_ids = np.ndarray(source.input_ids.shape, dtype=np.intc)
+    llama.scores = np.ndarray(source.scores.shape, dtype=np.single)
+    llama._mirostat_mu = ctypes.c_float(2.0 * 5.0)
+    made = Loaded(llama, loaded.formatter)
+    _twins.append(made)
+    return made
+
+
+_twins: list[Loaded] = []
+
+
 @atexit.register
 def _unload_all() -> None:
-    """Free loaded models before interpreter teardown, which llama-cpp-python's `__del__` trips over."""
-    for model in list(_loaded.values()):
+    """Free loaded models before interpreter teardown, which llama-cpp-python's `__del__` trips over
+    (twin contexts first: they use their source's weights)."""
+    for model in [*_twins, *_loaded.values()]:
         model.llama.close()
+    _twins.clear()
     _loaded.clear()
 
 
@@ -259,8 +298,15 @@ def _load(path: str, n_ctx: int, n_threads: int, n_threads_batch: int) -> Loaded
         raise no_file_error(path)
     started = time.perf_counter()
     try:
+        # read, not mapped: llama.cpp repacks 597 of the file's 1,060 MB into a buffer of its own for the CPU's
+        # vector units, and a mapping would keep those pages resident as well (1.99 against 1.38 GB RSS)
         llama = llama_cpp.Llama(
-            model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads_batch, verbose=False
+            model_path=path,
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_threads_batch=n_threads_batch,
+            use_mmap=False,
+            verbose=False,
         )
     except (ValueError, RuntimeError) as exc:
         raise ModelUnavailableError(
