@@ -20,7 +20,8 @@ from langchain_core.language_models import BaseChatModel
 
 from assistant.admission import AnswerQueue
 from assistant.answer import Answerer
-from assistant.corpus.add import Added, Upload, locked, plan, read_upload, write
+from assistant.corpus import journal
+from assistant.corpus.add import Added, Upload, changes, locked, plan, read_upload, write
 from assistant.corpus.ingest import Skipped, load_corpus
 from assistant.errors import (
     AssistantError,
@@ -160,19 +161,32 @@ class Assistant:
     ) -> Answer:
         """A verified, cited answer (or a refusal); `history` is the user's earlier turns, oldest first;
         `max_tokens` caps the model's answer below the settings' cap."""
-        return self.answerer.ask(question, history, fast, max_tokens)
+        return self._issued(self.answerer.ask(question, history, fast, max_tokens), history)
 
     def stream(
         self, question: str, history: Sequence[str] = (), fast: bool = False, max_tokens: int | None = None
     ) -> Iterator[str | Evidence | Answer]:
         """The best supporting quote (`Evidence`) once retrieval is done, answer tokens as they are
         generated, then the verified `Answer` as the last item."""
-        return self.answerer.stream(question, history, fast, max_tokens)
+        events = self.answerer.stream(question, history, fast, max_tokens)
+        try:
+            for event in events:
+                yield self._issued(event, history) if isinstance(event, Answer) else event
+        finally:  # a consumer that gives up early stops the model
+            if close := getattr(events, "close", None):
+                close()
 
-    def build_index(self, *, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
-        """Bring the index in line with the corpus directory (only changed files are re-embedded)."""
+    def _issued(self, answer: Answer, history: Sequence[str]) -> Answer:
+        """`answer` with its `answer_id` (`answer_ids`): what makes a 👍 on it count as candidate gold."""
+        return dataclasses.replace(answer, answer_id=self.feedback.ids.sign(answer.to_dict(), history))
+
+    def build_index(
+        self, *, rebuild: bool = False, progress: Progress | None = None, allow_empty: bool = False
+    ) -> SyncReport:
+        """Bring the index in line with the corpus directory (only changed files are re-embedded); an empty
+        corpus is an error unless `allow_empty` (an add into an empty corpus was put back: the index empties)."""
         documents, self.skipped = load_corpus(self.settings.corpus)
-        if not documents:
+        if not documents and not allow_empty:
             raise CorpusError(
                 f"nothing to index in {self.settings.corpus}: add .txt or .md files (UTF-8) "
                 "or point --corpus / ASSISTANT_CORPUS elsewhere"
@@ -189,25 +203,58 @@ class Assistant:
         file or web page with its extracted text saved beside it. Citable in the next answer (here, and in any
         process on the same index). A file that cannot be added is a `CorpusError` and nothing changes; if
         indexing fails, the corpus is put back as it was. `replace` lets a file replace a different one of
-        the same name. Adds wait for one another, in this process and any other sharing the corpus."""
+        the same name. Adds wait for one another, in this process and any other sharing the corpus. An add that
+        a crash cut off is undone first (`recover`)."""
         corpus, limit = self.settings.corpus, self.settings.upload_max_bytes
         uploads = [f if isinstance(f, Upload) else read_upload(Path(f), corpus, limit) for f in files]
         with self._adding, locked(corpus, wait=ADD_WAIT_S):
+            self._undo_cut_off(progress)
             planned = plan(corpus, uploads, replace=replace, max_bytes=limit)
-            undo = write(planned)
-            try:
+            with journal.recorded(corpus, changes(planned)):  # put back on failure; a crash leaves the journal
+                write(planned)
                 report = self._index_now(progress)
-            except BaseException:
-                undo()
-                raise
         return [dataclasses.replace(p.added, chunks=report.chunked.get(p.added.source, 0)) for p in planned], report
 
-    def _index_now(self, progress: Progress | None) -> SyncReport:
+    def recover(self) -> list[str]:
+        """Undo an add that was cut off (a `kill -9` or a power cut between changing the corpus and finishing the
+        index update: its journal is left) and bring the index in line with the corpus; the corpus files put
+        back. `assistant serve` calls it at start, every add before its own. Skipped while another process is
+        adding; a failure is logged, and the next add or start tries again."""
+        if not journal.pending(self.settings.corpus):
+            return []
+        try:
+            with self._adding, locked(self.settings.corpus, wait=0):
+                return self._undo_cut_off(None)
+        except IndexBusyError:  # another process is adding now: the journal is its own
+            return []
+        except AssistantError as exc:
+            log.warning("an add cut off earlier is not undone yet (%s): the next add or start tries again", exc)
+            return []
+
+    def _undo_cut_off(self, progress: Progress | None) -> list[str]:
+        """With the add lock held: put back the files of an add whose journal is left, update the index, and
+        only then forget the journal (a crash in between does it again)."""
+        corpus = self.settings.corpus
+        if not journal.pending(corpus):
+            return []
+        try:
+            restored = journal.put_back(corpus)
+        except OSError as exc:
+            raise CorpusError(
+                f"cannot put back the files of an add that was cut off ({exc.strerror or exc}): check that the "
+                f"corpus directory {corpus} is writable"
+            ) from exc
+        log.warning("an add was cut off before the index was updated: put back %s", ", ".join(restored) or "nothing")
+        self._index_now(progress, allow_empty=True)
+        journal.forget(corpus)
+        return restored
+
+    def _index_now(self, progress: Progress | None, *, allow_empty: bool = False) -> SyncReport:
         """`build_index`, retried while another build holds the index (an `assistant index` elsewhere: seconds)."""
         deadline = time.monotonic() + ADD_WAIT_S
         while True:
             try:
-                return self.build_index(progress=progress)
+                return self.build_index(progress=progress, allow_empty=allow_empty)
             except IndexBusyError:
                 if time.monotonic() >= deadline:
                     raise

@@ -38,6 +38,8 @@ class Settings:
     api_key: str | None = None  # when set, every route of `serve` but /healthz needs it (interfaces/http/access.py)
     api_queue_size: int = 8  # answers waiting (page, API and Slack together) before new ones are turned away
     api_rate_limit: int = 60  # requests per minute per client IP (0: no limit)
+    api_key_attempts: int = 5  # wrong keys a client may try a minute; past them it is refused for a while
+    trusted_proxy: str | None = None  # addresses whose X-Forwarded-For names the client (`serve --proxy`): none
     api_max_body_bytes: int = 64_000
     feedback_db: str | None = None  # the feedback store (SQLite); default: <index_dir>/feedback.sqlite3
     uploads: bool = True  # the page and /api/documents take files into the corpus (`ASSISTANT_UPLOADS=off`: not)
@@ -56,6 +58,7 @@ class Settings:
             ("index_lease_s", float),
             ("api_queue_size", int),
             ("api_rate_limit", int),
+            ("api_key_attempts", int),
             ("api_max_body_bytes", int),
             ("upload_max_bytes", int),
         ):

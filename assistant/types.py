@@ -147,6 +147,7 @@ class Answer:
     refusal_detail: str = ""  # the check behind it, e.g. "constraint 2019" (the cited passage lacks the year asked)
     verification: tuple[dict[str, Any], ...] = ()  # per draft sentence: kept, passage, the check that failed, scores
     usage: dict[str, int] = field(default_factory=dict)  # tokens the model calls took: prompt, completion, total, calls
+    answer_id: str = ""  # the server's signature over what was asked and answered: a 👍 on it counts (answer_ids)
 
     @property
     def sources(self) -> tuple[Citation, ...]:
@@ -173,4 +174,5 @@ class Answer:
             "refusal_detail": self.refusal_detail,
             "verification": list(self.verification),
             "usage": dict(self.usage),
+            "answer_id": self.answer_id,
         }

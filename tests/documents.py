@@ -88,3 +88,23 @@ def write(directory: Path, name: str, data: bytes) -> Path:
     path = directory / name
     path.write_bytes(data)
     return path
+
+
+def word_with_body(body: bytes) -> bytes:
+    """A Word file whose document.xml holds `body` (raw WordprocessingML between <w:body> tags), every other
+    part a real one's: the shape of a hostile file, built by zipping XML by hand."""
+    import zipfile
+
+    namespace = b"http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+    real = zipfile.ZipFile(io.BytesIO(docx_bytes()))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info in real.infolist():
+            if info.filename == "word/document.xml":
+                archive.writestr(
+                    info.filename,
+                    b'<w:document xmlns:w="' + namespace + b'"><w:body>' + body + b"</w:body></w:document>",
+                )
+            else:
+                archive.writestr(info.filename, real.read(info.filename))
+    return buffer.getvalue()

@@ -69,9 +69,10 @@ class SlowEcho(GenericFakeChatModel):
 @contextmanager
 def serving(assistant: Assistant, **options: Any) -> Iterator[httpx.Client]:
     """The API for `assistant` on a free loopback port, and an httpx client pointed at it (uvicorn's defaults,
-    as `assistant serve` runs it; `forwarded_allow_ips` sets the proxies whose X-Forwarded-For it trusts)."""
+    which trust X-Forwarded-For from loopback, as `assistant serve --proxy 127.0.0.1` runs it; plain `assistant
+    serve` trusts no proxy: tests/test_access_holes.py; `forwarded_allow_ips` sets the trusted proxies)."""
     options.setdefault("rate_limit_per_minute", None)
-    proxies = options.pop("forwarded_allow_ips", None)  # uvicorn's trusted proxies (default: loopback)
+    proxies = options.pop("forwarded_allow_ips", None)  # uvicorn's trusted proxies (None: loopback)
     app = create_api(assistant, **options)
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", forwarded_allow_ips=proxies
@@ -354,9 +355,9 @@ def test_the_rate_limit_answers_429_with_retry_after(index_dir):
 
 
 def test_behind_a_trusted_proxy_the_rate_limit_counts_each_forwarded_client(index_dir):
-    """uvicorn (as `assistant serve` runs it) takes the client from X-Forwarded-For only when the request
-    comes from a trusted proxy (FORWARDED_ALLOW_IPS; by default loopback, i.e. nginx on the same host),
-    and then the rightmost address, the one the proxy itself appended."""
+    """uvicorn (as `assistant serve --proxy 127.0.0.1` runs it: nginx on the same host) takes the client from
+    X-Forwarded-For only when the request comes from the trusted proxy, and then the rightmost address, the
+    one the proxy itself appended."""
     llm = scripted(CTO_REPLY)
     with serving(assistant_with(index_dir, llm), rate_limit_per_minute=2) as http:
         first = [http.get("/v1/models", headers={"X-Forwarded-For": "203.0.113.7"}).status_code for _ in range(3)]
@@ -415,7 +416,7 @@ class ForwardingProxy:
 
 def test_through_the_shipped_proxy_a_client_cannot_pick_its_rate_limit_bucket(index_dir):
     """The deployment as shipped: nginx (set as deploy/nginx.conf sets its X-Forwarded-For) in front of a replica
-    that trusts X-Forwarded-For from nginx's address only (FORWARDED_ALLOW_IPS in deploy/compose.yaml). A client
+    that trusts X-Forwarded-For from nginx's address only (ASSISTANT_TRUSTED_PROXY in deploy/compose.yaml). A client
     that writes a new X-Forwarded-For on every request still lands in its own bucket; so does one that skips the
     proxy. nginx is published on loopback unless the operator says otherwise."""
     import yaml
@@ -424,7 +425,7 @@ def test_through_the_shipped_proxy_a_client_cannot_pick_its_rate_limit_bucket(in
     nginx = (deploy / "nginx.conf").read_text(encoding="utf-8")
     header = re.search(r"proxy_set_header\s+X-Forwarded-For\s+(\S+);", nginx)
     compose = yaml.safe_load((deploy / "compose.yaml").read_text(encoding="utf-8"))
-    trusted = compose["x-assistant"]["environment"]["FORWARDED_ALLOW_IPS"]
+    trusted = compose["x-assistant"]["environment"]["ASSISTANT_TRUSTED_PROXY"]
     nginx_address = compose["services"]["nginx"].get("networks", {}).get("default", {}).get("ipv4_address")
     assert header is not None
     trust = "127.0.0.2" if trusted == nginx_address else trusted  # nginx's address is the proxy's here

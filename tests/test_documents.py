@@ -26,6 +26,7 @@ from documents import (
     html_bytes,
     image_only_pdf,
     pdf_bytes,
+    word_with_body,
     write,
 )
 
@@ -88,6 +89,61 @@ def test_a_word_file_that_would_unpack_to_gigabytes_is_refused_before_it_is_open
     assert len(buffer.getvalue()) < 1_000_000
     with pytest.raises(CorpusError, match="unpacks to 210,0"):
         convert("big.docx", buffer.getvalue())
+
+
+def test_a_small_word_file_of_millions_of_empty_paragraphs_is_refused_in_seconds_not_parsed():
+    """89 kB that unzip to 6 million `<w:p/>`: python-docx took 75 s and 750 MB of the server for it."""
+    import time
+
+    bomb = word_with_body(b"<w:p/>" * 6_000_000)
+    assert len(bomb) < 100_000 and sniff(bomb) == "docx", "small, and a Word file by its content"
+    started = time.monotonic()
+    with pytest.raises(CorpusError, match=r"bomb.docx: the Word file holds over 200,000 paragraphs \(the limit"):
+        convert("bomb.docx", bomb)
+    assert time.monotonic() - started < 10, "refused while counting, before python-docx built its tree"
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b"<w:p>" + b"<w:r/>" * 400_001 + b"</w:p>", "over 400,000 runs"),
+        (b"<w:p><w:r>" + b"<w:tab/>" * 2_000_001 + b"</w:r></w:p>", "over 2,000,000 elements"),
+    ],
+)
+def test_a_word_file_past_its_run_or_element_limit_is_refused(body, says):
+    with pytest.raises(CorpusError, match=says):
+        convert("many.docx", word_with_body(body))
+
+
+def test_a_word_file_that_would_keep_python_docx_busy_is_stopped_at_the_cpu_limit(monkeypatch):
+    """Inside every count, a cell claiming to span two billion columns makes python-docx loop two billion times:
+    the child process reading it is stopped at its CPU limit (2 s here), and the file refused saying so."""
+    import time
+
+    from assistant.corpus import isolated
+
+    monkeypatch.setitem(isolated.CPU_SECONDS, "docx", 2)
+    cell = b'<w:tc><w:tcPr><w:gridSpan w:val="2000000000"/></w:tcPr><w:p><w:r><w:t>x</w:t></w:r></w:p></w:tc>'
+    spans = word_with_body(b"<w:p><w:r><w:t>text</w:t></w:r></w:p><w:tbl><w:tr>" + cell + b"</w:tr></w:tbl>")
+    started = time.monotonic()
+    with pytest.raises(CorpusError, match=r"span.docx: reading it took over 2 s of CPU time \(the limit for a Word"):
+        convert("span.docx", spans)
+    assert time.monotonic() - started < 30
+
+
+def test_a_pdf_past_its_page_limit_is_refused():
+    import io
+
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    pages = canvas.Canvas(buffer, invariant=1)
+    for n in range(2_001):
+        pages.drawString(100, 700, f"page {n}")
+        pages.showPage()
+    pages.save()
+    with pytest.raises(CorpusError, match="long.pdf: the PDF has 2,001 pages; the limit is 2,000: split it"):
+        convert("long.pdf", buffer.getvalue())
 
 
 def test_kinds_are_told_by_content():
@@ -234,6 +290,56 @@ def test_a_replaced_file_takes_its_old_title_with_it_and_an_undone_replace_resto
     (article_corpus / "old.docx.meta.json").write_text('{"title": "旧标题"}', encoding="utf-8")
     assistant.add([Upload("old.docx", untitled)], replace=True)
     assert not (article_corpus / "old.docx.meta.json").exists(), "a stale sidecar does not outlive its file"
+
+
+def test_names_that_look_the_same_are_one_name(assistant, article_corpus):
+    """`café.txt` composed (NFC) and decomposed (NFD, as a Mac writes it) are one name: saved composed, and
+    clashing under the same rules as names that differ only in case."""
+    import re
+    import unicodedata
+
+    composed, decomposed = unicodedata.normalize("NFC", "café.txt"), unicodedata.normalize("NFD", "café.txt")
+    assert composed != decomposed
+    one, other = "咖啡馆的菜单上有拿铁和美式两种咖啡。".encode(), "咖啡馆下个月起改为晚上十点关门。".encode()
+    with pytest.raises(CorpusError, match=re.escape(f"{composed} and {composed} would both be saved as {composed}")):
+        assistant.add([Upload(composed, one), Upload(decomposed, other)])
+    (added,), _ = assistant.add([Upload(decomposed, one)])
+    assert (
+        added.original == composed
+        and composed in files_in(article_corpus)
+        and decomposed not in files_in(article_corpus)
+    )
+    with pytest.raises(CorpusError, match=re.escape(f"a different {composed} is already in the corpus")):
+        assistant.add([Upload(decomposed, other)])
+    assert (article_corpus / composed).read_bytes() == one
+
+    mac = unicodedata.normalize("NFD", "résumé.txt")  # copied in by hand, decomposed
+    (article_corpus / mac).write_bytes(one)
+    (again,), _ = assistant.add([Upload(unicodedata.normalize("NFC", mac), one)])
+    assert again.unchanged and again.original == mac, "the same file, as it is spelled on disk"
+    with pytest.raises(CorpusError, match="is already in the corpus"):
+        assistant.add([Upload(unicodedata.normalize("NFC", mac), other)])
+
+
+@pytest.mark.parametrize(
+    ("name", "char"),
+    [
+        ("invoice\u202efdp.txt", "U+202E (RIGHT-TO-LEFT OVERRIDE)"),  # shows as "invoicetxt.pdf"
+        ("report\u2066.txt", "U+2066 (LEFT-TO-RIGHT ISOLATE)"),
+        ("re\u200fport.txt", "U+200F (RIGHT-TO-LEFT MARK)"),
+        ("note\u061c.txt", "U+061C (ARABIC LETTER MARK)"),
+        ("two\nlines.txt", "U+000A (a control character)"),
+        ("bell\x07.txt", "U+0007 (a control character)"),
+        ("next\x85line.txt", "U+0085 (a control character)"),
+    ],
+)
+def test_names_with_direction_marks_or_control_characters_are_refused(assistant, article_corpus, name, char):
+    import re
+
+    listing = files_in(article_corpus)
+    with pytest.raises(CorpusError, match=re.escape(f"is not a usable file name: it holds {char}")):
+        assistant.add([Upload(name, "一段足够长的文字，说明这个文件确实有内容可以被索引。".encode())])
+    assert files_in(article_corpus) == listing
 
 
 def test_a_long_chinese_name_is_refused_before_the_disk_refuses_it(assistant):

@@ -97,6 +97,35 @@ def test_bad_files_are_skipped_with_a_reason_and_the_rest_is_ingested(tmp_path: 
     assert "binary" in reasons["blob.txt"]
 
 
+def test_a_link_is_never_followed_and_is_listed_with_the_reason(tmp_path: Path):
+    """`ln -s /etc/passwd corpus/x.txt; assistant index` must not put that file in the index: a link out of the
+    corpus is never read, a link inside it is not followed either (its file is indexed where it lies), and each
+    is listed as skipped with the reason, as `assistant index` shows skipped files."""
+    corpus, outside = tmp_path / "corpus", tmp_path / "outside"
+    corpus.mkdir(), outside.mkdir()
+    (outside / "secret.txt").write_text("内部文件\n\n服务器的口令是 hunter2，请勿外传。", encoding="utf-8")
+    (outside / "title.json").write_text('{"title": "口令 hunter2"}', encoding="utf-8")
+    (corpus / "good.txt").write_text("标题\n\n正文第一句。正文第二句。", encoding="utf-8")
+    (corpus / "x.txt").symlink_to(outside / "secret.txt")
+    (corpus / "again.txt").symlink_to(corpus / "good.txt")
+    (corpus / "folder").symlink_to(outside, target_is_directory=True)
+    (corpus / "loop.txt").symlink_to(corpus / "loop.txt")
+    (corpus / "good.meta.json").symlink_to(outside / "title.json")
+    docs, skipped = load_corpus(corpus)
+    assert [d.source for d in docs] == ["good.txt"] and docs[0].title == "标题", "the linked sidecar is not read"
+    reasons = {s.source: s.reason for s in skipped}
+    assert reasons["x.txt"].startswith("a link to a file outside the corpus: never read")
+    assert reasons["folder"].startswith("a link to a file outside the corpus: never read")
+    assert reasons["again.txt"] == "a link: never followed (the file it points to is indexed where it lies)"
+    assert reasons["loop.txt"].startswith("a link that cannot be resolved")
+
+    assistant = make_assistant(corpus, tmp_path / "index")
+    assistant.build_index()
+    assert "x.txt" in {s.source for s in assistant.skipped}
+    assert list(assistant.index.documents()) == ["good.txt"]
+    assert all("hunter2" not in h.chunk.text for h in assistant.search("服务器的口令是什么？", k=5))
+
+
 def test_missing_corpus_directory_says_what_to_do(tmp_path: Path):
     with pytest.raises(CorpusError, match="ASSISTANT_CORPUS"):
         load_corpus(tmp_path / "nope")

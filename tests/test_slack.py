@@ -608,16 +608,20 @@ def test_the_servers_slack_route_refuses_oversized_and_undecodable_bodies_before
         assert post(b"{}") == 401, "an unsigned body reaches Bolt, which refuses it"
 
 
-def test_a_thumb_under_an_answer_is_kept_with_it_and_exported_as_an_eval_item(indexed, slack, start_bot, tmp_path):
-    """A 👎 click (a signed interactivity request, as Slack sends it) lands in the feedback store with the
+@pytest.mark.parametrize("thumb", ["down", "up"])
+def test_a_thumb_under_an_answer_is_kept_with_it_and_exported_as_an_eval_item(
+    thumb, indexed, slack, start_bot, tmp_path
+):
+    """A 👎 or 👍 click (a signed interactivity request, as Slack sends it) lands in the feedback store with the
     answer and the thread's question, the message shows the choice instead of the buttons, and
-    `assistant feedback export` turns it into an eval item marked for a person to label."""
-    assistant, _ = step3_assistant(indexed)
+    `assistant feedback export` turns it into an eval item: a 👎 marked for a person to label, a 👍 with its
+    answer as candidate gold (the bot kept the answer the server gave, with its id)."""
+    assistant = with_llm(make_assistant(*indexed, feedback_db=str(tmp_path / "feedback.sqlite3")), scripted(STEP3))
     bot = start_bot(assistant)
     bot.post(event("app_mention", f"<@{BOT}> Step-3 每次推理激活多少参数？", "1700000000.000900"))
     reply = slack.final_reply("C1", "1700000000.000900")
     [buttons] = [b for b in reply["blocks"] if b["type"] == "actions"]
-    down = next(e for e in buttons["elements"] if e["action_id"] == "feedback_down")
+    clicked = next(e for e in buttons["elements"] if e["action_id"] == f"feedback_{thumb}")
     payload = {
         "type": "block_actions",
         "team": {"id": "T1"},
@@ -628,7 +632,7 @@ def test_a_thumb_under_an_answer_is_kept_with_it_and_exported_as_an_eval_item(in
         "channel": {"id": "C1"},
         "container": {"type": "message", "message_ts": reply["ts"], "channel_id": "C1"},
         "message": {"ts": reply["ts"], "text": reply["text"], "blocks": reply["blocks"]},
-        "actions": [{**down, "block_id": "feedback", "type": "button", "action_ts": "1700000001.0"}],
+        "actions": [{**clicked, "block_id": "feedback", "type": "button", "action_ts": "1700000001.0"}],
     }
     status, _ = bot.post(urllib.parse.urlencode({"payload": json.dumps(payload, ensure_ascii=False)}), form=True)
     assert status == 200
@@ -637,9 +641,14 @@ def test_a_thumb_under_an_answer_is_kept_with_it_and_exported_as_an_eval_item(in
         assert time.monotonic() < deadline, "the message never showed the rating"
         time.sleep(0.05)
     [rated] = assistant.feedback.rows()
-    assert rated["rating"] == -1 and rated["source"] == "slack" and rated["question"] == "Step-3 每次推理激活多少参数？"
+    assert rated["rating"] == (1 if thumb == "up" else -1) and rated["verified"] == 1
+    assert rated["source"] == "slack" and rated["question"] == "Step-3 每次推理激活多少参数？"
     assert rated["answer"]["answer"] == "Step-3 每次推理仅激活 38B 参数。[1]" and rated["answer"]["citations"]
-    up, down_count = assistant.feedback.export(tmp_path / "feedback.jsonl")
+    exported = assistant.feedback.export(tmp_path / "feedback.jsonl")
     [item] = [json.loads(line) for line in (tmp_path / "feedback.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert (up, down_count) == (0, 1) and item["needs_label"] is True
-    assert item["turns"] == ["Step-3 每次推理激活多少参数？"] and item["feedback"]["rating"] == "down"
+    assert item["turns"] == ["Step-3 每次推理激活多少参数？"] and item["feedback"]["rating"] == thumb
+    if thumb == "down":
+        assert (exported.gold, exported.to_label) == (0, 1) and item["needs_label"] is True
+    else:
+        assert (exported.gold, exported.to_label) == (1, 0) and "needs_label" not in item
+        assert item["answers"] == ["Step-3 每次推理仅激活 38B 参数。[1]"] and item["evidence"]

@@ -7,6 +7,7 @@ loopback server. Set `UPDATE_SCREENSHOTS=1` to rewrite docs/screenshots/{desktop
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -402,6 +403,30 @@ def test_a_thumb_in_the_page_is_kept_with_its_answer(page, served, tmp_path):
     assert rated["history"] == ["阶跃星辰是哪一年成立的？"] and "5GB" in rated["answer"]["answer"]
     assistant.feedback.export(tmp_path / "out.jsonl")
     assert any(f'"turns": ["阶跃星辰是哪一年成立的？", "{INT8}"]' in line for line in (tmp_path / "out.jsonl").open())
+
+
+def test_a_thumb_up_after_a_reload_exports_the_answer_as_gold(page, served, tmp_path):
+    """The page keeps the answer the server gave with its id, in the browser's storage too: a 👍 on it, even
+    after a reload, is verified and exported with its answer as candidate gold."""
+    assistant = served[0]
+    with_llm(assistant, scripted(INT8_REPLY))
+    ask(page, INT8)
+    page.wait_for_timeout(500)  # the conversation is written to the browser's storage after the answer
+    page.reload()
+    page.wait_for_selector("#chat .reply.answer")
+    before = len(assistant.feedback.rows())
+    page.locator("#chat .message-row, #chat [data-testid='bot']").last.hover()
+    page.locator("#chat button[aria-label='Like'], #chat button[title='Like']").last.click()
+    deadline = time.monotonic() + 10
+    while len(assistant.feedback.rows()) == before:
+        assert time.monotonic() < deadline, "the click never reached the feedback store"
+        time.sleep(0.1)
+    rated = assistant.feedback.rows()[-1]
+    assert rated["rating"] == 1 and rated["source"] == "page" and rated["verified"] == 1
+    assistant.feedback.export(tmp_path / "out.jsonl")
+    items = [json.loads(line) for line in (tmp_path / "out.jsonl").open(encoding="utf-8")]
+    [item] = [i for i in items if i["id"] == f"feedback-{rated['id']}"]
+    assert "needs_label" not in item and item["answers"] == [rated["answer"]["answer"]] and "5GB" in item["answers"][0]
 
 
 def test_a_reload_keeps_the_conversation_and_earlier_ones_can_be_reopened(page, served):

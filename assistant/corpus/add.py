@@ -1,12 +1,13 @@
 """Add: files given by a user (page upload, `assistant add`, the API) into the corpus directory.
 
-`plan` checks and converts every file before anything is written: a safe name, the size limit, the
-kind told by content (`convert`), text that still has paragraphs after cleaning, and no clash of any
-file it would write (the original, its text `report.pdf.txt`, its sidecar `report.pdf.meta.json`) with a
-different file already there, or with one another, or with a name that differs only in case, unless
-replacing. `write` then saves each file by an atomic rename (and removes a replaced original's stale
-sidecar), returning an undo that puts back what was there. `locked` keeps two adds (in any process
-sharing the corpus) apart. Indexing the result is the `Assistant`'s (`Assistant.add`).
+`plan` checks and converts every file before anything is written: a safe name (NFC, without control or
+direction characters), the size limit, the kind told by content (`convert`), text that still has paragraphs
+after cleaning, and no clash of any file it would write (the original, its text `report.pdf.txt`, its sidecar
+`report.pdf.meta.json`) with a different file already there, or with one another, or with a name that differs
+only in case or Unicode form, unless replacing. `write` then saves each file by an atomic rename (and removes
+a replaced original's stale sidecar); `journal.recorded` around it puts back what was there if the add fails
+or is cut off. `locked` keeps two adds (in any process sharing the corpus) apart. Indexing the result is the
+`Assistant`'s (`Assistant.add`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+import unicodedata
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
@@ -28,6 +30,9 @@ from assistant.errors import CorpusError, IndexBusyError
 
 MAX_NAME_BYTES = 200  # of UTF-8: with ".txt" and ".meta.json" added, under the file systems' 255
 LOCK = ".add.lock"  # in the corpus directory: held by the process adding files
+# Never in a name: control characters, line and paragraph separators, and the marks that change the direction
+# text is shown in (U+202E makes "report\u202efdp.exe" read "reportexe.pdf").
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -66,8 +71,11 @@ def plan(corpus: Path, uploads: Sequence[Upload], *, replace: bool = False, max_
     planned: list[_Planned] = []
     claimed: dict[Path, str] = {}  # every path this call writes (case-folded) -> the file that writes it
     for upload in uploads:
-        name, folder = safe_name(upload.name), _folder(upload.folder)
+        folder = _folder(upload.folder)
         where = corpus / folder
+        if not where.resolve().is_relative_to(corpus.resolve()):
+            raise CorpusError(f"{upload.folder!r} leads out of the corpus (through a link): add the file elsewhere")
+        name = _as_spelled(where, safe_name(upload.name))
         _check_size(name, len(upload.data), max_bytes)
         converted = convert(name, upload.data)
         text_name = name if converted.kind == "text" else f"{name}.txt"
@@ -86,7 +94,7 @@ def plan(corpus: Path, uploads: Sequence[Upload], *, replace: bool = False, max_
             if meta is not None or sidecar.exists():  # a replaced file's old title must not outlive it
                 files[sidecar] = meta.encode("utf-8") if meta is not None else None
         for path in files:
-            key = Path(str(path).casefold())
+            key = Path(_folded(str(path)))
             if key in claimed:
                 raise CorpusError(f"{name} and {claimed[key]} would both be saved as {path.name}: add one of them")
             claimed[key] = name
@@ -120,12 +128,28 @@ def _check_size(name: str, size: int, max_bytes: int) -> None:
         )
 
 
+def _folded(name: str) -> str:
+    """`name` as a person compares names: case and Unicode form (NFC or NFD `café`) set aside."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
+
+
+def _as_spelled(where: Path, name: str) -> str:
+    """`name` (NFC) as a file already in `where` spells it when the two differ only in Unicode form (a
+    decomposed `café.pdf` copied from a Mac is the same file as the composed one a browser sends)."""
+    if where.is_dir():
+        for there in where.iterdir():
+            if there.name != name and unicodedata.normalize("NFC", there.name) == name:
+                return there.name
+    return name
+
+
 def _refuse_clashes(paths: list[Path], name: str) -> None:
     """A path the add would change that holds another file now, or whose name differs from one there only in
-    case (two documents a case-insensitive disk, or a person, cannot tell apart): a `CorpusError`."""
+    case or Unicode form (two documents a case-insensitive disk, or a person, cannot tell apart): a
+    `CorpusError`."""
     for path in paths:
         twins = (
-            [p.name for p in path.parent.iterdir() if p.name.casefold() == path.name.casefold()]
+            [p.name for p in path.parent.iterdir() if _folded(p.name) == _folded(path.name)]
             if (path.parent.is_dir())
             else []
         )
@@ -138,26 +162,27 @@ def _refuse_clashes(paths: list[Path], name: str) -> None:
             )
 
 
-def write(planned: Sequence[_Planned]) -> Callable[[], None]:
-    """Save every planned file (each by an atomic rename; None removes it); returns an undo that puts the
-    files back as they were (removes new ones, restores replaced and removed ones)."""
-    before: dict[Path, bytes | None] = {}
+def changes(planned: Sequence[_Planned]) -> list[Path]:
+    """Every path `write` would write or remove (what `journal.recorded` must be able to put back)."""
+    return [path for item in planned for path in item.files]
+
+
+def write(planned: Sequence[_Planned]) -> None:
+    """Save every planned file (each by an atomic rename; None removes it). Putting back what was there when
+    this or the index update fails is `journal.recorded`'s, around both."""
+    path: Path | None = None
     try:
         for item in planned:
             for path, data in item.files.items():
-                before.setdefault(path, path.read_bytes() if path.is_file() else None)
                 if data is None:
                     path.unlink(missing_ok=True)
                 else:
                     _write_atomically(path, data)
     except OSError as exc:
-        _restore(before)
-        where = next(iter(before), None)
         raise CorpusError(
-            f"cannot write {where.parent if where else 'the corpus'} ({exc.strerror or exc}): make the corpus "
+            f"cannot write {path.parent if path else 'the corpus'} ({exc.strerror or exc}): make the corpus "
             "directory writable, or point --corpus / ASSISTANT_CORPUS at a writable one"
         ) from exc
-    return lambda: _restore(before)
 
 
 @contextmanager
@@ -192,7 +217,13 @@ def locked(corpus: Path, wait: float) -> Iterator[None]:
 def safe_name(name: str) -> str:
     """The last part of a user's file name, fit to save in the corpus; a `CorpusError` if none is left."""
     base = PureWindowsPath(PurePath(name or "").name).name  # a browser may send C:\\Users\\…\\report.pdf
-    base = re.sub(r"[\x00-\x1f\x7f]", "", base).strip()
+    base = unicodedata.normalize("NFC", base).strip()  # one spelling of `café`, whichever the sender used
+    if unsafe := _UNSAFE.search(base):
+        char = unsafe.group()
+        raise CorpusError(
+            f"{base!r} is not a usable file name: it holds U+{ord(char):04X} "
+            f"({unicodedata.name(char, 'a control character')}), which can make a name show as another: rename it"
+        )
     if not base or base.startswith(".") or base.endswith(SIDECAR_SUFFIX):
         raise CorpusError(f"{name!r} is not a usable file name: give the file a name such as report.pdf")
     if len(base.encode("utf-8")) > MAX_NAME_BYTES:
@@ -232,14 +263,3 @@ def _write_atomically(path: Path, data: bytes) -> None:
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
-
-
-def _restore(before: dict[Path, bytes | None]) -> None:
-    for path, data in before.items():
-        try:
-            if data is None:
-                path.unlink(missing_ok=True)
-            else:
-                _write_atomically(path, data)
-        except OSError:
-            pass  # the corpus directory itself failed: nothing more can be put back

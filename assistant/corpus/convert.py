@@ -3,10 +3,12 @@
 `convert` recognises PDF (`%PDF-`), Word (a ZIP holding `word/document.xml`), HTML (markup) and plain
 text, refuses a file whose content is not what its name says (`report.pdf` that is really a web page)
 or that is of no supported kind, and extracts the text: pypdf for PDF (a page's hard-wrapped lines
-joined back into paragraphs, columns kept apart), python-docx for Word (paragraphs and table rows),
+joined back into paragraphs, columns kept apart), python-docx for Word (`word`: paragraphs and table rows),
 trafilatura for HTML (the main text without navigation, with the page's title, author and URL). The
-text it returns is what is saved beside the original and indexed, so citations point into it. Saving
-and indexing are `add`'s.
+text it returns is what is saved beside the original and indexed, so citations point into it. PDF and Word
+files are read in a child process under CPU, memory and time limits (`isolated`), a Word file's XML counted
+as a stream first (paragraphs, runs, elements) and refused past the limits before python-docx builds its
+tree; a PDF's pages and text are bounded too. Saving and indexing are `add`'s.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
+from assistant.corpus.isolated import in_child
+from assistant.corpus.word import read_word
 from assistant.errors import CorpusError
 
 log = logging.getLogger(__name__)
 
-MAX_UNPACKED_BYTES = 200_000_000  # a Word file's parts, unzipped (its pictures count too)
-MAX_MARKUP_BYTES = 40_000_000  # of them XML, which python-docx parses whole (about 10 bytes of memory a byte)
+MAX_PDF_PAGES = 2_000
+MAX_TEXT_CHARS = 20_000_000  # extracted from one file (its text is refused past 20 MB anyway)
 # What a name may end with, and the kind of content it promises.
 KINDS = {".txt": "text", ".md": "text", ".pdf": "pdf", ".docx": "docx", ".html": "html", ".htm": "html"}
 NAMES = {"text": "plain text", "pdf": "a PDF", "docx": "a Word document", "html": "a web page (HTML)"}
@@ -102,14 +106,10 @@ def convert(name: str, data: bytes) -> Converted:
             f"{name} is named {suffix} but its content is {NAMES[kind]}: rename it to end in {_suffix_for(kind)}"
         )
     try:
-        if kind == "pdf":
-            converted = _pdf(data)
-        elif kind == "docx":
-            converted = _docx(data)
-        elif kind == "html":
-            converted = _html(data)
+        if kind in ("pdf", "docx"):
+            converted = Converted(kind, *in_child(f"{__name__}:extract", kind, data, NAMES[kind]))
         else:
-            converted = Converted("text", _decode(data))
+            converted = extract(kind, data)
     except CorpusError as exc:
         raise CorpusError(f"{name}: {exc}") from None
     except Exception as exc:  # a damaged file makes the parsers raise anything
@@ -119,6 +119,18 @@ def convert(name: str, data: bytes) -> Converted:
         hint = " (a scanned PDF holds pictures of text: run OCR on it first)" if kind == "pdf" else ""
         raise CorpusError(f"{name} holds no text{hint}")
     return converted
+
+
+def extract(kind: str, data: bytes) -> Converted:
+    """The text of `data`, whose kind `sniff` told, extracted in this process (`convert` has `isolated` call this
+    in a child for a PDF or Word file)."""
+    if kind == "pdf":
+        return _pdf(data)
+    if kind == "docx":
+        return Converted("docx", *read_word(data))
+    if kind == "html":
+        return _html(data)
+    return Converted("text", _decode(data))
 
 
 def _suffix_for(kind: str) -> str:
@@ -140,7 +152,17 @@ def _pdf(data: bytes) -> Converted:
     reader = PdfReader(io.BytesIO(data))
     if reader.is_encrypted and not reader.decrypt(""):
         raise CorpusError("the PDF is password-protected: save an unprotected copy and add that")
-    pages = [reflow(_page_text(page)) for page in reader.pages]
+    if len(reader.pages) > MAX_PDF_PAGES:
+        raise CorpusError(
+            f"the PDF has {len(reader.pages):,} pages; the limit is {MAX_PDF_PAGES:,}: split it into parts"
+        )
+    pages: list[str] = []
+    chars = 0
+    for page in reader.pages:
+        pages.append(reflow(_page_text(page)))
+        chars += len(pages[-1])
+        if chars > MAX_TEXT_CHARS:
+            raise CorpusError(f"its text is over {MAX_TEXT_CHARS:,} characters: split it into parts")
     meta = {}
     title = (reader.metadata.title if reader.metadata else None) or ""
     if isinstance(title, str) and title.strip() and not title.lower().startswith(("untitled", "microsoft word")):
@@ -206,35 +228,6 @@ def _join(left: str, right: str) -> str:
     if _HAN.match(left[-1]) or _HAN.match(right[0]):
         return left + right
     return f"{left} {right}"
-
-
-def _docx(data: bytes) -> Converted:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:  # a ZIP can expand a thousandfold: look before opening
-        parts = archive.infolist()
-    unpacked = sum(info.file_size for info in parts)
-    markup = sum(info.file_size for info in parts if info.filename.endswith((".xml", ".rels")))
-    if unpacked > MAX_UNPACKED_BYTES or markup > MAX_MARKUP_BYTES:
-        raise CorpusError(
-            f"the Word file unpacks to {unpacked:,} bytes, {markup:,} of them text and markup (the limits are "
-            f"{MAX_UNPACKED_BYTES:,} and {MAX_MARKUP_BYTES:,}): split it, or save it as PDF"
-        )
-    import docx
-    from docx.table import Table
-    from docx.text.paragraph import Paragraph
-
-    document = docx.Document(io.BytesIO(data))
-    blocks: list[str] = []
-    for item in document.iter_inner_content():  # paragraphs and tables in reading order
-        if isinstance(item, Paragraph):
-            if text := " ".join(item.text.split()):
-                blocks.append(text)
-        elif isinstance(item, Table):
-            for row in item.rows:
-                cells = [" ".join(c.text.split()) for c in row.cells]
-                if any(cells):
-                    blocks.append(" | ".join(dict.fromkeys(cells)))  # merged cells repeat: once each
-    title = " ".join((document.core_properties.title or "").split())  # its author is often a template's
-    return Converted("docx", "\n\n".join(blocks), {"title": title} if title else {})
 
 
 def _html(data: bytes) -> Converted:

@@ -6,7 +6,9 @@ title, a byline, and everything from the first footer marker such as "相关标�
 finds section headings, and records each body paragraph's character offsets into the original
 text. The file itself is never changed. A file that cannot be used (binary, not UTF-8, unreadable,
 too large, empty after cleaning) is skipped with the reason; a malformed sidecar (or field) is
-ignored with a warning. A PDF, Word file or web page is read through the text `add` saved beside it
+ignored with a warning. A symbolic link is never followed: one to a file outside the corpus would read
+that file, and one to a file inside would index it twice, so each is skipped with the reason (a sidecar
+that is a link is ignored). A PDF, Word file or web page is read through the text `add` saved beside it
 (`report.pdf.txt`); one without that is skipped with the command that makes it. Sentence splitting and
 chunking are left to `chunk`.
 """
@@ -82,10 +84,17 @@ def load_corpus(corpus_dir: Path) -> tuple[list[Document], list[Skipped]]:
         )
     documents: list[Document] = []
     skipped: list[Skipped] = []
+    root = corpus_dir.resolve()
     for path in sorted(corpus_dir.rglob("*")):
-        if not path.is_file() or path.name.startswith("."):
+        if path.name.startswith("."):
             continue
         source = path.relative_to(corpus_dir).as_posix()
+        if link := _link(path, root):
+            log.warning("skipping %s: %s", source, link)
+            skipped.append(Skipped(source, link))
+            continue
+        if not path.is_file():
+            continue
         if path.suffix.lower() in CONVERTED and not path.with_name(path.name + ".txt").is_file():
             skipped.append(Skipped(source, f"not text: `assistant add {path}` extracts its text and indexes it"))
             continue
@@ -103,6 +112,21 @@ def load_corpus(corpus_dir: Path) -> tuple[list[Document], list[Skipped]]:
             continue
         documents.append(document)
     return documents, skipped
+
+
+def _link(path: Path, root: Path) -> str:
+    """Why `path` is not read although it is in the corpus: it is a link, or lies through one outside `root`
+    ("" when it is neither). Resolved each time, so a link made after the corpus was listed is caught too."""
+    try:
+        inside = path.resolve().is_relative_to(root)
+        link = path.is_symlink()
+    except (OSError, RuntimeError):  # a loop of links
+        return "a link that cannot be resolved: never followed"
+    if not inside:
+        return "a link to a file outside the corpus: never read (copy the file into the corpus to index it)"
+    if link:
+        return "a link: never followed (the file it points to is indexed where it lies)"
+    return ""
 
 
 def read_document(path: Path, source: str) -> Document:
@@ -133,6 +157,9 @@ def _looks_binary(raw: bytes) -> bool:
 def read_sidecar(path: Path) -> dict[str, str]:
     """The optional `<stem>.meta.json` beside a corpus file; a malformed one is ignored with a warning."""
     sidecar = path.with_name(path.stem + SIDECAR_SUFFIX)
+    if sidecar.is_symlink():
+        log.warning("ignoring sidecar %s: a link, never followed; put the file itself there", sidecar.name)
+        return {}
     if not sidecar.is_file():
         return {}
     try:

@@ -121,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
         help="listen on a non-loopback --host without ASSISTANT_API_KEY (anyone who reaches it may ask and read)",
     )
     p.add_argument(
+        "--proxy",
+        metavar="ADDR",
+        help="the reverse proxy's address (or addresses, networks: comma-separated) whose X-Forwarded-For names the "
+        "client, for the rate limits (env ASSISTANT_TRUSTED_PROXY; default: no proxy, the header is ignored)",
+    )
+    p.add_argument(
         "--slack",
         action="store_true",
         help="the Slack bot too, on the same model and queue: Socket Mode with SLACK_APP_TOKEN, "
@@ -314,6 +320,7 @@ def cmd_serve(assistant: Assistant, args: argparse.Namespace) -> int:
 
     from assistant.interfaces.http.server import build_server
 
+    proxy = _trusted_proxy(args.proxy or assistant.settings.trusted_proxy)
     if not assistant.settings.api_key:
         if not _loopback(args.host) and not args.no_key:
             raise ConfigurationError(
@@ -322,16 +329,43 @@ def cmd_serve(assistant: Assistant, args: argparse.Namespace) -> int:
             )
         print(f"no API key (ASSISTANT_API_KEY): open to whoever reaches {args.host}", file=sys.stderr)
 
+    assistant.recover()  # an upload a crash cut off is undone, so corpus and index agree before serving
     try:  # load the index now, so the first question does not wait for it
         print(f"{len(assistant.retriever.chunks)} chunks indexed", file=sys.stderr)
     except (IndexNotFoundError, StoreUnavailableError) as exc:  # a replica started before its index or store
         print(f"not ready yet ({exc}); serving anyway: /readyz answers 503 until it is there", file=sys.stderr)
     print(f"web chat on http://{args.host}:{args.port}/ · API docs at /docs", file=sys.stderr)
+    if proxy:
+        print(f"clients named by X-Forwarded-For from {proxy} only", file=sys.stderr)
     slack = _slack_app(assistant, args.port) if args.slack else None
     # the model loads while the server already answers /healthz; /readyz says "warming" until it is done
     threading.Thread(target=assistant.warm, name="warm-up", daemon=True).start()
-    uvicorn.run(build_server(assistant, slack), host=args.host, port=args.port, log_level="warning")
+    # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: here only from the proxy named
+    uvicorn.run(
+        build_server(assistant, slack),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        proxy_headers=bool(proxy),
+        forwarded_allow_ips=proxy or None,
+    )
     return 0
+
+
+def _trusted_proxy(value: str | None) -> str:
+    """`value` (addresses and networks, comma-separated) checked, or "" for none."""
+    import ipaddress
+
+    addresses = [a.strip() for a in (value or "").split(",") if a.strip()]
+    for address in addresses:
+        try:
+            ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            raise ConfigurationError(
+                f"--proxy / ASSISTANT_TRUSTED_PROXY: {address!r} is not an IP address or network: "
+                "give the address your reverse proxy connects from, e.g. 127.0.0.1 for one on this machine"
+            ) from None
+    return ",".join(addresses)
 
 
 def _loopback(host: str) -> bool:
@@ -368,17 +402,22 @@ def cmd_feedback(assistant: Assistant, args: argparse.Namespace) -> int:
     if args.action == "export":
         if not args.out:
             raise InputError("feedback export needs --out FILE (JSON Lines, the eval format)")
-        up, down = store.export(Path(args.out))
+        done = store.export(Path(args.out))
         print(
-            f"{up + down} items to {args.out}: {up} rated up (their answers as candidate gold), {down} rated "
-            f"down (marked needs_label: give each its right answer, then `assistant eval {args.out}`)"
+            f"{done.gold + done.to_label} items to {args.out}: {done.gold} rated up on answers this server gave "
+            f"(their answers as candidate gold), {done.to_label} rated down or unverified (marked needs_label: give "
+            f"each its right answer, then `assistant eval {args.out}`)"
+            + (f"; {done.skipped} unreadable row(s) skipped (see the warnings)" if done.skipped else "")
         )
         return 0
     report = store.report()
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return 0
-    print(f"feedback in {store.path}: {report['rated']} rated, {report['up']} up, {report['down']} down")
+    print(
+        f"feedback in {store.path}: {report['rated']} rated, {report['up']} up, {report['down']} down, "
+        f"{report['unverified']} on answers this server cannot vouch for"
+    )
     for key, count in report["by_reason"].items():
         print(f"  {key}: {count}")
     if report["worst_questions"]:

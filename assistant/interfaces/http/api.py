@@ -87,7 +87,13 @@ def create_api(
         reject=lambda path: _rejected(path, max_body_bytes, uploads),
     )
     # outermost: the key and the rate limit before any body is read, for every route (the page mounted later too)
-    app.add_middleware(Access, api_key=api_key, rate_limit_per_minute=rate_limit_per_minute, error=_error_response)
+    app.add_middleware(
+        Access,
+        api_key=api_key,
+        rate_limit_per_minute=rate_limit_per_minute,
+        key_attempts_per_minute=settings.api_key_attempts,
+        error=_error_response,
+    )
     for kind in (RequestValidationError, ApiError, Busy, HTTPException, AssistantError, Exception):
         app.add_exception_handler(kind, _handle)
     app.include_router(_health_routes(answering))
@@ -99,7 +105,7 @@ def create_api(
 
 def _rejected(path: str, max_body_bytes: int, upload_bytes: int) -> JSONResponse:
     """The answer to a body over its limit: 413, saying which limit; uploads to a server that takes none: 403."""
-    if path == "/api/documents" and not upload_bytes:
+    if path in UPLOAD_PATHS and not upload_bytes:  # the page's upload route (Gradio's) too
         return _error_response(path, 403, UPLOADS_OFF)
     if upload_bytes and path in UPLOAD_PATHS:
         message = f"the upload is over {upload_bytes:,} bytes (ASSISTANT_UPLOAD_MAX_BYTES): send fewer or smaller files"
@@ -121,12 +127,14 @@ def _api_routes(answering: Answering, max_chars: int) -> APIRouter:
         return answer.to_dict(paths=False)  # a server path is not the client's business
 
     @router.post("/feedback")
-    async def feedback(body: FeedbackRequest) -> dict[str, int]:
+    async def feedback(body: FeedbackRequest) -> dict[str, Any]:
         """👍/👎 (and a comment) on an answer: stored with the answer and the conversation (`assistant feedback
-        report`, `assistant feedback export` turn it into eval items). Returns the feedback's id."""
-        store = answering.assistant.feedback
-        row = await run_in_threadpool(store.add, body.answer, body.history, body.rating, body.comment, "api")
-        return {"id": row}
+        report`, `assistant feedback export` turn it into eval items). Returns the feedback's id, and `verified`:
+        whether the answer carries the `answer_id` this server gave it (its content and `history` unchanged), which a
+        👍 needs to count as a candidate gold answer."""
+        store, answer = answering.assistant.feedback, body.answer.to_dict(paths=False)
+        row = await run_in_threadpool(store.add, answer, body.history, body.rating, body.comment, "api")
+        return {"id": row, "verified": store.ids.vouches(answer, body.history)}
 
     @router.post(
         "/ask/stream", response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}}
@@ -247,8 +255,9 @@ async def _draft_events(
                 else:
                     yield sse("evidence" if isinstance(item, Evidence) else "answer", item.to_dict(paths=False))
     except Exception as exc:
-        status, message, _, _ = _describe(exc)
-        yield sse("error", {"error": message, "status": status})
+        status, message, headers, _ = _describe(exc)
+        retry = {"retry_after": int(headers["Retry-After"])} if headers and "Retry-After" in headers else {}
+        yield sse("error", {"error": message, "status": status, **retry})
 
 
 async def _openai_events(

@@ -156,8 +156,8 @@ UPLOAD_OVERHEAD = 64_000  # a multipart body's headers and boundaries beside the
 
 class BodyLimit:
     """ASGI middleware: bodies over `max_bytes` (declared or sent) to the API (`/api/`, `/v1/`), over `page_bytes`
-    to the page's routes, or over `upload_bytes` to `UPLOAD_PATHS` (files added to the corpus), get the
-    `reject(path)` response; `exempt` paths (Slack's events) have a limit of their own."""
+    to the page's routes, or over `upload_bytes` to `UPLOAD_PATHS` (files added to the corpus; any, when it is 0:
+    uploads are off), get the `reject(path)` response; `exempt` paths (Slack's events) have a limit of their own."""
 
     def __init__(
         self,
@@ -175,7 +175,9 @@ class BodyLimit:
         if scope["type"] != "http" or scope["path"].startswith(self.exempt):
             return await self.app(scope, receive, send)
         limit = self.max_bytes if scope["path"].startswith(("/api/", "/v1/")) else self.page_bytes
-        if self.upload_bytes and scope["path"] in UPLOAD_PATHS and scope["method"] == "POST":
+        if scope["path"] in UPLOAD_PATHS and scope["method"] == "POST":
+            if not self.upload_bytes:  # uploads are off: not a byte is read (Gradio's route would store the file)
+                return await self.reject(scope["path"])(scope, receive, send)
             limit = self.upload_bytes + UPLOAD_OVERHEAD
         declared = dict(scope["headers"]).get(b"content-length", b"0")
         too_big, body, more = declared.isdigit() and int(declared) > limit, b"", True

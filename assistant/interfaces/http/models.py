@@ -1,18 +1,19 @@
 """The HTTP API's request and response bodies, and how a request that does not fit them is described.
 
-Pydantic models for the requests of `/api/ask` and `/v1/chat/completions` (strict where the API is ours,
-lenient where OpenAI clients send extras), the checks shared with every interface (`inputs`), and the
+Pydantic models for the requests of `/api/ask`, `/api/feedback` and `/v1/chat/completions` (strict where the API
+is ours, lenient where OpenAI clients send extras), the checks shared with every interface (`inputs`), and the
 one-line messages for bodies that are not JSON, not UTF-8 or have fields of the wrong type. The answer
 `/api/ask` returns is `types.Answer` itself (the one contract, as `ask --json` prints it). Routes are `api`'s.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from assistant.inputs import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS, check_history, check_question
+from assistant.types import Answer
 
 MODEL_ID = "assistant"  # the one model /v1/models lists
 NOT_JSON = 'the body is not valid JSON: send an object such as {"question": "…"} as application/json'
@@ -31,26 +32,43 @@ class AskRequest(BaseModel):
 
 
 class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = ConfigDict(extra="forbid")  # not strict: `answer` is the contract's dataclass, read from a dict
 
-    answer: dict[str, Any] = Field(
-        description="the answer rated, as /api/ask returned it (at least `question` and `answer`)",
-        examples=[
-            {"question": "Step-3 在哪些芯片上运行？", "answer": "Step-3 可在多种国产芯片上运行。[1]", "refused": False}
-        ],
+    answer: Answer = Field(
+        description="the answer rated, exactly as /api/ask (or the `answer` event of /api/ask/stream) returned it: "
+        "its `answer_id` makes a 👍 a candidate gold answer; without it, or with its content changed, the rating "
+        "is kept unverified, for a person to label"
     )
-    rating: str = Field(pattern="^(up|down)$", description="up (👍) or down (👎)")
-    comment: str = Field(default="", max_length=2000, description="what was wrong or right, in the user's words")
-    history: list[str] = Field(
-        default=[], max_length=MAX_HISTORY_TURNS, description="the user's questions before it, oldest first"
+    rating: StrictStr = Field(pattern="^(up|down)$", description="up (👍) or down (👎)")
+    comment: StrictStr = Field(default="", max_length=2000, description="what was wrong or right, in the user's words")
+    history: list[Annotated[StrictStr, Field(max_length=MAX_QUESTION_CHARS)]] = Field(
+        default=[], max_length=MAX_HISTORY_TURNS, description="the user's questions before it, as sent to /api/ask"
     )
 
-    @field_validator("answer")
+    @field_validator("answer", mode="before")
     @classmethod
-    def _an_answer(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(value.get("question"), str) or not isinstance(value.get("answer"), str):
-            raise ValueError("send the answer object /api/ask returned, with its `question` and `answer`")
+    def _valid_text(cls, value: Any) -> Any:
+        if where := _not_unicode(value, "answer"):
+            raise ValueError(f"{where} is not valid text (it holds an unpaired surrogate such as \\ud800): send UTF-8")
         return value
+
+
+def _not_unicode(value: Any, where: str) -> str:
+    """Where in the JSON `value` (a path such as "answer.citations.0.quote") the first text is that cannot be
+    written as UTF-8, or ""."""
+    stack = [(value, where)]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return where
+        elif isinstance(value, dict):
+            stack += [(k, where) for k in value] + [(v, f"{where}.{k}") for k, v in value.items()]
+        elif isinstance(value, list):
+            stack += [(v, f"{where}.{i}") for i, v in enumerate(value)]
+    return ""
 
 
 class ErrorOut(BaseModel):

@@ -96,4 +96,5 @@ def _answer(assistant: Assistant, data: dict[str, Any]) -> Answer:
         str(data.get("refusal_detail", "")),
         tuple(data.get("verification", [])),
         dict(data.get("usage", {})),
+        str(data.get("answer_id") or ""),  # so a 👍 after a reload still counts (`feedback`)
     )
