@@ -13,7 +13,7 @@ deps:
 	# torch is pinned to the local CPU build first: an unpinned torch would pull a multi-GB CUDA build.
 	$(PIP) install --quiet torch==2.13.0
 	$(MAKE) --no-print-directory llama
-	@echo "installing the project: llama-cpp-python compiles from source (about 4 minutes on 2 cores)"
+	@echo "installing the project and its pinned dependencies"
 	@( while sleep 60; do echo "  ... still installing ($$(date +%T))"; done ) & ticker=$$!; \
 	$(PIP) install --quiet -e ".[st,dev]"; status=$$?; kill $$ticker; exit $$status
 
@@ -24,13 +24,15 @@ deps:
 # the stack; ollama #17006 and #17249 removed their AMX build for it). So the build keeps every vector
 # extension of the machine (AVX2, AVX-512, VNNI, ...) and turns off each AMX extension the compiler knows
 # (gcc gives an explicit -mno-* precedence over -march=native). Revisit when #26954 is released in a
-# llama-cpp-python version: then drop LLAMA_CFLAGS. A build already installed is kept when it has no AMX
-# (`python -m assistant.models.build`), else rebuilt from source, never from pip's wheel cache.
+# llama-cpp-python version: then drop LLAMA_CFLAGS. A build already installed is kept when it is the pinned
+# version without AMX (`python -m assistant.models.build --check`), else rebuilt from source, never from pip's
+# wheel cache; `make llama FORCE=1` always rebuilds (a .venv copied from another CPU, a broken build).
 LLAMA_CFLAGS := $(strip $(foreach f,amx-tile amx-int8 amx-bf16 amx-fp16 amx-complex amx-avx512 amx-tf32 amx-transpose amx-movrs amx-fp8,\
 	$(shell echo 'int main(void){return 0;}' | $${CC:-cc} -x c -mno-$(f) -Werror -o /dev/null - >/dev/null 2>&1 && echo -mno-$(f))))
 
 llama:
-	@if $(PY) -m assistant.models.build --check >/dev/null 2>&1; then echo "llama.cpp: installed build has no AMX"; else \
+	@if [ -z "$(FORCE)" ] && $(PY) -m assistant.models.build --check >/dev/null 2>&1; then \
+		echo "llama.cpp: the installed llama-cpp-python is the pinned one, without AMX (FORCE=1 rebuilds it)"; else \
 		echo "building llama-cpp-python for this CPU without AMX ($(LLAMA_CFLAGS)): about 4 minutes on 2 cores"; \
 		CMAKE_ARGS="-DGGML_NATIVE=ON -DCMAKE_C_FLAGS='$(LLAMA_CFLAGS)' -DCMAKE_CXX_FLAGS='$(LLAMA_CFLAGS)'" \
 		$(PIP) install --quiet --force-reinstall --no-deps --no-cache-dir --no-binary llama-cpp-python llama-cpp-python==0.3.36 \

@@ -64,6 +64,11 @@ class Settings:
         ):
             if name in values:
                 values[name] = _number(kind, name, values[name])
+        if int(values.get("api_key_attempts", 1)) < 1:  # type: ignore[call-overload]
+            raise ConfigurationError(
+                f"{ENV_PREFIX}API_KEY_ATTEMPTS={values['api_key_attempts']!r}: give the wrong keys a client may try "
+                "a minute, 1 or more (the lockout cannot be turned off: without it a key can be guessed)"
+            )
         if isinstance(values.get("uploads"), str):
             values["uploads"] = _switch("uploads", str(values["uploads"]))
         corpus = Path(str(values.pop("corpus", default_corpus()))).expanduser().resolve()

@@ -171,3 +171,13 @@ def test_the_proxy_is_named_by_flag_or_setting_and_must_be_an_address(
     monkeypatch.setenv("ASSISTANT_TRUSTED_PROXY", "172.28.0.10")
     assert main(["serve", *common]) == 0
     assert served[-1]["proxy_headers"] is True and served[-1]["forwarded_allow_ips"] == "172.28.0.10"
+    assert main(["serve", "--proxy", "10.0.0.5/24, 127.0.0.1", *common]) == 0  # uvicorn reads networks strictly
+    assert served[-1]["forwarded_allow_ips"] == "10.0.0.0/24,127.0.0.1"
+
+
+def test_the_lockout_cannot_be_set_to_nothing():
+    from assistant.errors import ConfigurationError
+    from assistant.settings import Settings
+
+    with pytest.raises(ConfigurationError, match="API_KEY_ATTEMPTS=0: give the wrong keys a client may try"):
+        Settings.load(env={"ASSISTANT_API_KEY_ATTEMPTS": "0"})

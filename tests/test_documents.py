@@ -4,6 +4,7 @@ text, indexed incrementally and cited (`corpus.convert`, `corpus.add`, `Assistan
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -101,6 +102,25 @@ def test_a_small_word_file_of_millions_of_empty_paragraphs_is_refused_in_seconds
     with pytest.raises(CorpusError, match=r"bomb.docx: the Word file holds over 200,000 paragraphs \(the limit"):
         convert("bomb.docx", bomb)
     assert time.monotonic() - started < 10, "refused while counting, before python-docx built its tree"
+
+
+def test_a_word_file_whose_body_part_is_renamed_is_counted_all_the_same():
+    """python-docx finds the body by its relationship, not its name: a `word/document.bin` (a decoy
+    document.xml beside it, so the file still sniffs as Word) is counted like any part."""
+    import zipfile
+
+    bomb = zipfile.ZipFile(io.BytesIO(word_with_body(b"<w:p/>" * 300_000)))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info in bomb.infolist():
+            content = bomb.read(info.filename).replace(b"word/document.xml", b"word/document.bin")
+            archive.writestr(info.filename.replace("word/document.xml", "word/document.bin"), content)
+        archive.writestr("word/document.xml", b"<decoy/>")
+    renamed = buffer.getvalue()
+    assert sniff(renamed) == "docx"
+    says = r"over 200,000 paragraphs \(the limit; counting stopped in word/document\.bin"
+    with pytest.raises(CorpusError, match=says):
+        convert("renamed.docx", renamed)
 
 
 @pytest.mark.parametrize(
@@ -328,6 +348,8 @@ def test_names_that_look_the_same_are_one_name(assistant, article_corpus):
         ("report\u2066.txt", "U+2066 (LEFT-TO-RIGHT ISOLATE)"),
         ("re\u200fport.txt", "U+200F (RIGHT-TO-LEFT MARK)"),
         ("note\u061c.txt", "U+061C (ARABIC LETTER MARK)"),
+        ("report\u200b.txt", "U+200B (ZERO WIDTH SPACE)"),  # shows as "report.txt" beside it
+        ("\ufeffreport.txt", "U+FEFF (ZERO WIDTH NO-BREAK SPACE)"),
         ("two\nlines.txt", "U+000A (a control character)"),
         ("bell\x07.txt", "U+0007 (a control character)"),
         ("next\x85line.txt", "U+0085 (a control character)"),

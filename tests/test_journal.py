@@ -109,3 +109,21 @@ def test_the_next_add_undoes_a_killed_one_first(article_corpus, tmp_path):
     assert added.chunks >= 1 and not (article_corpus / JOURNAL).exists()
     assert sorted(p.name for p in article_corpus.iterdir() if not p.name.startswith(".")) == ["minutes.txt"]
     assert agree(article_corpus, restarted)
+
+
+def test_a_planted_journal_cannot_reach_outside_the_corpus_through_a_linked_folder(tmp_path: Path):
+    """Whoever can write to the corpus could plant a journal naming `link/victim`, `link` leading outside: putting
+    the add back must neither replace nor delete a file there."""
+    from assistant.corpus.journal import put_back
+
+    corpus, outside = tmp_path / "corpus", tmp_path / "outside"
+    corpus.mkdir()
+    outside.mkdir()
+    (outside / "victim").write_text("kept", encoding="utf-8")
+    (outside / "other").write_text("kept", encoding="utf-8")
+    (corpus / "link").symlink_to(outside, target_is_directory=True)
+    (corpus / ".add.undo.0").write_text("planted", encoding="utf-8")
+    entries = [{"path": "link/victim", "undo": ".add.undo.0"}, {"path": "link/other", "undo": None}]
+    (corpus / JOURNAL).write_text(json.dumps({"files": entries}), encoding="utf-8")
+    assert put_back(corpus) == []
+    assert (outside / "victim").read_text(encoding="utf-8") == "kept" and (outside / "other").exists()

@@ -99,6 +99,20 @@ def test_helper_contexts_share_the_weights_and_keep_their_own_cache(model: Llama
 
 
 @pytest.mark.slow
+def test_a_request_the_model_fails_on_is_that_call_s_error_and_the_process_lives(model: LlamaCppChat):
+    """llama-cpp-python raises plain ValueError/RuntimeError: the call gets a ModelUnavailableError, the process
+    (and its loaded model) stays."""
+    from assistant.errors import ModelUnavailableError
+
+    process = model._model()
+    pid = process.ready() and process.pid
+    with process.lock, pytest.raises(ModelUnavailableError, match="the chat model failed"):
+        list(process.complete({"op": "complete", "context": 0, "threads": (1, 1)}, 30.0))  # no messages
+    assert process.pid == pid
+    assert "5" in str(model.invoke([HumanMessage("2 + 3 = ? Reply with the number only.")]).content)
+
+
+@pytest.mark.slow
 def test_a_model_that_cannot_load_says_why(tmp_path: Path):
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + b"\0" * 64)

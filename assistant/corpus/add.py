@@ -32,7 +32,7 @@ MAX_NAME_BYTES = 200  # of UTF-8: with ".txt" and ".meta.json" added, under the 
 LOCK = ".add.lock"  # in the corpus directory: held by the process adding files
 # Never in a name: control characters, line and paragraph separators, and the marks that change the direction
 # text is shown in (U+202E makes "report\u202efdp.exe" read "reportexe.pdf").
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
 
 
 @dataclass(frozen=True)

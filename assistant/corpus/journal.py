@@ -78,8 +78,8 @@ def put_back(corpus: Path) -> list[str]:
     for entry in entries:
         relative, undo = str(entry.get("path", "")), entry.get("undo")
         parts = PurePosixPath(relative).parts
-        if not parts or relative.startswith("/") or ".." in parts:
-            continue  # not a path an add writes
+        if not parts or relative.startswith("/") or ".." in parts or _through_link(corpus, parts):
+            continue  # not a path an add writes (a planted journal must not reach outside the corpus)
         path, kept = corpus / relative, corpus / PurePosixPath(str(undo)).name
         try:
             if undo is None:
@@ -95,6 +95,16 @@ def put_back(corpus: Path) -> list[str]:
     if failed is not None:
         raise failed
     return restored
+
+
+def _through_link(corpus: Path, parts: tuple[str, ...]) -> bool:
+    """Whether a folder on the way from `corpus` to the file `parts` names is a symlink (it may lead outside)."""
+    folder = corpus
+    for part in parts[:-1]:
+        folder = folder / part
+        if folder.is_symlink():
+            return True
+    return False
 
 
 def forget(corpus: Path) -> None:

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-REBUILD = "rebuild llama.cpp without AMX: `make llama` (or `rm -rf .venv && make install`)"
+REBUILD = "rebuild llama.cpp for this machine without AMX: `make llama FORCE=1` (or `rm -rf .venv && make install`)"
 SMOKE_TIMEOUT_S = 600.0  # the first run also assembles the 1.1 GB model file from its 22 parts
 AMX_INSTRUCTIONS = ("ldtilecfg", "tdpbssd", "tdpbusd", "tdpbf16ps", "tileloadd")
 
@@ -60,8 +60,14 @@ def amx_instructions(library: Path) -> list[str]:
 
 
 def check() -> list[str]:
-    """What in the installed build would run AMX code: empty when nothing would."""
-    found = [f"system info reports {name}" for name in amx_features(system_info())]
+    """What in the installed build would run AMX code, or is not the pinned version: empty when all is well."""
+    from importlib.metadata import version
+
+    from assistant.models.model_file import LLAMA_PIP
+
+    installed, pinned = version("llama-cpp-python"), LLAMA_PIP.split("==")[1]
+    found = [f"llama-cpp-python {installed} is installed, not {pinned}"] if installed != pinned else []
+    found += [f"system info reports {name}" for name in amx_features(system_info())]
     for library in cpu_libraries():
         found += [f"{library.name} holds `{word}`" for word in amx_instructions(library)]
     return found
@@ -112,7 +118,7 @@ def smoke() -> int:
     if found:
         print(f"llama.cpp was built with AMX kernels ({'; '.join(found)}), which crash on many VMs: {REBUILD}")
         return 1
-    command = [sys.executable, "-m", "assistant.models.build", "--generate"]
+    command = [sys.executable, "-P", "-m", "assistant.models.build", "--generate"]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=SMOKE_TIMEOUT_S)
     except subprocess.TimeoutExpired:

@@ -247,7 +247,7 @@ def twin(loaded: Loaded) -> Loaded:
     where a second `load` would hold the 1.1 GB of weights, repacked, a second time. llama-cpp-python has no
     public way to open a second context on a model, so this copies the `Llama` object and gives the copy
     its own context, batch and token buffers (the attributes `Llama.__init__` sets per context in 0.3.36;
-    `tests/test_llm.py` checks the twin answers like its source and keeps its own cache)."""
+    `tests/test_worker.py` checks the twin answers like its source and keeps its own cache)."""
     import ctypes
 
     import numpy as np

@@ -42,6 +42,8 @@ from assistant.errors import (
 log = logging.getLogger(__name__)
 
 STALL_S = 60.0  # a child silent this long past its own timeout is hung: it is killed and started again
+NO_TIMEOUT_STALL_S = 600.0  # the same for a call without a timeout
+LOAD_S = 300.0  # a child that has not loaded the model by then is stuck (a stalled disk, memory thrashing)
 ERRORS: dict[str, type[AssistantError]] = {
     cls.__name__: cls for cls in (ConfigurationError, ModelTimeoutError, ModelUnavailableError)
 }
@@ -108,13 +110,20 @@ class ModelProcess:
     def _start(self) -> None:
         self.stop()
         ours, theirs = socket.socketpair()
-        command = [sys.executable, "-m", "assistant.models.worker", "--fd", str(theirs.fileno())]
+        # -P: the package as installed, never an `assistant/` in the directory the server was started from
+        command = [sys.executable, "-P", "-m", "assistant.models.worker", "--fd", str(theirs.fileno())]
         command += ["--model", str(self.path), "--n-ctx", str(self.n_ctx)]
         started = time.perf_counter()
         self._child = subprocess.Popen(command, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
         theirs.close()
         self._conn = Connection(ours.detach())
         try:
+            if not self._conn.poll(LOAD_S):
+                self.stop()
+                raise ModelUnavailableError(
+                    f"the chat model's process did not load {self.path.name} in {LOAD_S:.0f} s: is the machine "
+                    "out of memory or its disk stalled? See the server log"
+                )
             hello = self._conn.recv()
         except (EOFError, OSError) as exc:
             code = self._child.wait()
@@ -130,7 +139,7 @@ class ModelProcess:
         log.info("chat model process %d loaded %s in %.1f s", self._child.pid, self.path.name, self.load_s)
 
     def _receive(self, conn: Connection, timeout: float | None) -> dict[str, Any]:
-        limit = (timeout or 0.0) + STALL_S if timeout else None
+        limit = timeout + STALL_S if timeout else NO_TIMEOUT_STALL_S
         if not conn.poll(limit):
             log.error("the chat model process sent nothing for %.0f s: killing it", limit)
             self.stop()
@@ -163,7 +172,7 @@ class ModelProcess:
     def _cancel(self, conn: Connection) -> None:
         try:
             conn.send({"op": "cancel"})
-            while not self._receive(conn, 1.0).get("done"):
+            while not ((reply := self._receive(conn, 1.0)).get("done") or "error" in reply):
                 pass
         except (EOFError, OSError, AssistantError):
             with self._starting:
@@ -174,7 +183,10 @@ def describe_exit(code: int | None) -> str:
     if code is None:
         return "still running"
     if code < 0:
-        return f"killed by {signal.Signals(-code).name}"
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
     return f"exit code {code}"
 
 
@@ -219,16 +231,24 @@ def serve(conn: Connection, path: str, n_ctx: int) -> None:
             return  # the parent is gone
         if request.get("op") != "complete":
             continue  # a cancel that arrived after its completion ended
-        number = int(request.get("context", 0))
-        if number not in contexts:
-            contexts[number] = model_file.twin(first)
         try:
+            number = int(request.get("context", 0))
+            if number not in contexts:
+                contexts[number] = model_file.twin(first)
             for reply in generate(contexts[number], request, conn):
                 conn.send(reply)
-        except AssistantError as exc:
-            conn.send({"error": type(exc).__name__, "message": str(exc)})
         except (EOFError, OSError):
             return  # the parent went away mid-answer
+        except AssistantError as exc:
+            _reply(conn, {"error": type(exc).__name__, "message": str(exc)})
+        except Exception as exc:  # llama-cpp-python's own ValueError/RuntimeError: this call fails, not the process
+            log.exception("the chat model failed on a request")
+            _reply(conn, {"error": "ModelUnavailableError", "message": f"the chat model failed ({exc}): try again"})
+
+
+def _reply(conn: Connection, message: dict[str, Any]) -> None:
+    with contextlib.suppress(OSError):
+        conn.send(message)
 
 
 def generate(model: Any, request: dict[str, Any], conn: Connection) -> Iterator[dict[str, Any]]:

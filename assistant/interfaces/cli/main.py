@@ -356,16 +356,16 @@ def _trusted_proxy(value: str | None) -> str:
     """`value` (addresses and networks, comma-separated) checked, or "" for none."""
     import ipaddress
 
-    addresses = [a.strip() for a in (value or "").split(",") if a.strip()]
+    addresses, networks = [a.strip() for a in (value or "").split(",") if a.strip()], []
     for address in addresses:
         try:
-            ipaddress.ip_network(address, strict=False)
+            networks.append(str(ipaddress.ip_network(address, strict=False)))  # uvicorn: 10.0.0.0/24, not 10.0.0.5/24
         except ValueError:
             raise ConfigurationError(
                 f"--proxy / ASSISTANT_TRUSTED_PROXY: {address!r} is not an IP address or network: "
                 "give the address your reverse proxy connects from, e.g. 127.0.0.1 for one on this machine"
             ) from None
-    return ",".join(addresses)
+    return ",".join(n.removesuffix("/32").removesuffix("/128") for n in networks)
 
 
 def _loopback(host: str) -> bool:
