@@ -152,6 +152,8 @@ def test_the_server_stays_up_when_its_model_dies_mid_answer(article_corpus: Path
         error = next(data for kind, data in events if kind == "error")
         assert error["status"] == 503 and error["retry_after"] >= 1 and "restarted" in error["error"]
         assert server.poll() is None and _status(f"{url}/healthz") == 200
+        quoted = _post(f"{url}/api/ask", {"question": "阶跃星辰的 CTO 是谁？", "fast": True})  # needs no model
+        assert not quoted["refused"] and quoted["citations"]
         answer = _post(f"{url}/api/ask", {"question": "阶跃星辰的 CTO 是谁？"})  # waits for the new model
         assert not answer["refused"] and answer["citations"]
         restarted = _model_child(server.pid)
