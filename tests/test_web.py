@@ -382,23 +382,26 @@ def test_a_hostile_passage_and_a_hostile_draft_stay_inert_text(browser, tmp_path
     assert f"http://{TRAP}/" in shown, "the hostile text is shown, as text"
 
 
+def rate_last_answer(page, assistant, button: str) -> dict:
+    """Click `button` (Like, Dislike) under the last answer; the feedback row it wrote."""
+    before = len(assistant.feedback.rows())
+    page.locator("#chat .message-row, #chat [data-testid='bot']").last.hover()
+    page.locator(f"#chat button[aria-label='{button}'], #chat button[title='{button}']").last.click()
+    deadline = time.monotonic() + 10
+    while len(assistant.feedback.rows()) == before:
+        assert time.monotonic() < deadline, "the click never reached the feedback store"
+        time.sleep(0.1)
+    return assistant.feedback.rows()[-1]
+
+
 def test_a_thumb_in_the_page_is_kept_with_its_answer(page, served, tmp_path):
     """A click on 👎 under an answer (real Chromium) lands in the feedback store with the answer, its question
     and the conversation before it, and comes out of the export as an eval item to label."""
     assistant = served[0]
     with_llm(assistant, scripted(INT8_REPLY, INT8_REPLY))
-    before = len(assistant.feedback.rows())
     ask(page, "阶跃星辰是哪一年成立的？", fast=True)
-    reply = ask(page, INT8)
-    reply.wait_for()
-    message = page.locator("#chat .message-row, #chat [data-testid='bot']").last
-    message.hover()
-    page.locator("#chat button[aria-label='Dislike'], #chat button[title='Dislike']").last.click()
-    deadline = time.monotonic() + 10
-    while len(assistant.feedback.rows()) == before:
-        assert time.monotonic() < deadline, "the click never reached the feedback store"
-        time.sleep(0.1)
-    rated = assistant.feedback.rows()[-1]
+    ask(page, INT8).wait_for()
+    rated = rate_last_answer(page, assistant, "Dislike")
     assert rated["rating"] == -1 and rated["source"] == "page" and rated["question"] == INT8
     assert rated["history"] == ["阶跃星辰是哪一年成立的？"] and "5GB" in rated["answer"]["answer"]
     assistant.feedback.export(tmp_path / "out.jsonl")
@@ -414,14 +417,7 @@ def test_a_thumb_up_after_a_reload_exports_the_answer_as_gold(page, served, tmp_
     page.wait_for_timeout(500)  # the conversation is written to the browser's storage after the answer
     page.reload()
     page.wait_for_selector("#chat .reply.answer")
-    before = len(assistant.feedback.rows())
-    page.locator("#chat .message-row, #chat [data-testid='bot']").last.hover()
-    page.locator("#chat button[aria-label='Like'], #chat button[title='Like']").last.click()
-    deadline = time.monotonic() + 10
-    while len(assistant.feedback.rows()) == before:
-        assert time.monotonic() < deadline, "the click never reached the feedback store"
-        time.sleep(0.1)
-    rated = assistant.feedback.rows()[-1]
+    rated = rate_last_answer(page, assistant, "Like")
     assert rated["rating"] == 1 and rated["source"] == "page" and rated["verified"] == 1
     assistant.feedback.export(tmp_path / "out.jsonl")
     items = [json.loads(line) for line in (tmp_path / "out.jsonl").open(encoding="utf-8")]
