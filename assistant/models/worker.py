@@ -159,7 +159,7 @@ class ModelProcess:
         seconds = max(1, math.ceil(self.load_s))
         return ModelCrashedError(
             f"the chat model stopped while answering ({describe_exit(code)}) and is being restarted: "
-            f"ask again in about {seconds} s (quotes with --fast work meanwhile)",
+            f"ask again in about {seconds} s (fast answers, which quote without the model, work meanwhile)",
             retry_after=seconds,
         )
 
