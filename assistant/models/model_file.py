@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +42,14 @@ _lock = threading.Lock()
 
 @dataclass
 class Loaded:
-    """One llama.cpp model in memory and its chat template; `lock` lets one generation run at a time,
-    `waiting` counts the calls queued for it."""
+    """One llama.cpp context over a model in memory, and its chat template (used in the model's process,
+    one call at a time: `worker`)."""
 
     llama: Any
     formatter: Any
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    waiting: int = 0
 
     def use_threads(self, generation: int, prompt: int) -> None:
-        """Threads for the next call (llama.cpp reads them per decode; call while holding `lock`)."""
+        """Threads for the next call (llama.cpp reads them per decode)."""
         import llama_cpp
 
         llama_cpp.llama_set_n_threads(self.llama._ctx.ctx, generation, prompt)

@@ -149,8 +149,13 @@ class ModelProcess:
 
     def _crashed(self) -> ModelCrashedError:
         """The error for the call in flight when the child died; a new child starts loading at once."""
-        child = self._child
-        code = child.wait(timeout=10) if child is not None else None
+        child, code = self._child, None
+        if child is not None:
+            try:
+                code = child.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # its socket broke but it lives on: it is ended all the same
+                child.kill()
+                code = child.wait()
         self.restarts += 1
         log.error("the chat model process died (%s); starting it again", describe_exit(code))
         with self._starting:
