@@ -22,9 +22,9 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from assistant.corpus.chunk import split_sentences
-from assistant.document import Outline, outlines
 from assistant.index.collection import Index
 from assistant.index.keyword import BM25, tokenize
+from assistant.index.outline import Outline, outlines
 from assistant.text import QUESTION_WORDS, bigrams, is_chinese
 from assistant.types import Chunk, Hit
 

@@ -27,8 +27,9 @@ from assistant.checks.compose import quoted
 from assistant.checks.decide import NOT_COVERED, VerifyPolicy, judge
 from assistant.checks.verify import Similarity, score_claims
 from assistant.corpus.chunk import CARD_SECTION
-from assistant.document import METADATA, Asked, Outline, Sentence, classify, section_of, select
+from assistant.document import METADATA, Asked, classify, section_of, select
 from assistant.helpers import Helpers, chat_prompt
+from assistant.index.outline import Outline, Sentence
 from assistant.retrieve import HybridRetriever
 from assistant.types import Answer, Chunk, Citation, Evidence
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.document import Asked, Outline, classify, outlines, select
+from assistant.document import Asked, classify, select
+from assistant.index.outline import Outline, outlines
 from assistant.parts import parse_split, split
 from assistant.types import Answer
 
