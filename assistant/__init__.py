@@ -7,10 +7,10 @@ The public Python API, importable from here (each loads on first use, so `import
     print(plain_text(answer))
 
 The tree follows the pipeline: `corpus/` (ingest, chunk; convert and add for files users give) → `index/`
-(Chroma, keyword BM25) → `retrieve` → `answer` (with `extract`, `followup`, `parts`, `whole`, `document`,
-`helpers`, `prompts`) → `checks/` (question, premise, injection, claims, verify, decide, compose) → `render`
-→ `interfaces/`; `models/` holds the chat and embedding models, `factory` picks them, `core` ties them into
-the `Assistant`.
+(Chroma, keyword BM25, `retrieve`, the documents' outlines) → `answering/` (`answer` with `extract`,
+`followup`, `parts`, `whole`, `document`, `side_calls`, `prompts`, `compose`) → `checks/` (inputs, question,
+premise, injection, claims, verify, decide) → `interfaces/` (`render`, cli, http, web, slack); `models/`
+holds the chat and embedding models, `factory` picks them, `core` ties them into the `Assistant`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ _EXPORTS = {
     "Settings": "assistant.settings",
     "Answer": "assistant.types",
     "Citation": "assistant.types",
-    "plain_text": "assistant.render",
+    "plain_text": "assistant.interfaces.render",
     "AssistantError": "assistant.errors",
     "Upload": "assistant.corpus.add",
 }

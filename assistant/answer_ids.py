@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from assistant.inputs import check_history
+from assistant.checks.inputs import check_history
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from assistant.admission import AnswerQueue
-from assistant.answer import Answerer
+from assistant.answering.answer import Answerer
+from assistant.checks.inputs import check_history, check_question
 from assistant.corpus import journal
 from assistant.corpus.add import Added, Upload, changes, locked, plan, read_upload, write
 from assistant.corpus.ingest import Skipped, load_corpus
@@ -33,10 +34,9 @@ from assistant.errors import (
 )
 from assistant.feedback import FeedbackStore
 from assistant.index.collection import Index, Progress, SyncReport
-from assistant.inputs import check_history, check_question
+from assistant.index.retrieve import HybridRetriever, LangChainRetriever
 from assistant.models.embeddings import similarity
 from assistant.models.llm import UnavailableChatModel, explain_error
-from assistant.retrieve import HybridRetriever, LangChainRetriever
 from assistant.settings import Settings
 from assistant.types import Answer, Evidence, Hit
 

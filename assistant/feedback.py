@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from assistant.answer_ids import AnswerIds
+from assistant.checks.inputs import check_history
 from assistant.errors import AssistantError, InputError
-from assistant.inputs import check_history
 
 log = logging.getLogger(__name__)
 

@@ -36,10 +36,10 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
-from assistant.answer import Answerer, AnswerSettings
+from assistant.answering.answer import Answerer, AnswerSettings
+from assistant.answering.extract import is_english
 from assistant.core import Assistant
 from assistant.corpus.ingest import load_corpus
-from assistant.extract import is_english
 from assistant.factory import build_assistant
 from assistant.models.embeddings import make_embeddings, similarity
 from assistant.models.llama import LlamaCppChat
@@ -211,7 +211,7 @@ def answer_all(
 ) -> dict[str, list[dict[str, Any]]]:
     """Every system on every item, interleaved, rotating which goes first; model usage noted."""
     counter = PromptTokens()
-    models = [assistant.llm, assistant.answerer.helpers.model, *(a.llm for a in others.values())]
+    models = [assistant.llm, assistant.answerer.side_calls.model, *(a.llm for a in others.values())]
     models += [baseline.llm] if baseline else []
     for llm in {id(m): m for m in models}.values():
         llm.callbacks = [counter]

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from assistant.answering.parts import split
 from assistant.factory import build_assistant
-from assistant.parts import split
 from assistant.quality import calibration
 from assistant.quality.gate import Suite, default_index_root, suite_settings
 from assistant.text import squash as normalize

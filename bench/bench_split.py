@@ -1,4 +1,4 @@
-"""How often the multi-part rule (`assistant.parts.split`) splits: every DRCD-dev question alone (it should
+"""How often the multi-part rule (`assistant.answering.parts.split`) splits: every DRCD-dev question alone (it should
 stay one part), and pairs of questions of one article joined by "，" (they should split into two).
 
 No model, no index: a second or two. Run: .venv/bin/python bench/bench_split.py [--seed 1] [--show 10]"""
@@ -9,7 +9,7 @@ import argparse
 import json
 import random
 
-from assistant.parts import split
+from assistant.answering.parts import split
 from assistant.settings import default_eval_root
 
 

@@ -22,9 +22,9 @@ from corpora import questions, spread
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
+from assistant.answering.side_calls import one_line
 from assistant.core import Assistant
 from assistant.factory import build_assistant
-from assistant.helpers import one_line
 from assistant.quality.evaluate import Item, is_hit
 from assistant.quality.tune import read_jsonl
 from assistant.settings import Settings
@@ -57,12 +57,12 @@ def measure(args: Any) -> dict[str, Any]:
     assistant.build_index()
     items = spread([i for i in questions(CMRC_QA) if i.answerable], 150)[: args.limit or (10 if args.quick else 150)]
     english = english_questions(assistant, items)
-    helpers = assistant.answerer.helpers  # the assistant's own translation call, on its helper context
+    side_calls = assistant.answerer.side_calls  # the assistant's own translation call, on its helper context
     hits = {way: dict.fromkeys(KS, 0) for way in WAYS}
     seconds = []
     for item in items:
         started = time.perf_counter()
-        translated = helpers.translate(english[item.id]) or english[item.id]
+        translated = side_calls.translate(english[item.id]) or english[item.id]
         seconds.append(time.perf_counter() - started)
         queries = (english[item.id], english[item.id], translated, item.turns[-1])
         for way, query in zip(WAYS, queries, strict=True):

@@ -19,7 +19,7 @@ from typing import Any
 
 from common import markdown_table, part_parser, run_part, summary
 
-from assistant import prompts
+from assistant.answering import prompts
 from assistant.factory import build_assistant
 from assistant.settings import Settings
 

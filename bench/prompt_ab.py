@@ -21,9 +21,9 @@ from typing import Any
 
 from common import markdown_table, part_parser, run_part, summary
 
-from assistant import prompts
+from assistant.answering import prompts
+from assistant.answering.extract import PROMPT_CHARS, prompt_passages
 from assistant.checks.decide import VerifyPolicy
-from assistant.extract import PROMPT_CHARS, prompt_passages
 from assistant.interfaces.cli.tune import DOCS, _runner
 from assistant.quality import tune
 

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from assistant.answer import needs_condensing
+from assistant.answering.answer import needs_condensing
+from assistant.answering.extract import PROMPT_CHARS
 from assistant.core import Assistant
 from assistant.errors import InputError, ModelTimeoutError
-from assistant.extract import PROMPT_CHARS
 from assistant.types import Answer, Evidence
 
 from conftest import EchoChatModel, make_assistant, scripted, with_llm

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from assistant.document import Asked, classify, select
+from assistant.answering.document import Asked, classify, select
+from assistant.answering.parts import parse_split, split
 from assistant.index.outline import Outline, outlines
-from assistant.parts import parse_split, split
 from assistant.types import Answer
 
 from conftest import ARTICLE_DIR, make_assistant, scripted, with_llm
@@ -237,7 +237,7 @@ def test_each_part_is_answered_and_cited_and_a_missing_part_is_named(indexed: tu
 
 
 def test_two_parts_citing_one_passage_share_its_number():
-    from assistant.parts import join
+    from assistant.answering.parts import join
     from assistant.types import Citation
 
     cited = Citation(

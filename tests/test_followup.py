@@ -2,7 +2,7 @@
 
 import pytest
 
-from assistant.followup import resolve
+from assistant.answering.followup import resolve
 
 
 @pytest.mark.parametrize(

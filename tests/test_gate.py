@@ -14,10 +14,10 @@ import pytest
 
 from assistant.core import Assistant
 from assistant.errors import ConfigurationError, ModelUnavailableError
+from assistant.index.retrieve import HybridRetriever
 from assistant.interfaces.cli.main import main
 from assistant.quality.evaluate import answer_metrics, read_items, run_answers
 from assistant.quality.gate import Suite, check, load_suites, run_suite, suite_items, suite_settings
-from assistant.retrieve import HybridRetriever
 from assistant.settings import collection_name
 from assistant.types import Answer, Citation, Hit
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant import prompts
+from assistant.answering import prompts
 from assistant.checks.claims import split_claims
 from assistant.checks.injection import instructs
 from assistant.checks.verify import numbers_supported

@@ -12,7 +12,7 @@ from assistant.core import Assistant
 from assistant.corpus.add import Upload
 from assistant.errors import AssistantError
 from assistant.factory import build_assistant
-from assistant.render import plain_text
+from assistant.interfaces.render import plain_text
 from assistant.settings import Settings
 from assistant.types import Answer, Citation
 
@@ -37,7 +37,7 @@ def test_importing_the_package_loads_no_heavy_module() -> None:
         "heavy = [m for m in ('langchain_core', 'chromadb', 'llama_cpp', 'jieba', 'numpy') if m in sys.modules]\n"
         "print(heavy)\n"
         "from assistant import plain_text\n"
-        "print('langchain_core' in sys.modules or 'assistant.render' in sys.modules)\n"
+        "print('langchain_core' in sys.modules or 'assistant.interfaces.render' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[0] == "[]"

@@ -8,7 +8,7 @@ from langchain_tests.integration_tests import RetrieversIntegrationTests
 
 from assistant.core import Assistant
 from assistant.errors import InputError
-from assistant.retrieve import LangChainRetriever
+from assistant.index.retrieve import LangChainRetriever
 
 from conftest import HIT_FIELDS
 

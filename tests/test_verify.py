@@ -139,7 +139,7 @@ PROMPT_SOURCE = [
 
 
 def test_the_prompt_carries_the_best_sentence_its_neighbours_and_keeps_the_passage_numbers():
-    from assistant.extract import prompt_passages
+    from assistant.answering.extract import prompt_passages
 
     chunks = [chunk(text, n) for n, text in enumerate(PROMPT_SOURCE, start=1)]
     prompt = prompt_passages(chunks, "姜大昕曾任什么职务？", weight=lambda t: 1.0, budget=60)
@@ -177,7 +177,7 @@ def test_an_english_claim_keeping_a_chinese_name_must_find_it_in_the_passage():
 
 
 def test_the_prompt_holds_a_sentence_for_each_keyword_the_best_one_lacks_whatever_the_budget():
-    from assistant.extract import prompt_passages
+    from assistant.answering.extract import prompt_passages
 
     chunks = [chunk(text, n) for n, text in enumerate(PROMPT_SOURCE, start=1)]
     prompt = prompt_passages(chunks, "姜大昕 38B", weight=lambda t: 1.0, budget=10)

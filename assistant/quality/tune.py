@@ -128,7 +128,7 @@ class LeadIns:
     def __call__(self, set_name: str, chunk: Chunk) -> str:
         from assistant.corpus.chunk import chunk_document
         from assistant.corpus.ingest import read_document
-        from assistant.retrieve import lead_in
+        from assistant.index.retrieve import lead_in
 
         corpus = self.corpora.get(set_name)
         if corpus is None or not (corpus / chunk.source).is_file():

@@ -19,6 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from assistant.checks.inputs import check_question
 from assistant.errors import (
     AssistantError,
     ConfigurationError,
@@ -26,7 +27,6 @@ from assistant.errors import (
     InputError,
     StoreUnavailableError,
 )
-from assistant.inputs import check_question
 from assistant.interfaces.cli.evaluate import cmd_eval, cmd_eval_retrieval, cmd_gate
 from assistant.interfaces.cli.terminal import ask_streaming, print_hits, progress_bar, render_answer
 from assistant.interfaces.cli.tune import cmd_calibrate

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from unicodedata import east_asian_width
 
-from assistant.render import plain_text, where
+from assistant.interfaces.render import plain_text, where
 from assistant.types import Answer, Evidence, Hit
 
 if TYPE_CHECKING:

@@ -26,10 +26,10 @@ from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException
 
 from assistant.admission import Busy, Ticket
+from assistant.checks.inputs import MAX_QUESTION_CHARS
 from assistant.core import Assistant
 from assistant.corpus.add import Upload
 from assistant.errors import AssistantError, CorpusError, InputError, ModelTimeoutError
-from assistant.inputs import MAX_QUESTION_CHARS
 from assistant.interfaces.http.access import Access
 from assistant.interfaces.http.jobs import UPLOAD_PATHS, Answering, BodyLimit, QueuedStream
 from assistant.interfaces.http.models import (
@@ -44,7 +44,7 @@ from assistant.interfaces.http.models import (
     conversation,
     invalid,
 )
-from assistant.render import plain_text
+from assistant.interfaces.render import plain_text
 from assistant.types import Answer, Evidence
 
 log = logging.getLogger(__name__)

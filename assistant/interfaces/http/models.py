@@ -1,7 +1,7 @@
 """The HTTP API's request and response bodies, and how a request that does not fit them is described.
 
 Pydantic models for the requests of `/api/ask`, `/api/feedback` and `/v1/chat/completions` (strict where the API
-is ours, lenient where OpenAI clients send extras), the checks shared with every interface (`inputs`), and the
+is ours, lenient where OpenAI clients send extras), the checks shared with every interface (`checks/inputs`), and the
 one-line messages for bodies that are not JSON, not UTF-8 or have fields of the wrong type. The answer
 `/api/ask` returns is `types.Answer` itself (the one contract, as `ask --json` prints it). Routes are `api`'s.
 """
@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
-from assistant.inputs import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS, check_history, check_question
+from assistant.checks.inputs import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS, check_history, check_question
 from assistant.types import Answer
 
 MODEL_ID = "assistant"  # the one model /v1/models lists

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from assistant.render import QUOTE_CHARS, clip, footer, plain_text, sources_heading, where
+from assistant.interfaces.render import QUOTE_CHARS, clip, footer, plain_text, sources_heading, where
 from assistant.types import Answer, Citation, Evidence
 
 SECTION_LIMIT = 3000  # characters in a section's text

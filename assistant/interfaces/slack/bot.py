@@ -24,9 +24,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from assistant.admission import Busy
+from assistant.checks.inputs import check_question
 from assistant.core import Assistant
 from assistant.errors import AssistantError, ConfigurationError, InputError
-from assistant.inputs import check_question
 from assistant.interfaces.slack.blocks import (
     answer_blocks,
     answer_text,

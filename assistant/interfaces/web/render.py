@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Sequence
 from html import escape
 
-from assistant.render import clip, where
+from assistant.interfaces.render import clip, where
 from assistant.types import Answer, Citation, Document, Evidence
 
 MARKER = re.compile(r"\[(\d+)\]")

@@ -22,15 +22,15 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 
-from assistant import prompts
-from assistant.checks.compose import quoted
+from assistant.answering import prompts
+from assistant.answering.compose import quoted
+from assistant.answering.document import METADATA, Asked, classify, section_of, select
+from assistant.answering.side_calls import SideCalls, chat_prompt
 from assistant.checks.decide import NOT_COVERED, VerifyPolicy, judge
 from assistant.checks.verify import Similarity, score_claims
 from assistant.corpus.chunk import CARD_SECTION
-from assistant.document import METADATA, Asked, classify, section_of, select
-from assistant.helpers import Helpers, chat_prompt
 from assistant.index.outline import Outline, Sentence
-from assistant.retrieve import HybridRetriever
+from assistant.index.retrieve import HybridRetriever
 from assistant.types import Answer, Chunk, Citation, Evidence
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class WholeDocument:
         self,
         retriever: HybridRetriever,
         llm: BaseChatModel,
-        helpers: Helpers,
+        side_calls: SideCalls,
         models: dict[str, str],
         policy: VerifyPolicy,
         similarity: Similarity | None = None,
@@ -67,7 +67,7 @@ class WholeDocument:
         translate_claims: bool = True,
     ) -> None:
         self.retriever = retriever
-        self.helpers = helpers
+        self.side_calls = side_calls
         self.models = models
         self.policy = policy
         self.similarity = similarity
@@ -194,7 +194,7 @@ class WholeDocument:
             raw = ""
         timings["generate_s"] = time.perf_counter() - t
         raw = LEADING_MARKER.sub(r"\2 [\1]", raw)  # "[2] It says…" -> "It says… [2]": a marker ends its sentence
-        translate = self.helpers.to_chinese if self.translate_claims and self.retriever.corpus_is_cjk else None
+        translate = self.side_calls.to_chinese if self.translate_claims and self.retriever.corpus_is_cjk else None
         scored = score_claims(raw, chunks, "", self.similarity, True, translate)
         verdict = judge(scored, self.policy)
         if not verdict.claims:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from assistant import prompts
+from assistant.answering import prompts
 from assistant.checks.decide import Verdict
 from assistant.types import Chunk, Citation
 

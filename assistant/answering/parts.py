@@ -16,8 +16,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from assistant.answering.followup import topic
 from assistant.checks.premise import names
-from assistant.followup import topic
 from assistant.text import REFERS_BACK
 from assistant.types import Answer, Citation
 

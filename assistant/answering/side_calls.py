@@ -1,6 +1,6 @@
 """Helper calls: the short model calls around an answer, on a chat-model context of their own.
 
-`Helpers` condenses a follow-up into a standalone question, translates a question for search and
+`SideCalls` condenses a follow-up into a standalone question, translates a question for search and
 renders an English claim in its passage's Chinese (so it can be checked word by word). With the
 local model they run on a second llama.cpp context over the same weights, so they never evict the
 answer prompt's cached start. A helper call that fails costs only its improvement: it returns ""
@@ -17,14 +17,14 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable
 
-from assistant import prompts
+from assistant.answering import prompts
 from assistant.models.llama import LlamaCppChat
 from assistant.models.llm import explain_error
 
 log = logging.getLogger(__name__)
 
 
-class Helpers:
+class SideCalls:
     """The helper calls of one chat model (`model`: by default the same model on a context of its own)."""
 
     def __init__(self, llm: BaseChatModel, model: BaseChatModel | None = None) -> None:

@@ -1,12 +1,12 @@
 """Answer: a question (and the conversation so far) in, a verified, cited `Answer` out.
 
 A follow-up is made standalone only when it leans on the conversation, and a question in another
-script than the corpus is translated for search (both by `helpers`); the LCEL chain (`prompt | model
+script than the corpus is translated for search (both by `side_calls`); the LCEL chain (`prompt | model
 | parser`) answers from the few best passages with `[n]` markers. Tokens stream as they come; the
 final `Answer` holds only sentences `verify` found supported (its text and citations from `compose`). Whether to answer
 at all is `decide`'s (before the model and after it, with a reason), never left to the model alone;
 when the model fails or times out, the extractive answer (`extract`) stands in and says so. The question
-and history are checked by `inputs` first (an `InputError` says what is wrong); sentences of the
+and history are checked by `checks/inputs` first (an `InputError` says what is wrong); sentences of the
 question that give the assistant orders (`injection`) are not searched for or shown to the model.
 """
 
@@ -21,10 +21,15 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 
-from assistant import prompts
+from assistant.answering import prompts
+from assistant.answering.compose import correction, render
+from assistant.answering.compose import quoted as quoted_sentence
+from assistant.answering.extract import PROMPT_CHARS, best_sentences, in_english, prompt_passages
+from assistant.answering.followup import resolve
+from assistant.answering.parts import asks, join, parse_split, split
+from assistant.answering.side_calls import SideCalls, chat_prompt
+from assistant.answering.whole import WholeDocument
 from assistant.checks import premise
-from assistant.checks.compose import correction, render
-from assistant.checks.compose import quoted as quoted_sentence
 from assistant.checks.decide import (
     FALSE_PREMISE,
     NOT_COVERED,
@@ -38,20 +43,15 @@ from assistant.checks.decide import (
     judge,
 )
 from assistant.checks.injection import question_part
+from assistant.checks.inputs import check_history, check_question
 from assistant.checks.question import read as read_question
 from assistant.checks.question import unmet_constraints
 from assistant.checks.verify import Similarity, answer_content, passage_context, score_claims
 from assistant.errors import ModelCrashedError
-from assistant.extract import PROMPT_CHARS, best_sentences, in_english, prompt_passages
-from assistant.followup import resolve
-from assistant.helpers import Helpers, chat_prompt
-from assistant.inputs import check_history, check_question
+from assistant.index.retrieve import HybridRetriever
 from assistant.models.llm import TokenUsage, explain_error
-from assistant.parts import asks, join, parse_split, split
-from assistant.retrieve import HybridRetriever
 from assistant.text import REFERS_BACK, is_english, squash
 from assistant.types import Answer, Chunk, Citation, Evidence, Hit
-from assistant.whole import WholeDocument
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +96,12 @@ class Answerer:
         bound = llm.bind(max_tokens=self.settings.max_tokens)
         self.answer_zh = chat_prompt(prompts.ANSWER_SYSTEM, prompts.ANSWER_USER) | bound | parse
         self.answer_en = chat_prompt(prompts.ANSWER_SYSTEM_EN, prompts.ANSWER_USER_EN) | bound | parse
-        self.helpers = Helpers(llm, helper)
+        self.side_calls = SideCalls(llm, helper)
         self.usage = TokenUsage()  # what each answer's model calls cost (`Answer.usage`)
-        for model in (llm, self.helpers.model):
+        for model in (llm, self.side_calls.model):
             self.usage.listen(model)
         self.whole = WholeDocument(
-            retriever, llm, self.helpers, models, self.settings.policy, similarity, locate,
+            retriever, llm, self.side_calls, models, self.settings.policy, similarity, locate,
             self.settings.translate_claims,
         )  # fmt: skip
 
@@ -147,7 +147,7 @@ class Answerer:
         if len(found.parts) == 1:
             return [question]
         if found.elliptical and not fast:
-            return parse_split(self.helpers.split(question), found.parts)
+            return parse_split(self.side_calls.split(question), found.parts)
         return found.parts
 
     def _stream_parts(
@@ -212,8 +212,8 @@ class Answerer:
         warm = chat_prompt(prompts.ANSWER_SYSTEM, prompts.ANSWER_USER) | self.llm.bind(max_tokens=1)
         warm.invoke({"passages": "", "question": ""})
         self.whole.warm()
-        if self.helpers.model is not self.llm:
-            self.helpers.warm()
+        if self.side_calls.model is not self.llm:
+            self.side_calls.warm()
 
     def evidence(self, question: str) -> tuple[str, list[Hit]]:
         """The search query (translated when needed) and the hits, for a standalone question."""
@@ -240,7 +240,7 @@ class Answerer:
             return resolved
         if fast:
             return question
-        rewritten = self.helpers.condense(history, question)
+        rewritten = self.side_calls.condense(history, question)
         timings["condense_s"] = time.perf_counter() - t
         log.info("condensed %r -> %r", question, rewritten)
         if not rewritten or rewritten == question:  # the model did not rewrite: keep the last turn in view
@@ -254,7 +254,7 @@ class Answerer:
         query, context = standalone, ([] if standalone != question else history)
         if self.settings.translate_questions and not fast and is_english(standalone) and self.retriever.corpus_is_cjk:
             t = time.perf_counter()
-            query, context = self.helpers.translate(standalone) or standalone, [standalone]
+            query, context = self.side_calls.translate(standalone) or standalone, [standalone]
             timings["translate_s"] = time.perf_counter() - t
         t = time.perf_counter()
         hits = self.retriever.search(query, k=max(5, self.settings.passages), history=context)
@@ -300,7 +300,7 @@ class Answerer:
         chunks = [h.chunk for h in hits[: self.settings.passages]]
         t = time.perf_counter()
         translate = (
-            self.helpers.to_chinese
+            self.side_calls.to_chinese
             if self.settings.translate_claims and english and self.retriever.corpus_is_cjk
             else None
         )
