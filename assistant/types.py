@@ -6,6 +6,7 @@ dicts never leave the modules that talk to those libraries.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -148,6 +149,41 @@ class Answer:
     verification: tuple[dict[str, Any], ...] = ()  # per draft sentence: kept, passage, the check that failed, scores
     usage: dict[str, int] = field(default_factory=dict)  # tokens the model calls took: prompt, completion, total, calls
     answer_id: str = ""  # the server's signature over what was asked and answered: a 👍 on it counts (answer_ids)
+
+    @classmethod
+    def answered(
+        cls,
+        question: str,
+        text: str,
+        citations: Sequence[Citation],
+        *,
+        timings: dict[str, float],
+        models: dict[str, str],
+        verification: Sequence[dict[str, Any]] = (),
+    ) -> Answer:
+        """An answer: `text` with its `[n]` markers and the citations they name."""
+        return cls(question, text, False, tuple(citations), timings, models, verification=tuple(verification))
+
+    @classmethod
+    def refusal(
+        cls,
+        question: str,
+        text: str,
+        *,
+        reason: str | None,
+        detail: str = "",
+        timings: dict[str, float],
+        models: dict[str, str],
+        related: Sequence[Citation] = (),
+        citations: Sequence[Citation] = (),
+        verification: Sequence[dict[str, Any]] = (),
+    ) -> Answer:
+        """A refusal and its reason (a key of `decide.REASONS`); a premise correction also cites the passage
+        that states the fact the question got wrong (`citations`)."""
+        return cls(
+            question, text, True, tuple(citations), timings, models, tuple(related), reason, detail,
+            tuple(verification),
+        )  # fmt: skip
 
     @property
     def sources(self) -> tuple[Citation, ...]:

@@ -245,7 +245,7 @@ def test_two_parts_citing_one_passage_share_its_number():
     )
     first = Answer("q1", "姜大昕。[1]", False, (cited,), {}, {})
     second = Answer("q2", "微软前全球副总裁。[1]", False, (cited,), {}, {})
-    joined = join("q1，q2", ["q1", "q2"], [first, second], False, 1.0)
+    joined = join("q1，q2", ["q1", "q2"], [first, second], english=False, total_s=1.0)
     assert joined.answer == "姜大昕。[1]\n微软前全球副总裁。[1]" and [c.n for c in joined.citations] == [1]
 
 

@@ -16,27 +16,25 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 
 from assistant.answering import prompts
-from assistant.answering.compose import correction, render
 from assistant.answering.compose import quoted as quoted_sentence
-from assistant.answering.extract import PROMPT_CHARS, best_sentences, in_english, prompt_passages
+from assistant.answering.compose import render
+from assistant.answering.extract import PROMPT_CHARS, in_english, prompt_passages
 from assistant.answering.followup import resolve
 from assistant.answering.parts import asks, join, parse_split, split
+from assistant.answering.replies import Replies, asks_beyond
 from assistant.answering.side_calls import SideCalls, chat_prompt
+from assistant.answering.turn import Turn
 from assistant.answering.whole import WholeDocument
-from assistant.checks import premise
 from assistant.checks.decide import (
     FALSE_PREMISE,
     NOT_COVERED,
     ORDERS_ONLY,
-    REASONS,
     Decision,
-    Verdict,
     VerifyPolicy,
     after_model,
     before_model,
@@ -44,14 +42,12 @@ from assistant.checks.decide import (
 )
 from assistant.checks.injection import question_part
 from assistant.checks.inputs import check_history, check_question
-from assistant.checks.question import read as read_question
-from assistant.checks.question import unmet_constraints
-from assistant.checks.verify import Similarity, answer_content, passage_context, score_claims
+from assistant.checks.verify import Similarity, score_claims
 from assistant.errors import ModelCrashedError
 from assistant.index.retrieve import HybridRetriever
 from assistant.models.llm import TokenUsage, explain_error
-from assistant.text import REFERS_BACK, is_english, squash
-from assistant.types import Answer, Chunk, Citation, Evidence, Hit
+from assistant.text import REFERS_BACK, is_english
+from assistant.types import Answer, Evidence, Hit
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +96,13 @@ class Answerer:
         self.usage = TokenUsage()  # what each answer's model calls cost (`Answer.usage`)
         for model in (llm, self.side_calls.model):
             self.usage.listen(model)
+        self.replies = Replies(
+            retriever, models=models, policy=self.settings.policy, passages=self.settings.passages,
+            similarity=similarity, locate=locate,
+        )  # fmt: skip
         self.whole = WholeDocument(
-            retriever, llm, self.side_calls, models, self.settings.policy, similarity, locate,
-            self.settings.translate_claims,
+            retriever, llm, self.side_calls, self.replies, similarity=similarity,
+            translate_claims=self.settings.translate_claims,
         )  # fmt: skip
 
     def ask(
@@ -129,14 +129,15 @@ class Answerer:
         if not asked:  # nothing but orders: refused, and neither searched nor shown to the model
             text = prompts.REFUSAL_EN if is_english(question) else prompts.REFUSAL_ZH
             detail = "the question addresses the assistant, not the documents"
-            yield Answer(question, text, True, (), {"total_s": 0.0}, self.models, (), ORDERS_ONLY, detail)
+            timings = {"total_s": 0.0}
+            yield Answer.refusal(question, text, reason=ORDERS_ONLY, detail=detail, timings=timings, models=self.models)
             return
         parts = self._parts(asked, fast)
         limit = min(max_tokens, self.settings.max_tokens) if max_tokens else None
         if len(parts) == 1:
-            events = self._stream(asked, history, fast, limit)
+            events = self._stream(Turn(asked, history, fast, limit))
         else:
-            events = self._stream_parts(asked, parts, history, fast, limit)
+            events = self._stream_parts(Turn(asked, history, fast, limit), parts)
         for event in events:
             yield replace(event, question=question, usage=self.usage.take()) if isinstance(event, Answer) else event
 
@@ -150,61 +151,52 @@ class Answerer:
             return parse_split(self.side_calls.split(question), found.parts)
         return found.parts
 
-    def _stream_parts(
-        self, question: str, parts: list[str], history: list[str], fast: bool, limit: int | None = None
-    ) -> Iterator[str | Evidence | Answer]:
+    def _stream_parts(self, turn: Turn, parts: list[str]) -> Iterator[str | Evidence | Answer]:
         """Each part answered on its own (the earlier parts as its conversation, so "他" finds its person),
         the first part's quote shown at once; then one answer naming any part the text does not answer."""
-        started = time.perf_counter()
         answers: list[Answer] = []
         for i, part in enumerate(parts):
             if i:
                 yield "\n"
-            for event in self._stream(part, [*history, *parts[:i]], fast, limit):
+            for event in self._stream(Turn(part, [*turn.history, *parts[:i]], turn.fast, turn.limit)):
                 if isinstance(event, Answer):
                     answers.append(event)
                 elif isinstance(event, str) or not i:  # one quote: the first part's
                     yield event
         log.info("answered %d parts: %s", len(parts), [a.refusal_reason or "answered" for a in answers])
-        yield join(question, parts, answers, is_english(question), time.perf_counter() - started)
+        yield join(turn.question, parts, answers, english=turn.english, total_s=turn.since_start("total_s"))
 
-    def _stream(
-        self, question: str, history: list[str], fast: bool, limit: int | None = None
-    ) -> Iterator[str | Evidence | Answer]:
-        timings: dict[str, float] = {}
-        started = time.perf_counter()
-        if (whole := self.whole.match(question, history)) is not None:  # about the document as a whole
-            yield from self.whole.stream(question, *whole, is_english(question), started, fast)
+    def _stream(self, turn: Turn) -> Iterator[str | Evidence | Answer]:
+        if (whole := self.whole.match(turn.question, turn.history)) is not None:  # about the document as a whole
+            yield from self.whole.stream(turn, *whole)
             return
-        standalone = self._standalone(question, history, timings, fast)
-        query, hits = self._retrieve(standalone, question, history, timings, fast)
-        english = is_english(question)
-        decision = before_model(query, hits, self.settings.policy, english, self.settings.passages)
+        self._standalone(turn)
+        self._retrieve(turn)
+        decision = before_model(
+            turn.query, turn.hits, self.settings.policy, english=turn.english, depth=self.settings.passages
+        )
         if decision.refused:
-            yield self._refusal(question, english, hits, timings, started, decision)
+            yield self.replies.refusal(turn, decision)
             return
-        if fast:
-            yield self._extractive(question, english, hits, timings, started, query=query, standalone=standalone)
+        if turn.fast:
+            yield self.replies.extractive(turn)
             return
-        quoted = self._quote(standalone or question, query, english, hits)
-        if not isinstance(quoted, Decision) and not self._unmet_premise(query, english, quoted[0]):
+        quoted = self.replies.quote(turn)
+        if not isinstance(quoted, Decision) and not self.replies.unmet_premise(turn, quoted[0]):
             # the quote a `--fast` answer gives, shown while the model writes (unless it contradicts the premise)
-            timings["evidence_s"] = time.perf_counter() - started
-            yield Evidence(quoted_sentence(quoted[1], english), self._cite(1, *quoted))
+            turn.since_start("evidence_s")
+            yield Evidence(quoted_sentence(quoted[1], turn.english), self.replies.cite(1, *quoted))
         raw: list[str] = []
         try:
-            passages = self._passages(query, hits)
-            yield from self._generate(standalone, english, passages, raw, timings, started, limit)
+            yield from self._generate(turn, self._passages(turn.query, turn.hits), raw)
         except ModelCrashedError:  # the model's process died mid-answer: the caller says when to ask again
             raise
         except Exception as exc:  # a model that is missing, failing or too slow: quote instead
             reason = explain_error(exc) or exc
             log.warning("chat model failed (%s); answering with a quote instead", reason)
-            yield self._extractive(
-                question, english, hits, timings, started, note=str(reason), query=query, standalone=standalone
-            )
+            yield self.replies.extractive(turn, note=str(reason))
             return
-        yield self._finish(question, query, english, "".join(raw), hits, timings, started)
+        yield self._finish(turn, "".join(raw))
 
     def warm(self) -> None:
         """Load the chat model and evaluate the answer prompt's constant start (kept in llama.cpp's cache,
@@ -217,7 +209,9 @@ class Answerer:
 
     def evidence(self, question: str) -> tuple[str, list[Hit]]:
         """The search query (translated when needed) and the hits, for a standalone question."""
-        return self._retrieve(question, question, [], {}, False)
+        turn = Turn(question, standalone=question)
+        self._retrieve(turn)
+        return turn.query, turn.hits
 
     def draft(self, question: str, query: str, hits: list[Hit]) -> str:
         """The model's raw answer from the passages of `hits` (unverified; for calibration)."""
@@ -230,200 +224,83 @@ class Answerer:
 
     # -- stages ----------------------------------------------------------------------------------
 
-    def _standalone(self, question: str, history: list[str], timings: dict[str, float], fast: bool) -> str:
+    def _standalone(self, turn: Turn) -> None:
+        """`turn.standalone`: the question, or a follow-up made standalone (by rule, else by a side call)."""
+        question, history = turn.question, turn.history
+        turn.standalone = question
         if not history or not needs_condensing(question):
-            return question
+            return
         t = time.perf_counter()
         if resolved := resolve(question, history):  # a pronoun resolved by rule: no model call
-            timings["condense_s"] = time.perf_counter() - t
+            turn.timings["condense_s"] = time.perf_counter() - t
             log.info("resolved %r -> %r", question, resolved)
-            return resolved
-        if fast:
-            return question
+            turn.standalone = resolved
+            return
+        if turn.fast:
+            return
         rewritten = self.side_calls.condense(history, question)
-        timings["condense_s"] = time.perf_counter() - t
+        turn.timings["condense_s"] = time.perf_counter() - t
         log.info("condensed %r -> %r", question, rewritten)
-        if not rewritten or rewritten == question:  # the model did not rewrite: keep the last turn in view
-            return f"{history[-1]} {question}"
-        return rewritten
+        # the model did not rewrite: keep the last turn in view
+        turn.standalone = rewritten if rewritten and rewritten != question else f"{history[-1]} {question}"
 
-    def _retrieve(
-        self, standalone: str, question: str, history: list[str], timings: dict[str, float], fast: bool
-    ) -> tuple[str, list[Hit]]:
-        """The search query (translated when needed) and the hits for it."""
-        query, context = standalone, ([] if standalone != question else history)
-        if self.settings.translate_questions and not fast and is_english(standalone) and self.retriever.corpus_is_cjk:
+    def _retrieve(self, turn: Turn) -> None:
+        """`turn.query` (the standalone question, translated when needed) and `turn.hits`, the hits for it."""
+        standalone = turn.standalone
+        query, context = standalone, ([] if standalone != turn.question else turn.history)
+        translate = self.settings.translate_questions and not turn.fast and self.retriever.corpus_is_cjk
+        if translate and is_english(standalone):
             t = time.perf_counter()
             query, context = self.side_calls.translate(standalone) or standalone, [standalone]
-            timings["translate_s"] = time.perf_counter() - t
+            turn.timings["translate_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        hits = self.retriever.search(query, k=max(5, self.settings.passages), history=context)
-        timings["retrieve_s"] = time.perf_counter() - t
-        return query, hits
+        turn.query, turn.hits = query, self.retriever.search(query, k=max(5, self.settings.passages), history=context)
+        turn.timings["retrieve_s"] = time.perf_counter() - t
 
-    def _generate(
-        self,
-        question: str,
-        english: bool,
-        passages: str,
-        raw: list[str],
-        timings: dict[str, float],
-        started: float,
-        limit: int | None = None,
-    ) -> Iterator[str]:
-        chain = self.answer_en if english else self.answer_zh
-        if limit is not None:  # a caller's cap below the settings' own: the same prompt, fewer tokens
-            prompt = (
-                (prompts.ANSWER_SYSTEM_EN, prompts.ANSWER_USER_EN)
-                if english
-                else (prompts.ANSWER_SYSTEM, prompts.ANSWER_USER)
-            )
-            chain = chat_prompt(*prompt) | self.llm.bind(max_tokens=limit) | StrOutputParser()
-        for token in chain.stream({"passages": passages, "question": question}):
+    def _generate(self, turn: Turn, passages: str, raw: list[str]) -> Iterator[str]:
+        """The model's tokens for the standalone question over `passages`, each also appended to `raw`."""
+        chain = self.answer_en if turn.english else self.answer_zh
+        if turn.limit is not None:  # a caller's cap below the settings' own: the same prompt, fewer tokens
+            english = (prompts.ANSWER_SYSTEM_EN, prompts.ANSWER_USER_EN)
+            prompt = english if turn.english else (prompts.ANSWER_SYSTEM, prompts.ANSWER_USER)
+            chain = chat_prompt(*prompt) | self.llm.bind(max_tokens=turn.limit) | StrOutputParser()
+        for token in chain.stream({"passages": passages, "question": turn.standalone}):
             if not raw:
-                timings["first_token_s"] = time.perf_counter() - started
+                turn.since_start("first_token_s")
             raw.append(token)
             yield token
-        timings["generate_s"] = time.perf_counter() - started - timings.get("first_token_s", 0.0)
+        turn.timings["generate_s"] = time.perf_counter() - turn.started - turn.timings.get("first_token_s", 0.0)
 
-    def _finish(
-        self,
-        question: str,
-        query: str,
-        english: bool,
-        raw: str,
-        hits: list[Hit],
-        timings: dict[str, float],
-        started: float,
-    ) -> Answer:
-        """Verify the draft (with `query`, the question in the passages' language) into an answer."""
-        chunks = [h.chunk for h in hits[: self.settings.passages]]
+    def _finish(self, turn: Turn, raw: str) -> Answer:
+        """Verify the draft (with `turn.query`, the question in the passages' language) into an answer."""
+        chunks = [h.chunk for h in turn.hits[: self.settings.passages]]
         t = time.perf_counter()
-        translate = (
-            self.side_calls.to_chinese
-            if self.settings.translate_claims and english and self.retriever.corpus_is_cjk
-            else None
-        )
+        across = self.settings.translate_claims and turn.english and self.retriever.corpus_is_cjk
         # a translated question is too loose a probe (内存 for 显存): English claims are checked on their own
-        probe = "" if english else query
-        leads = [self.retriever.lead_in(c) for c in chunks]
-        scored = score_claims(raw, chunks, probe, self.similarity, english, translate, leads)
+        scored = score_claims(
+            raw, chunks, question="" if turn.english else turn.query, similarity=self.similarity,
+            english=turn.english, translate=self.side_calls.to_chinese if across else None,
+            leads=[self.retriever.lead_in(c) for c in chunks],
+        )  # fmt: skip
         verdict = judge(scored, self.settings.policy)
         decision = after_model(raw, verdict)
-        timings["verify_s"] = time.perf_counter() - t
+        turn.timings["verify_s"] = time.perf_counter() - t
         log.info("model said %r; kept %d claims, dropped %r; %s", raw, len(verdict.claims), verdict.dropped, decision)
         if decision.refused and decision.reason == FALSE_PREMISE and verdict.premise is not None:
             p = verdict.premise
-            if not asks_beyond(query, p.missing):
-                return self._refusal(question, english, hits, timings, started, replace(decision, reason=NOT_COVERED))
-            found = (chunks[p.passage - 1], p.quote, p.missing)
-            return self._correction(question, query, english, found, timings, started, tuple(verdict.report))
+            if not asks_beyond(turn.query, p.missing):
+                return self.replies.refusal(turn, replace(decision, reason=NOT_COVERED))
+            return self.replies.correction(turn, (chunks[p.passage - 1], p.quote, p.missing), tuple(verdict.report))
         if decision.refused:
-            return self._refusal(question, english, hits, timings, started, decision, verdict)
-        if english:  # an answer to an English question reads as English, its quoted names as written
-            verdict = replace(verdict, claims=[replace(c, text=in_english(question, c.text)) for c in verdict.claims])
+            return self.replies.refusal(turn, decision, verdict)
+        if turn.english:  # an answer to an English question reads as English, its quoted names as written
+            claims = [replace(c, text=in_english(turn.question, c.text)) for c in verdict.claims]
+            verdict = replace(verdict, claims=claims)
         text, citations = render(verdict, chunks, self.locate)
-        timings["total_s"] = time.perf_counter() - started
-        report = tuple(verdict.report)
-        return Answer(question, text, False, citations, timings, self.models, verification=report)
-
-    def _extractive(
-        self,
-        question: str,
-        english: bool,
-        hits: list[Hit],
-        timings: dict[str, float],
-        started: float,
-        note: str | None = None,
-        query: str = "",
-        standalone: str = "",
-    ) -> Answer:
-        """A cited quote of the sentence that best matches `standalone` (the question made standalone)."""
-        quoted = self._quote(standalone or question, query, english, hits)
-        if isinstance(quoted, Decision):
-            return self._refusal(question, english, hits, timings, started, quoted)
-        if missing := self._unmet_premise(query, english, quoted[0]):
-            if not asks_beyond(query, missing):  # the question is nothing but what the passage lacks ("0")
-                return self._refusal(question, english, hits, timings, started, Decision(True, NOT_COVERED, "premise"))
-            return self._correction(question, query, english, (*quoted, missing), timings, started)
-        text = quoted_sentence(quoted[1], english)
-        if note:
-            text += f"\n({'the chat model failed' if english else '生成模型不可用'}: {note})"
-        timings["total_s"] = time.perf_counter() - started
-        models = {**self.models, "llm": "extractive (no generation)"}
-        return Answer(question, text, False, (self._cite(1, *quoted),), timings, models)
-
-    def _quote(self, standalone: str, query: str, english: bool, hits: list[Hit]) -> tuple[Chunk, str] | Decision:
-        """The passage and sentence that best answer `standalone`, or why there is none to quote."""
-        probe = query if english and query and not is_english(query) else standalone  # a translation: by keywords
-        chunk, quote = best_sentences(probe, hits[: self.settings.passages], self.retriever.weight, self.similarity)
-        if quote is None:
-            return Decision(True, NOT_COVERED, "no quote")
-        return chunk, quote
-
-    def _unmet_premise(self, query: str, english: bool, chunk: Chunk) -> tuple[str, ...]:
-        """What the question (in the passages' language) takes for granted that the quoted passage lacks,
-        under the policy's premise and constraint checks (English questions are checked after the model)."""
-        if english or not query:
-            return ()
-        policy, context = self.settings.policy, passage_context(chunk) + squash(self.retriever.lead_in(chunk))
-        names = premise.unbound(premise.names(query), context) if policy.premise else ()
-        return names + (tuple(unmet_constraints(read_question(query), context)) if policy.constraints else ())
-
-    def _correction(
-        self,
-        question: str,
-        query: str,
-        english: bool,
-        found: tuple[Chunk, str, tuple[str, ...]],
-        timings: dict[str, float],
-        started: float,
-        report: tuple[dict[str, Any], ...] = (),
-    ) -> Answer:
-        """A refusal that corrects the question's premise: `found` is the passage, its sentence that states
-        the fact, and what the question names that the passage lacks; the answer says what it states instead."""
-        chunk, quote, missing = found
-        instead = premise.instead(missing[0], quote, query)
-        text = correction(missing[0], instead, quote, english)
-        detail = f"the passage does not name {', '.join(missing)}" + (f"; it names {instead}" if instead else "")
-        timings["total_s"] = time.perf_counter() - started
-        log.info("premise corrected (%s): %s", detail, text)
-        cited = (self._cite(1, chunk, quote),)
-        return Answer(question, text, True, cited, timings, self.models, (), FALSE_PREMISE, detail, report)
-
-    def _refusal(
-        self,
-        question: str,
-        english: bool,
-        hits: list[Hit],
-        timings: dict[str, float],
-        started: float,
-        decision: Decision,
-        verdict: Verdict | None = None,
-    ) -> Answer:
-        related = tuple(self._closest(i, question, h) for i, h in enumerate(hits[:3], start=1))
-        timings["total_s"] = time.perf_counter() - started
-        text = prompts.REFUSAL_EN if english else prompts.REFUSAL_ZH
-        report = tuple(verdict.report) if verdict else ()
-        log.info("refused (%s: %s): %s", decision.reason, REASONS.get(decision.reason or "", ""), decision.detail)
-        return Answer(question, text, True, (), timings, self.models, related, decision.reason, decision.detail, report)
-
-    def _closest(self, n: int, question: str, hit: Hit) -> Citation:
-        """A related passage for a refusal, with its sentence closest to the question."""
-        _, quote = best_sentences(question, [hit], self.retriever.weight, self.similarity)
-        return self._cite(n, hit.chunk, quote or "")
-
-    def _cite(self, n: int, chunk: Chunk, quote: str) -> Citation:
-        return Citation.of(n, chunk, quote, self.locate(chunk.source))
-
-
-def asks_beyond(query: str, missing: tuple[str, ...]) -> bool:
-    """The question says something besides what the passage lacks: without that, there is no premise to
-    correct, only a question the text does not answer."""
-    rest = query
-    for name in missing:
-        rest = rest.replace(name, " ")
-    return answer_content(rest, "") > 0
+        turn.since_start("total_s")
+        return Answer.answered(
+            turn.question, text, citations, timings=turn.timings, models=self.models, verification=verdict.report
+        )
 
 
 def needs_condensing(question: str) -> bool:

@@ -1,19 +1,49 @@
 """Compose: a judged draft in, the answer's text with its `[n]` markers and its citations out.
 
-`render` renumbers the kept sentences' markers 1..n in order of first use and builds the matching
-`Citation`s; `quoted` labels a verbatim sentence as a quote (the extractive answer); `correction` says
-what the passage states where the question's premise is wrong. Which sentences
-are kept is `decide`'s; how an interface shows the result is its own.
+`Citations` numbers cited passages 1..n in order of first use (the one place markers are numbered);
+`render` gives a judged draft's kept sentences their markers and citations; `quoted` labels a verbatim
+sentence as a quote (the extractive answer); `correction` says what the passage states where the
+question's premise is wrong. Which sentences are kept is `decide`'s; how an interface shows the result is
+its own.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from dataclasses import replace
 
 from assistant.answering import prompts
 from assistant.checks.decide import Verdict
 from assistant.types import Chunk, Citation
+
+
+class Citations:
+    """Citations numbered 1..n in order of first use: a passage cited again keeps its number and its first quote.
+    The one place markers are numbered (a draft's kept sentences, a document's chosen sentences, the parts
+    of a question joined into one answer)."""
+
+    def __init__(self, locate: Callable[[str], str] = str) -> None:
+        self.locate = locate  # the file a corpus-relative source is in (a citation's `path`)
+        self._by_key: dict[Hashable, Citation] = {}
+
+    def cite(self, chunk: Chunk, quote: str, key: Hashable = None) -> int:
+        """The number of `chunk` (or of `key`, where one chunk may be cited apart, e.g. for another quote)."""
+        key = chunk.chunk_id if key is None else key
+        if key not in self._by_key:
+            self._by_key[key] = Citation.of(len(self._by_key) + 1, chunk, quote, self.locate(chunk.source))
+        return self._by_key[key].n
+
+    def carry(self, citation: Citation) -> int:
+        """The number `citation` (another answer's) takes here: a passage cited for the same quote keeps one."""
+        key = (citation.chunk_id, citation.quote)
+        if key not in self._by_key:
+            self._by_key[key] = replace(citation, n=len(self._by_key) + 1)
+        return self._by_key[key].n
+
+    @property
+    def all(self) -> tuple[Citation, ...]:
+        return tuple(self._by_key.values())
 
 
 def render(
@@ -21,23 +51,22 @@ def render(
 ) -> tuple[str, tuple[Citation, ...]]:
     """Answer text with markers renumbered 1..n in order of first use, and the matching citations
     (`locate` gives the file a corpus-relative source is in)."""
-    numbering: dict[int, int] = {}
-    quotes: dict[int, str] = {}
+    citations = Citations(locate)
     sentences = []
     for claim in verdict.claims:
-        for passage, quote in zip(claim.passages, claim.quotes, strict=True):
-            numbering.setdefault(passage, len(numbering) + 1)
-            quotes.setdefault(passage, quote)
-        markers = "".join(f"[{numbering[p]}]" for p in claim.passages)
-        body, end = _split_terminator(
-            re.sub(r"\s*\n\s*", " ", claim.text)
-        )  # one claim, one line: its marker stays on it
+        numbers = [citations.cite(chunks[p - 1], q, key=p) for p, q in zip(claim.passages, claim.quotes, strict=True)]
+        markers = "".join(f"[{n}]" for n in numbers)
+        # one claim, one line: its marker stays on it
+        body, end = _split_terminator(re.sub(r"\s*\n\s*", " ", claim.text))
         # Chinese: "…。[1]" keeps the sentence, its full stop included, one unbroken quote-able span
         sentences.append(f"{body} {markers}{end}" if body.isascii() else f"{body}{end}{markers}")
-    citations = tuple(
-        Citation.of(new, chunks[old - 1], quotes[old], locate(chunks[old - 1].source)) for old, new in numbering.items()
-    )
-    return " ".join(sentences) if all(s.isascii() for s in sentences) else "".join(sentences), citations
+    text = " ".join(sentences) if all(s.isascii() for s in sentences) else "".join(sentences)
+    return text, citations.all
+
+
+def renumber(text: str, numbers: dict[int, int]) -> str:
+    """`text` with each `[n]` marker renumbered by `numbers` (a marker it lacks stays)."""
+    return re.sub(r"\[(\d+)\]", lambda m: f"[{numbers.get(int(m[1]), int(m[1]))}]", text)
 
 
 def correction(missing: str, instead: str, quote: str, english: bool) -> str:

@@ -16,10 +16,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from assistant.answering.compose import Citations, renumber
 from assistant.answering.followup import topic
 from assistant.checks.premise import names
 from assistant.text import REFERS_BACK
-from assistant.types import Answer, Citation
+from assistant.types import Answer
 
 # 几 asks unless it is "a few" (这几年, 20几所, 几千年) or part of a word (几乎, 几何); nor do 多伦多大学, 许多高校.
 ASKS_ZH = re.compile(
@@ -136,7 +137,7 @@ def parse_split(text: str, original: Sequence[str]) -> list[str]:
     return list(original)
 
 
-def join(question: str, parts: Sequence[str], answers: Sequence[Answer], english: bool, total_s: float) -> Answer:
+def join(question: str, parts: Sequence[str], answers: Sequence[Answer], *, english: bool, total_s: float) -> Answer:
     """One answer from the parts' answers: their texts in order with the citations numbered in one sequence,
     and each part without a cited answer named as not in the text."""
     cited = [(p, a) for p, a in zip(parts, answers, strict=True) if a.citations]
@@ -145,35 +146,27 @@ def join(question: str, parts: Sequence[str], answers: Sequence[Answer], english
         detail = "; ".join(f"{p} ({a.refusal_reason})" for p, a in zip(parts, answers, strict=True))
         return replace(first, question=question, refusal_detail=detail, timings={"total_s": total_s})
     texts: list[str] = []
-    citations: list[Citation] = []
+    citations = Citations()
     for part, answer in zip(parts, answers, strict=True):
         if not answer.citations:
             missing = part.rstrip("？?")
             texts.append(f"The article does not say: {missing}?" if english else f"文章没有提到“{missing}”。")
             continue
-        numbers = {}  # this part's marker -> the joined answer's: a passage an earlier part cites keeps its number
-        for c in answer.citations:
-            same = next((d for d in citations if (d.chunk_id, d.quote) == (c.chunk_id, c.quote)), None)
-            if same is None:
-                same = replace(c, n=len(citations) + 1)
-                citations.append(same)
-            numbers[c.n] = same.n
-        texts.append(_renumber(answer.answer, numbers))
+        # this part's marker -> the joined answer's: a passage an earlier part cites keeps its number
+        texts.append(renumber(answer.answer, {c.n: citations.carry(c) for c in answer.citations}))
     answered = [a for _, a in cited if not a.refused]
-    reason = None if answered else cited[0][1].refusal_reason  # only corrections: the question's premise is wrong
-    detail = "; ".join(f"{p}: {a.refusal_reason}" for p, a in zip(parts, answers, strict=True)) if not answered else ""
     timings = {"total_s": total_s}
     for a in answers:
         for key, value in a.timings.items():
             if key != "total_s":
                 timings[key] = timings.get(key, 0.0) + value
     verification = tuple(row for a in answers for row in a.verification)
-    return Answer(
-        question, "\n".join(texts), not answered, tuple(citations), timings, answers[0].models, (), reason,
-        detail, verification,
+    text, models = "\n".join(texts), answers[0].models
+    if answered:
+        return Answer.answered(question, text, citations.all, timings=timings, models=models, verification=verification)
+    # only corrections: the question's premise is wrong
+    detail = "; ".join(f"{p}: {a.refusal_reason}" for p, a in zip(parts, answers, strict=True))
+    return Answer.refusal(
+        question, text, reason=cited[0][1].refusal_reason, detail=detail, citations=citations.all, timings=timings,
+        models=models, verification=verification,
     )  # fmt: skip
-
-
-def _renumber(text: str, numbers: dict[int, int]) -> str:
-    """`text` with each `[n]` marker renumbered by `numbers` (a marker it lacks stays)."""
-    return re.sub(r"\[(\d+)\]", lambda m: f"[{numbers.get(int(m[1]), int(m[1]))}]", text)

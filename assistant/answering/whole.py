@@ -16,17 +16,19 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 
 from assistant.answering import prompts
-from assistant.answering.compose import quoted
+from assistant.answering.compose import Citations, quoted
 from assistant.answering.document import METADATA, Asked, classify, section_of, select
+from assistant.answering.replies import Replies
 from assistant.answering.side_calls import SideCalls, chat_prompt
-from assistant.checks.decide import NOT_COVERED, VerifyPolicy, judge
+from assistant.answering.turn import Turn
+from assistant.checks.decide import NOT_COVERED, Decision, judge
 from assistant.checks.verify import Similarity, score_claims
 from assistant.corpus.chunk import CARD_SECTION
 from assistant.index.outline import Outline, Sentence
@@ -60,18 +62,16 @@ class WholeDocument:
         retriever: HybridRetriever,
         llm: BaseChatModel,
         side_calls: SideCalls,
-        models: dict[str, str],
-        policy: VerifyPolicy,
+        replies: Replies,
+        *,
         similarity: Similarity | None = None,
-        locate: Callable[[str], str] = str,
         translate_claims: bool = True,
     ) -> None:
         self.retriever = retriever
         self.side_calls = side_calls
-        self.models = models
-        self.policy = policy
+        self.replies = replies  # refusals, and the models and policy answers are given under
+        self.policy = replies.policy
         self.similarity = similarity
-        self.locate = locate
         self.translate_claims = translate_claims
         prompt = chat_prompt(prompts.DOCUMENT_SYSTEM_EN, prompts.DOCUMENT_USER_EN)
         self.render_en = prompt | llm.bind(max_tokens=200) | StrOutputParser()
@@ -99,164 +99,127 @@ class WholeDocument:
         source = hits[0].chunk.source if hits else next(iter(documents))
         return asked, documents[source]
 
-    def stream(
-        self, question: str, asked: Asked, outline: Outline, english: bool, started: float, fast: bool = False
-    ) -> Iterator[str | Evidence | Answer]:
+    def stream(self, turn: Turn, asked: Asked, outline: Outline) -> Iterator[str | Evidence | Answer]:
         """The answer to `asked` about `outline` (and, for English prose, the first sentence's quote first;
-        `fast`: the quotes only, no model call, in either language)."""
-        timings: dict[str, float] = {}
+        a fast turn: the quotes only, no model call, in either language)."""
         if asked.kind in METADATA:
-            yield self._metadata(question, asked, outline, english, timings, started)
+            yield self._metadata(turn, asked, outline)
             return
         chosen = select(outline, asked)
         if not chosen:
             detail = f"the document has no section named {asked.section}" if asked.section else "no sentence to quote"
-            yield self._refusal(question, english, timings, started, detail)
+            yield self._refusal(turn, detail)
             return
-        if not english or asked.kind == "structure" or fast:
-            yield self._quoted(question, asked, outline, chosen, english, timings, started)
+        if not turn.english or asked.kind == "structure" or turn.fast:
+            yield self._quoted(turn, asked, outline, chosen)
             return
         chosen = chosen[:ENGLISH_SENTENCES]
         first = chosen[0]
-        timings["evidence_s"] = time.perf_counter() - started
-        yield Evidence(quoted(first.text, True), self._cite(1, first.chunk, first.text))
-        yield self._in_english(question, asked, outline, chosen, timings, started)
+        turn.since_start("evidence_s")
+        yield Evidence(quoted(first.text, True), self.replies.cite(1, first.chunk, first.text))
+        yield self._in_english(turn, asked, outline, chosen)
 
     # -- answers -----------------------------------------------------------------------------------
 
-    def _metadata(
-        self, question: str, asked: Asked, outline: Outline, english: bool, timings: dict[str, float], started: float
-    ) -> Answer:
+    def _metadata(self, turn: Turn, asked: Asked, outline: Outline) -> Answer:
         item = outline.meta(METADATA[asked.kind])
         if not item or outline.card is None:
-            return self._refusal(question, english, timings, started, f"the document card has no {asked.kind}")
+            return self._refusal(turn, f"the document card has no {asked.kind}")
         report = self._verify([(item, 1)], [outline.card])
         if not report[0]["kept"]:
-            return self._refusal(question, english, timings, started, f"{asked.kind} not supported by the card")
+            return self._refusal(turn, f"{asked.kind} not supported by the card")
         value = item.removeprefix(CARD_SECTION + "：").partition("：")[2]
-        if english:
+        if turn.english:
             text = f"{META_EN[asked.kind]} of “{outline.title}”: {value} [1]."
         else:
             text = f"《{outline.title}》的{item.removeprefix(CARD_SECTION + '：')}。[1]"
-        return self._answer(question, text, (self._cite(1, outline.card, item),), timings, started, report, False)
+        return self._answer(turn, text, (self.replies.cite(1, outline.card, item),), report, quoted_only=False)
 
     def _quoted(
-        self,
-        question: str,
-        asked: Asked,
-        outline: Outline,
-        chosen: list[Sentence],
-        english: bool,
-        timings: dict[str, float],
-        started: float,
-        model_called: bool = False,
+        self, turn: Turn, asked: Asked, outline: Outline, chosen: list[Sentence], *, model_called: bool = False
     ) -> Answer:
         """The chosen sentences themselves, each cited to its passage (verified), under a head naming the document
         (`model_called`: an English rendering was tried and failed its checks, so `models` names the model)."""
-        numbers = _numbering(chosen)
-        chunks = _chunks(chosen, numbers)
+        english = turn.english
+        chunks = _chunks(chosen)
+        numbers = {c.chunk_id: n for n, c in enumerate(chunks, start=1)}
         report = self._verify([(s.text, numbers[s.chunk.chunk_id]) for s in chosen], chunks)
         kept = [s for s, row in zip(chosen, report, strict=True) if row["kept"]]
         if not kept:
-            return self._refusal(question, english, timings, started, "no chosen sentence verified")
+            return self._refusal(turn, "no chosen sentence verified")
         heads = HEADS_EN if english else HEADS_ZH
         head = heads.get(asked.kind, "“{section}”:" if english else "「{section}」一节：")
         section = asked.section or section_of(outline, kept[0])
+        citations = Citations(self.replies.locate)
         lines = []
         for s in kept:
             label = section_of(outline, s) or (LEAD_EN if english else LEAD_ZH)
-            body = f"“{s.text}” [{numbers[s.chunk.chunk_id]}]" if english else f"{s.text}[{numbers[s.chunk.chunk_id]}]"
+            n = citations.cite(s.chunk, s.text)
+            body = f"“{s.text}” [{n}]" if english else f"{s.text}[{n}]"
             lines.append(f"{label}：{body}" if asked.kind == "structure" else body)
         sep = "\n" if asked.kind in ("summary", "structure") else ("" if not english else " ")
         text = head.format(title=outline.title, n=len(lines), section=section) + ("\n" if sep == "\n" else "")
         text += sep.join(lines)
-        citations = self._citations(kept, numbers, chunks)
-        return self._answer(question, text, citations, timings, started, report, not model_called)
+        return self._answer(turn, text, citations.all, report, quoted_only=not model_called)
 
-    def _in_english(
-        self,
-        question: str,
-        asked: Asked,
-        outline: Outline,
-        chosen: list[Sentence],
-        timings: dict[str, float],
-        started: float,
-    ) -> Answer:
+    def _in_english(self, turn: Turn, asked: Asked, outline: Outline, chosen: list[Sentence]) -> Answer:
         """One model call renders the chosen sentences in English; each rendered sentence is verified."""
-        numbers = _numbering(chosen)
-        chunks = _chunks(chosen, numbers)
+        chunks = _chunks(chosen)
+        numbers = {c.chunk_id: n for n, c in enumerate(chunks, start=1)}
         passages = "\n".join(f"[{numbers[s.chunk.chunk_id]}] {s.text}" for s in chosen)
         t = time.perf_counter()
         try:
-            raw = self.render_en.invoke({"passages": passages, "question": question})
+            raw = self.render_en.invoke({"passages": passages, "question": turn.question})
         except Exception as exc:  # a model that fails: the quotes stand
             log.warning("rendering the document answer in English failed (%s): quoting instead", exc)
             raw = ""
-        timings["generate_s"] = time.perf_counter() - t
+        turn.timings["generate_s"] = time.perf_counter() - t
         raw = LEADING_MARKER.sub(r"\2 [\1]", raw)  # "[2] It says…" -> "It says… [2]": a marker ends its sentence
         translate = self.side_calls.to_chinese if self.translate_claims and self.retriever.corpus_is_cjk else None
-        scored = score_claims(raw, chunks, "", self.similarity, True, translate)
+        scored = score_claims(raw, chunks, similarity=self.similarity, english=True, translate=translate)
         verdict = judge(scored, self.policy)
         if not verdict.claims:
             log.info("no English sentence of %r verified: quoting", raw)
-            return self._quoted(question, asked, outline, chosen, True, timings, started, model_called=True)
+            return self._quoted(turn, asked, outline, chosen, model_called=True)
         head = HEADS_EN.get(asked.kind, "“{section}”:").format(
             title=outline.title, n=len(chosen), section=asked.section or section_of(outline, chosen[0])
         )
-        lines = [f"{c.text.rstrip('.')} {''.join(f'[{p}]' for p in c.passages)}." for c in verdict.claims]
-        used = sorted({p for c in verdict.claims for p in c.passages})
-        citations = tuple(
-            Citation.of(p, chunks[p - 1], next(s.text for s in chosen if numbers[s.chunk.chunk_id] == p),
-                        self.locate(chunks[p - 1].source))
-            for p in used
-        )  # fmt: skip
-        return self._answer(question, f"{head} {' '.join(lines)}", citations, timings, started, verdict.report, False)
+        first = {numbers[s.chunk.chunk_id]: s.text for s in reversed(chosen)}  # each passage's first sentence
+        citations = Citations(self.replies.locate)
+        lines = []
+        for claim in verdict.claims:
+            markers = "".join(f"[{citations.cite(chunks[p - 1], first[p])}]" for p in claim.passages)
+            lines.append(f"{claim.text.rstrip('.')} {markers}.")
+        return self._answer(turn, f"{head} {' '.join(lines)}", citations.all, verdict.report, quoted_only=False)
 
     # -- parts ----------------------------------------------------------------------------------------
 
     def _verify(self, claims: list[tuple[str, int]], chunks: list[Chunk]) -> list[dict[str, Any]]:
         """Each (sentence, passage number) checked against its passage, as any answer sentence is."""
-        scored = score_claims(" ".join(f"{text}[{n}]" for text, n in claims), chunks, "", self.similarity)
+        scored = score_claims(" ".join(f"{text}[{n}]" for text, n in claims), chunks, similarity=self.similarity)
         rows = judge(scored, self.policy).report
         if len(rows) != len(claims):  # the sentences split otherwise than chosen: check one by one
             rows = [judge(score_claims(f"{text}[1]", [chunks[n - 1]]), self.policy).report[0] for text, n in claims]
         return rows
 
-    def _citations(self, kept: list[Sentence], numbers: dict[str, int], chunks: list[Chunk]) -> tuple[Citation, ...]:
-        first = {numbers[s.chunk.chunk_id]: s.text for s in reversed(kept)}
-        return tuple(Citation.of(n, chunks[n - 1], first[n], self.locate(chunks[n - 1].source)) for n in sorted(first))
-
-    def _cite(self, n: int, chunk: Chunk, quote: str) -> Citation:
-        return Citation.of(n, chunk, quote, self.locate(chunk.source))
-
     def _answer(
         self,
-        question: str,
+        turn: Turn,
         text: str,
-        citations: tuple[Citation, ...],
-        timings: dict[str, float],
-        started: float,
+        citations: Sequence[Citation],
         report: Sequence[dict[str, Any]],
+        *,
         quoted_only: bool,
     ) -> Answer:
-        timings["total_s"] = time.perf_counter() - started
-        models = {**self.models, "llm": "none (the document's own sentences)"} if quoted_only else self.models
-        return Answer(question, text, False, citations, timings, models, verification=tuple(report))
+        turn.since_start("total_s")
+        models = self.replies.models
+        models = {**models, "llm": "none (the document's own sentences)"} if quoted_only else models
+        return Answer.answered(turn.question, text, citations, timings=turn.timings, models=models, verification=report)
 
-    def _refusal(self, question: str, english: bool, timings: dict[str, float], started: float, detail: str) -> Answer:
-        timings["total_s"] = time.perf_counter() - started
-        text = prompts.REFUSAL_EN if english else prompts.REFUSAL_ZH
-        return Answer(question, text, True, (), timings, self.models, (), NOT_COVERED, detail)
-
-
-def _numbering(chosen: list[Sentence]) -> dict[str, int]:
-    """Each cited chunk's number, 1..n in order of first use."""
-    numbers: dict[str, int] = {}
-    for s in chosen:
-        numbers.setdefault(s.chunk.chunk_id, len(numbers) + 1)
-    return numbers
+    def _refusal(self, turn: Turn, detail: str) -> Answer:
+        return self.replies.refusal(turn, Decision(True, NOT_COVERED, detail))
 
 
-def _chunks(chosen: list[Sentence], numbers: dict[str, int]) -> list[Chunk]:
-    by_id = {s.chunk.chunk_id: s.chunk for s in chosen}
-    return [by_id[cid] for cid, _ in sorted(numbers.items(), key=lambda kv: kv[1])]
+def _chunks(chosen: list[Sentence]) -> list[Chunk]:
+    """The passages the chosen sentences stand in, in order of first use (their numbers in the prompt)."""
+    return list({s.chunk.chunk_id: s.chunk for s in chosen}.values())

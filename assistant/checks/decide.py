@@ -177,7 +177,7 @@ def judge(scored: Sequence[Scored], policy: VerifyPolicy) -> Verdict:
     return Verdict(claims, dropped, answers, verdict_failure, report, premise if not answers else None)
 
 
-def before_model(query: str, hits: Sequence[Hit], policy: VerifyPolicy, english: bool, depth: int = 3) -> Decision:
+def before_model(query: str, hits: Sequence[Hit], policy: VerifyPolicy, *, english: bool, depth: int = 3) -> Decision:
     """Refuse without a model call when the retrieved passages cannot hold the answer."""
     return judge_evidence(evidence(query, hits, english, depth), policy)
 
@@ -214,6 +214,7 @@ def grounded(question: str, passages: Sequence[Chunk], policy: VerifyPolicy | No
 def verify(
     answer: str,
     passages: Sequence[Chunk],
+    *,
     similarity: Similarity | None = None,
     english: bool = False,
     translate: Translate | None = None,
@@ -221,7 +222,10 @@ def verify(
     policy: VerifyPolicy | None = None,
 ) -> Verdict:
     """Score `answer` against `passages` (`verify.score_claims`) and judge it under `policy`."""
-    return judge(score_claims(answer, passages, question, similarity, english, translate), policy or VerifyPolicy())
+    scored = score_claims(
+        answer, passages, question=question, similarity=similarity, english=english, translate=translate
+    )
+    return judge(scored, policy or VerifyPolicy())
 
 
 def after_model(draft: str, verdict: Verdict) -> Decision:

@@ -96,6 +96,7 @@ class Scored:
 def score_claims(
     answer: str,
     passages: Sequence[Chunk],
+    *,
     question: str = "",
     similarity: Similarity | None = None,
     english: bool = False,
@@ -120,7 +121,17 @@ def score_claims(
         if cross and translate is not None and passages:
             probe, cross = translate(text, passages[(valid or (1,))[0] - 1].text), False
         checks = tuple(
-            _check(text, probe, n, passages[n - 1], question, asked, similarity, cross, _at(leads, n - 1))
+            _check(
+                text,
+                probe,
+                n,
+                passages[n - 1],
+                question=question,
+                asked=asked,
+                similarity=similarity,
+                cross=cross,
+                lead=_at(leads, n - 1),
+            )  # fmt: skip
             for n in order
         )
         if probe != text:
@@ -134,6 +145,7 @@ def _check(
     probe: str,
     n: int,
     passage: Chunk,
+    *,
     question: str,
     asked: Asked | None,
     similarity: Similarity | None,

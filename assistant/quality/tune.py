@@ -149,7 +149,7 @@ def prepare(
         hits = [hit_from_dict(h) for h in r["hits"]]
         chunks = [h.chunk for h in hits[:passages]]
         lead = [leads(r.get("of", r["set"]), c) for c in chunks] if leads else []
-        scored = score_claims(r["draft"], chunks, r["query"], leads=lead)
+        scored = score_claims(r["draft"], chunks, question=r["query"], leads=lead)
         prepared.append(Prepared(r, evidence(r["query"], hits), scored))
     return prepared
 
