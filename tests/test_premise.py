@@ -5,8 +5,9 @@ without an answer is not an answer. Scripted models over the real article (fake 
 from pathlib import Path
 
 import pytest
+from verdicts import verify
 
-from assistant.checks.decide import FALSE_PREMISE, VerifyPolicy, after_model, verify
+from assistant.checks.decide import FALSE_PREMISE, VerifyPolicy, after_model
 from assistant.checks.premise import instead, names, unbound
 from assistant.text import squash
 from assistant.types import Chunk

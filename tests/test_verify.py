@@ -1,9 +1,10 @@
 """Citation verification on the failure modes a small model shows: every one must be caught."""
 
 import pytest
+from verdicts import grounded, verify
 
 from assistant.checks.claims import normalize_markers, split_claims
-from assistant.checks.decide import NOT_COVERED, VerifyPolicy, after_model, grounded, verify
+from assistant.checks.decide import NOT_COVERED, VerifyPolicy, after_model
 from assistant.checks.verify import numbers_supported
 from assistant.types import Chunk
 

@@ -68,7 +68,6 @@ PUNCTUATION = re.compile(r"[\W_]+")
 LEANS_BACK = re.compile(r"[他她它其]|\b(he|she|they|him|his|her|their|them)\b", re.I)
 WHEN = re.compile(r"什么时候|何时|哪天|哪一天|哪年|几月|几号|日期|时间|\b(when|date|day|year)\b", re.I)
 MEDIA = re.compile(r"媒体|刊登|刊发|刊载|哪个网站|outlet|publication|publisher|newspaper|website", re.I)
-DOCUMENT_KINDS = ("main_point", "summary", "structure", "conclusion", "section")
 METADATA = {"author": "byline", "outlet": "outlet", "title": "title", "date": "date"}  # kind: card item
 CONCLUSION_HEADINGS = re.compile(r"结语|结论|结尾|尾声|总结|conclusion|closing", re.I)
 # a sentence that leans on the one before it ("同时,他…", "但…") or asks something does not stand for the whole

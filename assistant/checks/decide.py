@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assistant.checks.premise import Premise
-from assistant.checks.verify import Check, Scored, Similarity, Translate, coverage, score_claims
+from assistant.checks.verify import Check, Scored, coverage
 from assistant.text import is_chinese
-from assistant.types import Chunk, Hit
+from assistant.types import Hit
 
 NO_MATCH = "no_match"
 NOT_COVERED = "not_covered"
@@ -203,29 +203,6 @@ def judge_evidence(scores: dict[str, float], policy: VerifyPolicy) -> Decision:
     if scores.get("content", 1.0) < policy.min_grounding_content:
         return Decision(True, NOT_COVERED, f"question content covered {scores['content']:.2f}")
     return ANSWER
-
-
-def grounded(question: str, passages: Sequence[Chunk], policy: VerifyPolicy | None = None) -> bool:
-    """The passages mention enough of what the question is about (its nouns and content words)."""
-    scores = {"keyword_match": 1.0, **coverage(question, passages)}
-    return not judge_evidence(scores, policy or VerifyPolicy()).refused
-
-
-def verify(
-    answer: str,
-    passages: Sequence[Chunk],
-    *,
-    similarity: Similarity | None = None,
-    english: bool = False,
-    translate: Translate | None = None,
-    question: str = "",
-    policy: VerifyPolicy | None = None,
-) -> Verdict:
-    """Score `answer` against `passages` (`verify.score_claims`) and judge it under `policy`."""
-    scored = score_claims(
-        answer, passages, question=question, similarity=similarity, english=english, translate=translate
-    )
-    return judge(scored, policy or VerifyPolicy())
 
 
 def after_model(draft: str, verdict: Verdict) -> Decision:
