@@ -218,7 +218,7 @@ def main() -> int:
     parser.add_argument("--llm", default="", help="a chat model name instead (e.g. llama-cpp, fake:<reply>)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "concurrency.json"), help="where to write JSON")
     args = parser.parse_args()
-    logging.getLogger("assistant.interfaces.http.api").setLevel(logging.ERROR)  # one "turned a request away" per 503
+    logging.getLogger("assistant.interfaces.http.errors").setLevel(logging.ERROR)  # one "turned a request away" per 503
     with tempfile.TemporaryDirectory() as tmp, serving(build(args.llm, args.delay, args.queue_size, Path(tmp))) as url:
         result = load(url, args)
     out = Path(args.out)

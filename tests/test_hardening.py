@@ -327,7 +327,7 @@ def test_a_citation_never_names_a_file_outside_the_corpus(tmp_path: Path):
     from fastapi.testclient import TestClient
 
     from assistant.interfaces.http.api import create_api
-    from assistant.interfaces.web.ui import _document
+    from assistant.interfaces.web.handlers import document
 
     corpus, secret = tmp_path / "corpus", tmp_path / "secret.txt"
     corpus.mkdir()
@@ -346,7 +346,7 @@ def test_a_citation_never_names_a_file_outside_the_corpus(tmp_path: Path):
     records.update(ids=stored["ids"], metadatas=planted)  # every record now claims the file outside
     answer = assistant.ask("Step-3 每次推理激活多少参数？", fast=True)
     assert answer.citations and all(c.source == "../secret.txt" and c.path == "" for c in answer.citations)
-    assert all(_document(c) is None for c in answer.citations)
+    assert all(document(c) is None for c in answer.citations)
     asked = {"question": "Step-3 每次推理激活多少参数？", "fast": True}
     api = TestClient(create_api(assistant)).post("/api/ask", json=asked)
     assert api.status_code == 200 and all(c["path"] == "" for c in api.json()["citations"])

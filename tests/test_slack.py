@@ -31,7 +31,9 @@ from assistant.core import Assistant
 from assistant.errors import ConfigurationError
 from assistant.interfaces.cli.main import main
 from assistant.interfaces.slack.blocks import SECTION_LIMIT, WRITING, answer_blocks, answer_text
-from assistant.interfaces.slack.bot import SlackTokens, build_app, http_server, strip_mentions
+from assistant.interfaces.slack.bot import build_app, strip_mentions
+from assistant.interfaces.slack.http import http_server
+from assistant.interfaces.slack.serve import SlackTokens
 from assistant.types import Answer, Citation
 
 from conftest import ARTICLE_DIR, make_assistant, scripted, with_llm

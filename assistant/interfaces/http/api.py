@@ -1,25 +1,20 @@
 """An HTTP API over an `Assistant` (FastAPI): JSON and server-sent-event answers, an OpenAI-compatible
 chat endpoint, health checks. `create_api` receives a built `Assistant`; answers run one at a time, in
 arrival order, in worker threads (`jobs`), so the event loop stays free. Errors become JSON with a
-status and what to do next; request and response bodies are `models`. Serving (uvicorn), the
-web page and Slack are left to other modules.
+status and what to do next (`errors`); the OpenAI-compatible routes are `openai_compat`, request and
+response bodies `models`. Serving (uvicorn), the web page and Slack are left to other modules.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import math
-import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPBearer
@@ -29,28 +24,15 @@ from assistant.admission import Busy, Ticket
 from assistant.checks.inputs import MAX_QUESTION_CHARS
 from assistant.core import Assistant
 from assistant.corpus.add import Upload
-from assistant.errors import AssistantError, CorpusError, InputError, ModelTimeoutError
+from assistant.errors import AssistantError
 from assistant.interfaces.http.access import Access
+from assistant.interfaces.http.errors import ask_or_error, describe, error_response, handle
 from assistant.interfaces.http.jobs import UPLOAD_PATHS, Answering, BodyLimit, QueuedStream
-from assistant.interfaces.http.models import (
-    MODEL_ID,
-    NOT_UTF8,
-    ApiError,
-    AskRequest,
-    ChatRequest,
-    ErrorOut,
-    FeedbackRequest,
-    asked,
-    conversation,
-    invalid,
-)
-from assistant.interfaces.render import plain_text
+from assistant.interfaces.http.models import ApiError, AskRequest, ErrorOut, FeedbackRequest, asked
+from assistant.interfaces.http.openai_compat import openai_routes
 from assistant.types import Answer, Evidence
 
-log = logging.getLogger(__name__)
-
 UPLOADS_OFF = "this server does not take documents (ASSISTANT_UPLOADS=off): ask whoever runs it"
-UNEXPECTED = "internal error ({}): try again; if it keeps happening, ask whoever runs this server to check its log"
 _BEARER = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>` when the server has an API key")
 
 
@@ -92,13 +74,13 @@ def create_api(
         api_key=api_key,
         rate_limit_per_minute=rate_limit_per_minute,
         key_attempts_per_minute=settings.api_key_attempts,
-        error=_error_response,
+        error=error_response,
     )
     for kind in (RequestValidationError, ApiError, Busy, HTTPException, AssistantError, Exception):
-        app.add_exception_handler(kind, _handle)
+        app.add_exception_handler(kind, handle)
     app.include_router(_health_routes(answering))
     app.include_router(_api_routes(answering, max_question_chars), dependencies=guards)
-    app.include_router(_openai_routes(answering, max_question_chars), dependencies=guards)
+    app.include_router(openai_routes(answering, max_question_chars), dependencies=guards)
     app.include_router(_document_routes(answering), dependencies=guards)
     return app
 
@@ -106,12 +88,12 @@ def create_api(
 def _rejected(path: str, max_body_bytes: int, upload_bytes: int) -> JSONResponse:
     """The answer to a body over its limit: 413, saying which limit; uploads to a server that takes none: 403."""
     if path in UPLOAD_PATHS and not upload_bytes:  # the page's upload route (Gradio's) too
-        return _error_response(path, 403, UPLOADS_OFF)
+        return error_response(path, 403, UPLOADS_OFF)
     if upload_bytes and path in UPLOAD_PATHS:
         message = f"the upload is over {upload_bytes:,} bytes (ASSISTANT_UPLOAD_MAX_BYTES): send fewer or smaller files"
     else:
         message = f"the request body is over {max_body_bytes} bytes: send a shorter question and history"
-    return _error_response(path, 413, message)
+    return error_response(path, 413, message)
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 401, 413, 422, 429, 503)}
@@ -123,7 +105,7 @@ def _api_routes(answering: Answering, max_chars: int) -> APIRouter:
     @router.post("/ask", response_model=Answer)  # the dataclass itself: the contract is not restated
     async def ask(body: AskRequest) -> dict[str, Any]:
         """A verified, cited answer (or a refusal): the answer contract."""
-        answer = await _ask(answering, *asked(body, max_chars), body.fast)
+        answer = await ask_or_error(answering, *asked(body, max_chars), body.fast)
         return answer.to_dict(paths=False)  # a server path is not the client's business
 
     @router.post("/feedback")
@@ -180,36 +162,6 @@ def _document_routes(answering: Answering) -> APIRouter:
     return router
 
 
-def _openai_routes(answering: Answering, max_chars: int) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
-
-    @router.post("/chat/completions", response_model=None)
-    async def chat_completions(body: ChatRequest) -> dict[str, Any] | StreamingResponse:
-        """The last user message is the question, earlier user messages the history. The content is the
-        verified answer and a "Sources:" list; `citations` and `refused` are extra top-level fields.
-        With `stream: true` the answer is sent in chunks only after verification (a draft could still be
-        withdrawn), citations and `refused` in the last chunk, then `data: [DONE]`."""
-        if body.temperature:  # sampling would make the verified answer differ from call to call
-            raise ApiError(400, "temperature: this server answers deterministically (temperature 0); omit it or send 0")
-        question, history = conversation(body.messages, max_chars)
-        if body.stream:
-            ticket = answering.queue.join()
-            usage = bool((body.stream_options or {}).get("include_usage"))
-            events = _openai_events(answering, ticket, question, history, body.fast, usage, body.limit())
-            return QueuedStream(ticket, events)
-        answer = await _ask(answering, question, history, body.fast, body.limit())
-        message = {"role": "assistant", "content": completion_text(answer)}
-        choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
-        head = _completion_head("chat.completion")
-        return {**head, "choices": [choice], "usage": openai_usage(answer), **_extras(answer)}
-
-    @router.get("/models")
-    async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "assistant"}]}
-
-    return router
-
-
 def _health_routes(answering: Answering) -> APIRouter:
     router = APIRouter(tags=["health"])
 
@@ -229,19 +181,6 @@ def _health_routes(answering: Answering) -> APIRouter:
     return router
 
 
-async def _ask(
-    answering: Answering, question: str, history: list[str], fast: bool, max_tokens: int | None = None
-) -> Answer:
-    """`answering.ask`, with an unexpected failure logged and turned into an `ApiError` (the server stays up)."""
-    try:
-        return await answering.ask(question, history, fast, max_tokens=max_tokens)
-    except (AssistantError, Busy):
-        raise
-    except Exception as exc:
-        status, message, _, _ = _describe(exc)
-        raise ApiError(status, message) from exc
-
-
 async def _draft_events(
     answering: Answering, ticket: Ticket, question: str, history: list[str], fast: bool
 ) -> AsyncIterator[str]:
@@ -255,107 +194,9 @@ async def _draft_events(
                 else:
                     yield sse("evidence" if isinstance(item, Evidence) else "answer", item.to_dict(paths=False))
     except Exception as exc:
-        status, message, headers, _ = _describe(exc)
+        status, message, headers, _ = describe(exc)
         retry = {"retry_after": int(headers["Retry-After"])} if headers and "Retry-After" in headers else {}
         yield sse("error", {"error": message, "status": status, **retry})
-
-
-async def _openai_events(
-    answering: Answering,
-    ticket: Ticket,
-    question: str,
-    history: list[str],
-    fast: bool,
-    usage: bool = False,
-    max_tokens: int | None = None,
-) -> AsyncIterator[str]:
-    """chat.completion.chunk data: the role, the verified answer in pieces, citations, (with `usage`: a chunk
-    with no choices and the token usage, as OpenAI sends for `stream_options.include_usage`), then `[DONE]`."""
-    head = _completion_head("chat.completion.chunk")
-
-    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-        return f"data: {json.dumps({**head, 'choices': [choice], **extra}, ensure_ascii=False)}\n\n"
-
-    try:
-        yield chunk({"role": "assistant", "content": ""})
-        answer = await answering.ask(question, history, fast, ticket, max_tokens)
-        text = completion_text(answer)
-        for i in range(0, len(text), 24):
-            yield chunk({"content": text[i : i + 24]})
-        yield chunk({}, "stop", **_extras(answer))
-        if usage:
-            yield f"data: {json.dumps({**head, 'choices': [], 'usage': openai_usage(answer)})}\n\n"
-    except Exception as exc:
-        status, message, _, _ = _describe(exc)
-        yield f"data: {json.dumps({'error': _openai_error(status, message)}, ensure_ascii=False)}\n\n"
-    yield "data: [DONE]\n\n"
-
-
-async def _handle(request: Request, exc: Exception) -> JSONResponse:
-    status, message, headers, detail = _describe(exc)
-    return _error_response(request.url.path, status, message, headers, detail)
-
-
-def _describe(exc: Exception) -> tuple[int, str, dict[str, str] | None, Any]:
-    """(status, message, headers, detail) for anything a request can end with; unexpected ones are logged."""
-    if isinstance(exc, ApiError):
-        return exc.status, exc.message, exc.headers, None
-    if isinstance(exc, Busy):
-        log.warning("turned a request away: %s", exc)
-        return 503, str(exc), {"Retry-After": str(exc.retry_after)}, None
-    if isinstance(exc, RequestValidationError):
-        status, message, detail = invalid(jsonable_encoder(exc.errors()))
-        return status, message, None, detail
-    if isinstance(exc, HTTPException) and exc.status_code == 400 and "parsing the body" in str(exc.detail):
-        return 400, NOT_UTF8, None, None
-    if isinstance(exc, HTTPException):
-        hint = ": the endpoints are listed at /docs" if exc.status_code in (404, 405) else ""
-        return exc.status_code, f"{exc.detail}{hint}", dict(exc.headers or {}), None
-    if isinstance(exc, AssistantError):  # the request's own input: 422; the rest: the server's model or index
-        timeout = isinstance(exc, ModelTimeoutError)
-        status = 422 if isinstance(exc, (InputError, CorpusError)) else 504 if timeout else 503
-        retry = getattr(exc, "retry_after", 0)  # the store is down: when the server tries it again
-        return status, str(exc), {"Retry-After": str(max(1, math.ceil(retry)))} if retry else None, None
-    log.exception("unexpected failure", exc_info=exc)
-    return 500, UNEXPECTED.format(type(exc).__name__), None, None
-
-
-def _error_response(
-    path: str, status: int, message: str, headers: dict[str, str] | None = None, detail: Any = None
-) -> JSONResponse:
-    """{"error": message} (with `detail` for invalid fields), or OpenAI's error object under /v1."""
-    if path.startswith("/v1/"):
-        return JSONResponse({"error": _openai_error(status, message)}, status, headers=headers)
-    return JSONResponse({"error": message, **({"detail": detail} if detail else {})}, status, headers=headers)
-
-
-def _openai_error(status: int, message: str) -> dict[str, Any]:
-    """OpenAI's error object: a type and a string code (as its API sends them), the message saying what to do."""
-    kinds = {401: "authentication_error", 429: "rate_limit_error"}
-    kind = kinds.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    codes = {401: "invalid_api_key", 404: "not_found", 413: "request_too_large", 429: "rate_limit_exceeded",
-             503: "service_unavailable", 504: "timeout"}  # fmt: skip
-    code = codes.get(status, "invalid_request" if status < 500 else "server_error")
-    return {"message": message, "type": kind, "param": None, "code": code}
-
-
-def openai_usage(answer: Answer) -> dict[str, int]:
-    """The answer's token usage in OpenAI's shape (zeros for a model that reports none, or no model call)."""
-    return {k: int(answer.usage.get(k, 0)) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
-
-
-def completion_text(answer: Answer) -> str:
-    """The answer, then its sources (or a refusal's related passages) with their quotes."""
-    return plain_text(answer, times=False)
-
-
-def _completion_head(kind: str) -> dict[str, Any]:
-    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": kind, "created": int(time.time()), "model": MODEL_ID}
-
-
-def _extras(answer: Answer) -> dict[str, Any]:
-    return {"citations": [c.to_dict(path=False) for c in answer.citations], "refused": answer.refused}
 
 
 def sse(event: str, data: Any) -> str:

@@ -1,21 +1,18 @@
 """A Slack bot (Bolt for Python) over an `Assistant`: mentions, DMs and `/ask`, answered in threads.
 
 Receives a built `Assistant` and a Slack client; posts a "thinking…" placeholder, then replaces it
-with the Block Kit answer (`blocks`). Earlier user turns of the thread become the history.
-Socket Mode or the HTTP Events API; `SlackTokens.from_env` is the only code reading `SLACK_*`. Text
-echoed back (questions, answers) is escaped, so it cannot mention @channel. The HTTP endpoint for the
-Events API is `http`.
+with the Block Kit answer (`blocks`). Earlier user turns of the thread become the history. Text
+echoed back (questions, answers) is escaped, so it cannot mention @channel. Its tokens and running it
+(Socket Mode or the HTTP Events API) are `serve`'s; the HTTP endpoint for the Events API is `http`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
@@ -38,7 +35,6 @@ from assistant.interfaces.slack.blocks import (
     question_blocks,
     rated_blocks,
 )
-from assistant.interfaces.slack.http import http_server
 from assistant.types import Answer, Evidence
 
 log = logging.getLogger(__name__)
@@ -47,32 +43,6 @@ THINKING = "thinking…"
 QUESTION_EVENT = "assistant_question"  # message metadata marking a /ask question the bot quoted
 MAX_HISTORY = 10  # earlier user turns passed to the assistant
 MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
-
-
-@dataclass(frozen=True)
-class SlackTokens:
-    bot_token: str
-    app_token: str = ""  # Socket Mode
-    signing_secret: str = ""  # HTTP Events API
-
-    @classmethod
-    def from_env(cls, http: bool, env: Mapping[str, str] | None = None) -> SlackTokens:
-        """SLACK_BOT_TOKEN plus SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP)."""
-        env = os.environ if env is None else env
-        needed = ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET" if http else "SLACK_APP_TOKEN"]
-        missing = [name for name in needed if not env.get(name)]
-        if missing:
-            raise ConfigurationError(
-                f"set {' and '.join(missing)} to run the Slack bot"
-                f" ({'HTTP Events API' if http else 'Socket Mode'}): see the README's 'Slack bot' section"
-            )
-        tokens = cls(env["SLACK_BOT_TOKEN"], env.get("SLACK_APP_TOKEN", ""), env.get("SLACK_SIGNING_SECRET", ""))
-        if not http and not tokens.app_token.startswith("xapp-"):
-            raise ConfigurationError(
-                "SLACK_APP_TOKEN must be an app-level token (xapp-…) with connections:write: "
-                "create one under Basic Information > App-Level Tokens"
-            )
-        return tokens
 
 
 class SeenKeys:
@@ -124,30 +94,6 @@ def build_app(
     app.action("feedback_up")(bot.on_feedback)
     app.action("feedback_down")(bot.on_feedback)
     return app
-
-
-def serve(
-    assistant: Assistant,
-    tokens: SlackTokens,
-    *,
-    http: bool = False,
-    host: str = "0.0.0.0",
-    port: int = 3000,
-    fast: bool = False,
-) -> None:
-    """Run the bot until interrupted: Socket Mode by default, else the HTTP Events API on host:port."""
-    app = build_app(assistant, token=tokens.bot_token, signing_secret=tokens.signing_secret, fast=fast)
-    if http:
-        server = http_server(app, host, port)
-        log.info("Slack events at http://%s:%d/slack/events", host, server.server_address[1])
-        try:
-            server.serve_forever()
-        finally:
-            server.server_close()
-    else:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        SocketModeHandler(app, tokens.app_token).start()
 
 
 class _Bot:

@@ -2,43 +2,26 @@
 
 `build_ui(assistant)` returns a `gr.Blocks` to mount on any FastAPI app
 (`gr.mount_gradio_app(app, build_ui(assistant), path="/")`); its CSS and script travel inside it;
-`create_app` mounts it alone. HTML rendering is `render`'s job; answering is the
-`Assistant`'s: this module only turns its stream and errors into page updates.
+`create_app` mounts it alone. This module lays the page out and wires its events to `handlers`, which
+turn the `Assistant`'s stream and errors into page updates; HTML rendering is `render`'s job.
 """
 
 from __future__ import annotations
 
-import logging
-import re
 from collections.abc import Iterator, Sequence
-from functools import lru_cache
 from html import escape
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.admission import Busy
 from assistant.core import Assistant
-from assistant.corpus.add import Upload
 from assistant.corpus.convert import KINDS
-from assistant.corpus.ingest import read_document
-from assistant.errors import AssistantError
-from assistant.interfaces.web import saved
+from assistant.interfaces.web import handlers, saved
 from assistant.interfaces.web.assets import ARTICLE_ON_LOAD, HEAD
-from assistant.interfaces.web.render import (
-    answer_html,
-    article_html,
-    draft_html,
-    error_html,
-    inert,
-    sources_html,
-)
-from assistant.types import Answer, Citation, Document, Evidence
+from assistant.interfaces.web.render import answer_html, article_html, inert, sources_html
+from assistant.types import Answer
 
 if TYPE_CHECKING:
     import gradio as gr
     from fastapi import FastAPI
-
-log = logging.getLogger(__name__)
 
 TITLE = "文章问答 / Ask the article"
 # Questions about the packaged article (钛媒体 on StepFun's B+ round); pass your own for another corpus.
@@ -48,7 +31,6 @@ EXAMPLES = (
     "Which phone makers ship StepFun's models?",
     "What might StepFun be valued at after this round?",
 )
-Message = dict[str, Any]
 # Thumbs (rendered as icons), and reasons under the flag: each kept as a 👎 with the reason as its comment.
 FEEDBACK_OPTIONS = (
     "Like",
@@ -83,8 +65,8 @@ def build_ui(assistant: Assistant, *, title: str = TITLE, examples: Sequence[str
                 gr.Markdown("### 原文 / The article")
                 article = gr.HTML(article_html([]), elem_id="article-panel", js_on_load=ARTICLE_ON_LOAD)
 
-        def respond(text: str, is_fast: bool, messages: list[Message], past: list[Answer]) -> Iterator[Any]:
-            yield from _respond(assistant, text, is_fast, messages, past)
+        def respond(text: str, is_fast: bool, messages: list[handlers.Message], past: list[Answer]) -> Iterator[Any]:
+            yield from handlers.respond(assistant, text, is_fast, messages, past)
 
         def shown_now(data: saved.Saved) -> tuple[Any, ...]:
             """The page for `data`'s current conversation, and the list of the earlier ones."""
@@ -92,11 +74,11 @@ def build_ui(assistant: Assistant, *, title: str = TITLE, examples: Sequence[str
             messages = [m for i, a in enumerate(past) for m in _turn_messages(a, i)]
             choices = saved.titles(data)
             ready = gr.update(value="", interactive=True)  # the page takes questions once its conversation is back
-            article_now = _article(past) if past else article_html([])
+            article_now = handlers.article(past) if past else article_html([])
             listed = gr.update(choices=choices, value=None)
             return ready, messages, past, sources_html(past), article_now, data, listed, gr.update(interactive=True)
 
-        def restore(data: saved.Saved, messages: list[Message]) -> tuple[Any, ...]:
+        def restore(data: saved.Saved, messages: list[handlers.Message]) -> tuple[Any, ...]:
             if messages:  # a question was asked before the page finished loading: it is not overwritten
                 return tuple(gr.skip() for _ in range(8))
             return shown_now(data)
@@ -128,7 +110,7 @@ def build_ui(assistant: Assistant, *, title: str = TITLE, examples: Sequence[str
         earlier.input(reopen, [earlier, turns, stored], page_outputs, api_visibility="private")
 
         def rate(data: gr.LikeData, past: list[Answer]) -> None:
-            _rate(assistant, data, past)
+            handlers.rate(assistant, data, past)
 
         rate.__annotations__["data"] = gr.LikeData  # Gradio finds the event data by this hint: the class, not a string
 
@@ -136,7 +118,7 @@ def build_ui(assistant: Assistant, *, title: str = TITLE, examples: Sequence[str
         if files is not None:  # one upload at a time per page; `Assistant.add` orders those of every page
 
             def add(paths: list[str] | None) -> Iterator[tuple[Any, str]]:
-                yield from _add(assistant, paths)
+                yield from handlers.add(assistant, paths)
 
             files.upload(add, [files], [files, added], api_visibility="private", concurrency_limit=1)
         clear.click(new_conversation, [turns, stored], page_outputs, api_visibility="private")
@@ -144,7 +126,7 @@ def build_ui(assistant: Assistant, *, title: str = TITLE, examples: Sequence[str
     return page
 
 
-def _turn_messages(answer: Answer, turn: int) -> list[Message]:
+def _turn_messages(answer: Answer, turn: int) -> list[handlers.Message]:
     """A restored turn as the chat shows it: the question, then the answer."""
     return [
         {"role": "user", "content": inert(answer.question)},
@@ -190,142 +172,12 @@ def _upload_area(gr: Any) -> tuple[Any, Any]:
     return files, gr.HTML("", elem_id="upload-status")
 
 
-def _add(assistant: Assistant, paths: list[str] | None) -> Iterator[tuple[Any, str]]:
-    """Add uploaded files to the corpus and the index: `(file box, status)` updates, then a clear box."""
-    import gradio as gr
-
-    if not paths:
-        yield gr.skip(), gr.skip()
-        return
-    names = ", ".join(Path(p).name for p in paths)
-    yield gr.update(interactive=False), f'<p class="upload-note">正在添加 / Adding {inert(names)}…</p>'
-    try:
-        uploads = [Upload(Path(p).name, Path(p).read_bytes()) for p in paths]
-        added, _ = assistant.add(uploads)
-    except (OSError, AssistantError) as exc:
-        log.warning("upload refused: %s", exc)
-        yield gr.update(value=None, interactive=True), error_html(str(exc), lead="没能添加 / Not added")
-        return
-    except Exception:  # the box is usable again; the details go to the log
-        log.exception("upload failed")
-        unexpected = error_html("an unexpected error; see the server log", lead="没能添加 / Not added")
-        yield gr.update(value=None, interactive=True), unexpected
-        return
-    finally:
-        for p in paths:  # Gradio's copy of the upload: the corpus has its own now (or nothing was added)
-            Path(p).unlink(missing_ok=True)
-    items = "".join(
-        f"<li>{inert(a.original)}: {inert(a.title)} "
-        + ("(已在库中 / already there)" if a.unchanged else f"({a.chunks} 段 / passages)")
-        + "</li>"
-        for a in added
-    )
-    note = f'<div class="upload-note"><p>已添加，可以提问 / Added: ask about it now</p><ul>{items}</ul></div>'
-    yield gr.update(value=None, interactive=True), note
-
-
 def _examples(gr: Any, examples: Sequence[str], question: Any) -> Any:
     if not examples:
         return None
     return gr.Examples(
         [[e] for e in examples], inputs=[question], label="示例问题 / Example questions", elem_id="examples"
     )
-
-
-def _respond(
-    assistant: Assistant, text: str, fast: bool, messages: list[Message], past: list[Answer]
-) -> Iterator[tuple[Any, ...]]:
-    """Stream one answer into the chat: `(question box, chat, turns, sources, article)` updates."""
-    import gradio as gr
-
-    question = (text or "").strip()
-    if not question:
-        yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        return
-    asked = {"role": "user", "content": inert(question)}  # shown as typed, never rendered as Markdown or HTML
-    messages = [*messages, asked, {"role": "assistant", "content": draft_html("")}]
-    yield "", messages, gr.skip(), gr.skip(), gr.skip()
-    draft, evidence, answer = "", None, None
-    try:
-        ticket = assistant.queue.join()
-    except Busy as exc:
-        messages[-1] = {"role": "assistant", "content": error_html(f"{exc} (about {exc.retry_after} s)")}
-        yield gr.skip(), messages, gr.skip(), gr.skip(), gr.skip()
-        return
-    try:
-        while not ticket.wait(timeout=0.5):  # in line behind other pages, API clients or Slack
-            messages[-1] = {"role": "assistant", "content": draft_html("", waiting=assistant.queue.ahead(ticket))}
-            yield gr.skip(), messages, gr.skip(), gr.skip(), gr.skip()
-        for event in assistant.stream(question, [a.question for a in past], fast):
-            if isinstance(event, Answer):
-                answer = event
-                continue
-            if isinstance(event, Evidence):
-                evidence = event
-            else:
-                draft += event
-            messages[-1] = {"role": "assistant", "content": draft_html(draft, evidence)}
-            yield gr.skip(), messages, gr.skip(), gr.skip(), gr.skip()
-    except AssistantError as exc:
-        log.warning("web question failed: %s", exc)
-        messages[-1] = {"role": "assistant", "content": error_html(str(exc))}
-        yield gr.skip(), messages, gr.skip(), gr.skip(), gr.skip()
-        return
-    except Exception:  # the page stays usable; the details go to the log
-        log.exception("web question failed")
-        messages[-1] = {"role": "assistant", "content": error_html("an unexpected error; see the server log")}
-        yield gr.skip(), messages, gr.skip(), gr.skip(), gr.skip()
-        return
-    finally:
-        ticket.release()
-    if answer is None:
-        return
-    turns = [*past, answer]
-    messages[-1] = {"role": "assistant", "content": answer_html(answer, len(turns) - 1)}
-    yield "", messages, turns, sources_html(turns), _article(turns)
-
-
-def _rate(assistant: Assistant, data: Any, past: list[Answer]) -> None:
-    """A thumb (or a flagged reason) on an answer of this conversation, kept in the feedback store."""
-    found = re.search(r'data-turn="(\d+)"', str(data.value))
-    turn = int(found.group(1)) if found else -1
-    if not 0 <= turn < len(past):
-        log.warning("feedback on a message that is not an answer (%s): ignored", data.index)
-        return
-    rating, comment = ("up", "") if data.liked is True else ("down", "" if data.liked is False else str(data.liked))
-    history = [a.question for a in past[:turn]]
-    try:
-        assistant.feedback.add(past[turn].to_dict(), history, rating, comment, "page")
-    except AssistantError as exc:  # the page stays usable; the operator sees why
-        log.error("could not keep the page's feedback: %s", exc)
-
-
-def _article(turns: Sequence[Answer]) -> str:
-    """The article view: every document cited so far, the latest answer's first passage shown."""
-    cited = [c for a in turns for c in a.sources]
-    documents: dict[str, Document] = {}
-    for c in cited:
-        if c.source not in documents and (doc := _document(c)) is not None:
-            documents[c.source] = doc
-    latest = turns[-1].sources
-    return article_html(documents.items(), latest[0] if latest else None)
-
-
-def _document(c: Citation) -> Document | None:
-    """The cleaned source document of a citation (read from its `path`)."""
-    path = Path(c.path)
-    if not c.path or not path.is_file():
-        return None
-    try:
-        return _read(str(path), c.source, path.stat().st_mtime_ns)
-    except (OSError, AssistantError) as exc:
-        log.warning("cannot show %s in the article view: %s", path, exc)
-        return None
-
-
-@lru_cache(maxsize=64)
-def _read(path: str, source: str, mtime_ns: int) -> Document:  # mtime in the key: an edited file is read again
-    return read_document(Path(path), source)
 
 
 def create_app(assistant: Assistant, path: str = "/", **ui: Any) -> FastAPI:
