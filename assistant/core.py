@@ -33,8 +33,9 @@ from assistant.errors import (
     StoreUnavailableError,
 )
 from assistant.feedback import FeedbackStore
-from assistant.index.collection import Index, Progress, SyncReport
+from assistant.index.collection import Index
 from assistant.index.retrieve import HybridRetriever, LangChainRetriever
+from assistant.index.writing import Progress, SyncReport
 from assistant.models.embeddings import similarity
 from assistant.models.llm import UnavailableChatModel, explain_error
 from assistant.settings import Settings

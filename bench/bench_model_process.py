@@ -22,7 +22,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from assistant.models import build, model_file, worker
+from assistant.models import build, model_file, model_load, model_process, worker
 
 PASSAGES = (
     "[1] 阶跃星辰完成 B+ 轮融资，金额为 50 亿元人民币。\n"
@@ -85,8 +85,8 @@ def main() -> int:
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     path = model_file.packaged_model_path()
-    local = model_file.load(Path(path), 4096, cores, cores)
-    process = worker.process_for(Path(path), 4096)
+    local = model_load.load(Path(path), 4096, cores, cores)
+    process = model_process.process_for(Path(path), 4096)
     process.ready()
     rows: dict[str, list[dict[str, float]]] = {"in process": [], "model process": []}
     for i in range(args.rounds):

@@ -25,8 +25,8 @@ from langchain_core.prompts import ChatPromptTemplate
 from assistant.answering.side_calls import one_line
 from assistant.core import Assistant
 from assistant.factory import build_assistant
+from assistant.quality.collect import read_jsonl
 from assistant.quality.evaluate import Item, is_hit
-from assistant.quality.tune import read_jsonl
 from assistant.settings import Settings
 from assistant.types import Hit
 

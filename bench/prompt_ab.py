@@ -25,7 +25,7 @@ from assistant.answering import prompts
 from assistant.answering.extract import PROMPT_CHARS, prompt_passages
 from assistant.checks.decide import VerifyPolicy
 from assistant.interfaces.cli.tune import DOCS, _runner
-from assistant.quality import tune
+from assistant.quality import collect, tune
 
 DRAFTS = Path(__file__).resolve().parent.parent / "docs" / "bench" / "prompt_drafts.jsonl"
 KEYS = ("answer_accuracy", "refusal_accuracy", "false_refusal_rate", "wrong_answer_rate", "draft_accuracy")
@@ -41,7 +41,7 @@ def pick(records: list[dict[str, Any]], n: int, full: int = 120) -> list[dict[st
 
 def redraft(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Today's draft for each record, with the record's own passages (stored in DRAFTS as it goes)."""
-    done = {r["id"]: r for r in tune.read_jsonl(DRAFTS)}
+    done = {r["id"]: r for r in collect.read_jsonl(DRAFTS)}
     runners: dict[str, Any] = {}
     for n, record in enumerate(r for r in records if r["id"] not in done):
         if record["set"] not in runners:
@@ -79,7 +79,7 @@ def prompt_tokens(records: list[dict[str, Any]], budget: int | None) -> list[int
 
 
 def measure(args: Any) -> dict[str, Any]:
-    stored = [r for r in tune.read_jsonl(DOCS / "drafts.jsonl") if r.get("split") == "calibrate"]
+    stored = [r for r in collect.read_jsonl(DOCS / "drafts.jsonl") if r.get("split") == "calibrate"]
     records = pick(stored, args.limit or (8 if args.quick else 120))
     today = redraft(records)
     policy = VerifyPolicy()

@@ -17,7 +17,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from assistant.errors import ModelCrashedError
-from assistant.models import build, worker
+from assistant.models import build, model_process
 from assistant.models.llama import LlamaCppChat
 
 from conftest import free_port, make_assistant
@@ -116,7 +116,7 @@ def test_a_request_the_model_fails_on_is_that_call_s_error_and_the_process_lives
 def test_a_model_that_cannot_load_says_why(tmp_path: Path):
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + b"\0" * 64)
-    process = worker.ModelProcess(broken, 512)
+    process = model_process.ModelProcess(broken, 512)
     with pytest.raises(Exception, match="GGUF|cannot load|ended while loading"):
         process.ready()
     assert process.pid is None
@@ -202,6 +202,6 @@ def _post(url: str, body: dict) -> dict:
 def test_model_processes_are_one_per_file_and_context_size(tmp_path: Path):
     path = tmp_path / "m.gguf"
     path.write_bytes(b"x")
-    assert worker.process_for(path, 512) is worker.process_for(path, 512)
-    assert worker.process_for(path, 512) is not worker.process_for(path, 1024)
-    assert worker.describe_exit(-signal.SIGSEGV) == "killed by SIGSEGV"
+    assert model_process.process_for(path, 512) is model_process.process_for(path, 512)
+    assert model_process.process_for(path, 512) is not model_process.process_for(path, 1024)
+    assert model_process.describe_exit(-signal.SIGSEGV) == "killed by SIGSEGV"

@@ -3,9 +3,9 @@
 Chroma, through `langchain-chroma`, is the one vector store: embedded in the index directory or a
 server (`storage`). Records carry each chunk's text, metadata and jieba tokens (`records`), so the
 keyword index is rebuilt from them by `retrieve`. The collection records which embedding model
-built it; a query with another model is refused. `sync` re-embeds only chunks whose text is new (an
-unchanged corpus costs one metadata read) and writes into a new build that is switched in at the
-end, so readers never see a half-written index; `refresh` notices a build switched in elsewhere.
+built it; a query with another model is refused. `sync` re-embeds only chunks whose text is new
+(`writing`; an unchanged corpus costs one metadata read) and writes into a new build that is switched
+in at the end, so readers never see a half-written index; `refresh` notices a build switched in elsewhere.
 """
 
 from __future__ import annotations
@@ -17,37 +17,20 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
 
 from assistant.errors import AssistantError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
-from assistant.index.records import Plan, StoredChunk, chunk_from_record, embed_text, record_metadata, stored_documents
+from assistant.index.records import Plan, StoredChunk, chunk_from_record, stored_documents
 from assistant.index.storage import Storage, is_missing
+from assistant.index.writing import Progress, SyncReport, write_plan
 from assistant.types import Document
 
 log = logging.getLogger(__name__)
 
 SCHEMA = 1
-WRITE_BATCH = 32
-Progress = Callable[[int, int], None]  # (chunks embedded so far, chunks to embed)
-
-
-@dataclass(frozen=True)
-class SyncReport:
-    """What `Index.sync` did."""
-
-    documents: int
-    chunks: int
-    added: list[str] = field(default_factory=list)  # sources
-    changed: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    embedded: int = 0  # chunks that needed a new embedding
-    seconds: float = 0.0
-    chunked: dict[str, int] = field(default_factory=dict)  # source -> chunks, of each added or changed document
 
 
 class Index:
@@ -248,7 +231,7 @@ class Index:
                         copied = build.client.get_collection(build.name).get(include=["metadatas"])  # builder may
                         existing = stored_documents(copied)  # have replaced since the first look
                         plan = Plan.between(existing, documents)
-                    embedded = self._write(vectors, plan, progress, build.alive)
+                    embedded = write_plan(vectors, self.embeddings, plan, progress, build.alive)
                     total = vectors._collection.count()
                 self._reset()  # a server's collection may have been recreated: read it afresh
         self.refresh()
@@ -276,38 +259,6 @@ class Index:
             return {}, True
         self._check_model(meta, hint="run `assistant index --rebuild` to re-embed with the configured model")
         return self.documents(), True
-
-    def _write(self, vectors: Chroma, plan: Plan, progress: Progress | None, alive: Callable[[], None]) -> int:
-        """Upsert the plan's chunks (reusing the stored vectors of unchanged texts), delete obsolete ones."""
-        chunks = plan.chunks
-        reuse_ids = sorted(plan.old_ids & {c.chunk_id for c in chunks})
-        known: dict[str, Any] = {}
-        if reuse_ids:
-            got = vectors.get(ids=reuse_ids, include=["embeddings"])
-            known = dict(zip(got["ids"], got["embeddings"], strict=True))
-        todo = [c for c in chunks if c.chunk_id not in known]
-        done = 0
-        if progress:
-            progress(0, len(todo))
-        for i in range(0, len(chunks), WRITE_BATCH):
-            batch = chunks[i : i + WRITE_BATCH]
-            fresh = [c for c in batch if c.chunk_id not in known]
-            embedded = self.embeddings.embed_documents([embed_text(c) for c in fresh]) if fresh else []
-            known.update(zip((c.chunk_id for c in fresh), embedded, strict=True))
-            vectors._collection.upsert(  # precomputed vectors: LangChain's add_texts would re-embed
-                ids=[c.chunk_id for c in batch],
-                embeddings=np.asarray([known[c.chunk_id] for c in batch], dtype=np.float32),
-                documents=[c.text for c in batch],
-                metadatas=[record_metadata(c, plan.doc_sha[c.source]) for c in batch],
-            )
-            done += len(fresh)
-            alive()
-            if progress and fresh:
-                progress(done, len(todo))
-        obsolete = sorted(plan.old_ids - {c.chunk_id for c in chunks})
-        if obsolete:
-            vectors.delete(ids=obsolete)
-        return done
 
     # -- helpers ---------------------------------------------------------------------------------
 

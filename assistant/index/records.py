@@ -2,7 +2,7 @@
 
 A record holds the chunk's text, its metadata (source, title, section, paragraph, offsets, the
 document's sha256) and its jieba tokens, so the keyword index is persisted with the vectors.
-`Plan.between` compares what is stored with the corpus; embedding and writing are `collection`'s.
+`Plan.between` compares what is stored with the corpus; embedding and writing are `writing`'s.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 `LlamaCppChat` streams one chunk per token, reports token usage (with the prompt's cached start as
 `cache_read`), bounds a call by a timeout counted from when the model starts on it, and picks how
-many cores to generate on. The model itself runs in a supervised child process (`worker`), so a crash
-of llama.cpp costs the call in flight, not the server; loading the file is `model_file`'s; choosing a
-chat model by name is `llm`'s.
+many cores to generate on. The model itself runs in a supervised child process (`model_process`), so a
+crash of llama.cpp costs the call in flight, not the server; the file is `model_file`'s, loading it
+`model_load`'s; choosing a chat model by name is `llm`'s.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import AIMessageChunk, BaseMessage, ChatMessage, UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
-from assistant.models import model_file, worker
+from assistant.models import model_file, model_process
 
 log = logging.getLogger(__name__)
 
@@ -151,15 +151,15 @@ class LlamaCppChat(BaseChatModel):
         )
         return ChatGenerationChunk(message=message)
 
-    def _model(self) -> worker.ModelProcess:
+    def _model(self) -> model_process.ModelProcess:
         path = Path(self.model_path).expanduser() if self.model_path else model_file.packaged_model_path()
         if not path.is_file():
             raise model_file.no_file_error(path)
-        return worker.process_for(path, self.n_ctx)
+        return model_process.process_for(path, self.n_ctx)
 
 
 @contextmanager
-def _counted(model: worker.ModelProcess) -> Iterator[None]:
+def _counted(model: model_process.ModelProcess) -> Iterator[None]:
     """Count the caller among those waiting for `model` while the block runs."""
     with _waiting_lock:
         model.waiting += 1

@@ -1,6 +1,6 @@
 """Chat models behind LangChain's `BaseChatModel`, chosen by a name; answers stream token by token.
 
-`llama-cpp` (default): the packaged Qwen2.5-Coder-1.5B GGUF (`model_file` builds and loads it) run
+`llama-cpp` (default): the packaged Qwen2.5-Coder-1.5B GGUF (`model_file` assembles it, `model_load` loads it) run
 by llama.cpp in process (`llama`); `llama-cpp:<path>` runs another local GGUF. `openai:<model>`: any
 OpenAI-compatible server. `fake[:<reply>]`: a scripted reply, for tests and demos. Prompts and
 answer checking are left to `answer` and `verify`; nothing here downloads a model.

@@ -12,7 +12,7 @@ The two premise sets also hold the original (answerable) question of each change
 them is all unanswerable. Every item gets a `split` by its article: thresholds are chosen on `calibrate`,
 the quality gate checks `holdout`. Sets are built deterministically into a cache directory named by the
 hash of the data and of this module (`cache_key`): a changed file or builder makes a new one, never a
-stale reuse. Answering and sweeping them is `tune`'s.
+stale reuse. Answering them is `collect`'s, sweeping the cut-offs over the answers `tune`'s.
 """
 
 from __future__ import annotations

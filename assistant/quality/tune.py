@@ -1,22 +1,18 @@
 """Tune: the refusal decision's cut-offs (`VerifyPolicy`) chosen from curves over the calibration sets.
 
-`collect` runs the real chat model once per sampled calibration question and appends what it was
-given and what it wrote (question, query, passages, draft) to a JSON Lines file, skipping ids already
-there: a run can stop and resume, and drafts accumulate across runs. `prepare` scores each stored
-draft once (`verify.score_claims`, the coverage checked before the model); `outcome` then judges it
-under any policy in microseconds, so `sweep` tries hundreds of policies in seconds without the model.
-`choose` picks the operating point; the sets themselves are `calibration`'s, the plot `interfaces.cli.tune`'s.
+`prepare` scores each draft `collect` stored once (`verify.score_claims`, the coverage checked before
+the model); `outcome` then judges it under any policy in microseconds, so `sweep` tries hundreds of
+policies in seconds without the model. `choose` picks the operating point; the sets themselves are
+`calibration`'s, the plot `interfaces.cli.tune`'s.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from assistant.checks.decide import Decision, VerifyPolicy, after_model, evidence, judge, judge_evidence
 from assistant.checks.verify import Scored, score_claims
@@ -24,70 +20,7 @@ from assistant.quality.evaluate import cmrc_f1, normalize
 from assistant.text import QUESTION_WORDS
 from assistant.types import Chunk, Hit
 
-if TYPE_CHECKING:
-    from assistant.core import Assistant
-
 MAX_EARLY_FALSE_REFUSALS = 0.01  # refusals before the model: at most 1 in 100 answerable questions
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def collect(
-    assistant: Assistant,
-    items: list[dict[str, Any]],
-    out: Path,
-    set_name: str,
-    on_result: Callable[[int, dict[str, Any]], None] | None = None,
-) -> int:
-    """Draft an answer to each item not yet in `out` (the model runs even where the policy would refuse
-    before it, so that cut-off can be swept too); returns how many were added."""
-    done = {r["id"] for r in read_jsonl(out)}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    added = 0
-    with out.open("a", encoding="utf-8") as f:
-        for item in items:
-            if item["id"] in done:
-                continue
-            question = item["turns"][-1]
-            started = time.perf_counter()
-            query, hits = assistant.answerer.evidence(question)
-            draft = assistant.answerer.draft(question, query, hits) if hits else ""
-            record = {
-                "id": item["id"], "set": set_name, "split": item.get("split"), "answerable": item["answerable"],
-                "answers": item.get("answers", []), "source": item.get("source"), "question": question,
-                "query": query, "hits": [h.to_dict() for h in hits], "draft": draft,
-                "llm": assistant.models["llm"], "seconds": round(time.perf_counter() - started, 2),
-            }  # fmt: skip
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-            f.flush()
-            added += 1
-            if on_result:
-                on_result(added, record)
-    return added
-
-
-def collect_evidence(
-    assistant: Assistant, items: list[dict[str, Any]], out: Path, set_name: str, passages: int = 3
-) -> int:
-    """For each item not yet in `out`: what the checks before the model see (no model call), so their
-    cut-offs can be swept over every question of a set."""
-    done = {r["id"] for r in read_jsonl(out)}
-    added = 0
-    with out.open("a", encoding="utf-8") as f:
-        for item in items:
-            if item["id"] in done:
-                continue
-            query, hits = assistant.answerer.evidence(item["turns"][-1])
-            scores = {k: round(v, 4) for k, v in evidence(query, hits, depth=passages).items()}
-            record = {"id": item["id"], "set": set_name, "split": item.get("split"), "answerable": item["answerable"]}
-            record |= {"keyword_match": bool(scores.pop("keyword_match")), "coverage": scores}
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-            added += 1
-    return added
 
 
 def grounding_curve(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ PREVIOUS = dict(
 
 def cmd_calibrate(assistant: Assistant, args: argparse.Namespace) -> int:
     from assistant.checks.decide import VerifyPolicy
-    from assistant.quality import calibration, tune
+    from assistant.quality import calibration, collect, tune
 
     before_policy = VerifyPolicy(**BEFORE)  # type: ignore[arg-type]
     out = Path(args.out) if args.out else DOCS
@@ -47,7 +47,7 @@ def cmd_calibrate(assistant: Assistant, args: argparse.Namespace) -> int:
     if args.collect:
         _collect(args, drafts)
     current = _current_ids()
-    stored = tune.read_jsonl(drafts)
+    stored = collect.read_jsonl(drafts)
     stale = sum(r["id"] not in current for r in stored)
     if stale:  # e.g. DRCD questions removed when their labels were corrected: never scored again
         print(f"{stale} stored drafts are of questions no longer in the sets: left out", file=sys.stderr)
@@ -58,7 +58,9 @@ def cmd_calibrate(assistant: Assistant, args: argparse.Namespace) -> int:
     leads = tune.LeadIns(_corpora())
     prepared = {split: tune.prepare(rs + tune.content_free(rs), leads=leads) for split, rs in halves.items() if rs}
     grounding = None
-    evidence = [r for r in tune.read_jsonl(out / "evidence.jsonl") if r["split"] == args.split and r["id"] in current]
+    evidence = [
+        r for r in collect.read_jsonl(out / "evidence.jsonl") if r["split"] == args.split and r["id"] in current
+    ]
     if evidence:  # chosen on every question of the split, not just the drafted ones (stale questions left out)
         curve = tune.grounding_curve(evidence)
         (out / "grounding.json").write_text(json.dumps(curve, indent=1), encoding="utf-8")
@@ -105,11 +107,11 @@ SPLITS = ("calibrate", "holdout")
 
 def _current_ids() -> set[str]:
     """The ids of every question in the calibration sets as they are built now."""
-    from assistant.quality import calibration, tune
+    from assistant.quality import calibration, collect
     from assistant.quality.gate import default_index_root
 
     root = default_index_root().parent / "calibration"
-    return {i["id"] for name in calibration.SETS for i in tune.read_jsonl(calibration.build(name, root).qa)}
+    return {i["id"] for name in calibration.SETS for i in collect.read_jsonl(calibration.build(name, root).qa)}
 
 
 def _corpora() -> dict[str, Path]:
@@ -147,14 +149,14 @@ def _runner(name: str, llm: str | None) -> tuple[Any, Assistant]:
 def _collect(args: argparse.Namespace, drafts: Path) -> None:
     """Draft `args.collect` more questions per set and kind (answerable, unanswerable) of the chosen split."""
     from assistant.models.llm import UnavailableChatModel
-    from assistant.quality import calibration, tune
+    from assistant.quality import calibration, collect
 
-    done = {r["id"] for r in tune.read_jsonl(drafts)}
+    done = {r["id"] for r in collect.read_jsonl(drafts)}
     if args.split == "holdout":  # drafts that set the gate's thresholds never hold an item the gate asks
         done |= _gate_ids()
     for name in args.set or calibration.SETS:
         cal, runner = _runner(name, args.llm)
-        items = [i for i in tune.read_jsonl(cal.qa) if i["split"] == args.split and i["id"] not in done]
+        items = [i for i in collect.read_jsonl(cal.qa) if i["split"] == args.split and i["id"] not in done]
         rng = random.Random(f"{name}-{args.split}")
         picked = []
         for answerable in (True, False):
@@ -164,20 +166,20 @@ def _collect(args: argparse.Namespace, drafts: Path) -> None:
         if isinstance(runner.llm, UnavailableChatModel):
             raise ModelUnavailableError(f"drafting needs the chat model, which is unavailable: {runner.llm.reason}")
         print(f"set {name}: drafting {len(picked)} questions into {drafts}", file=sys.stderr)
-        tune.collect(runner, picked, drafts, name, on_result=_progress(len(picked)))
+        collect.collect(runner, picked, drafts, name, on_result=_progress(len(picked)))
 
 
 def _evidence(args: argparse.Namespace, out: Path) -> None:
     """The checks before the model over every question of the split (no model), and their curve."""
-    from assistant.quality import calibration, tune
+    from assistant.quality import calibration, collect, tune
 
     path = out / "evidence.jsonl"
     for name in args.set or calibration.SETS:
         cal, runner = _runner(name, args.llm)
-        items = [i for i in tune.read_jsonl(cal.qa) if i["split"] == args.split]
+        items = [i for i in collect.read_jsonl(cal.qa) if i["split"] == args.split]
         print(f"set {name}: retrieving for {len(items)} questions into {path}", file=sys.stderr)
-        tune.collect_evidence(runner, items, path, name)
-    records = [r for r in tune.read_jsonl(path) if r["split"] == args.split]
+        collect.collect_evidence(runner, items, path, name)
+    records = [r for r in collect.read_jsonl(path) if r["split"] == args.split]
     curve = tune.grounding_curve(records)
     (out / "grounding.json").write_text(json.dumps(curve, indent=1), encoding="utf-8")
     keys = ("min_grounding_nouns", "min_grounding_content", "refusal_accuracy", "false_refusal_rate")
