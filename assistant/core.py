@@ -118,7 +118,7 @@ class Assistant:
     def answerer(self) -> Answerer:
         if self._answerer is None or self._answerer.retriever is not self.retriever:
             self._answerer = Answerer(
-                self.retriever, self.llm, self.models, similarity(self.index.embeddings), locate=self.locate
+                self.retriever, self.llm, self.models, similarity=similarity(self.index.embeddings), locate=self.locate
             )
         return self._answerer
 
@@ -158,18 +158,18 @@ class Assistant:
         return str(path)
 
     def ask(
-        self, question: str, history: Sequence[str] = (), fast: bool = False, max_tokens: int | None = None
+        self, question: str, history: Sequence[str] = (), *, fast: bool = False, max_tokens: int | None = None
     ) -> Answer:
         """A verified, cited answer (or a refusal); `history` is the user's earlier turns, oldest first;
         `max_tokens` caps the model's answer below the settings' cap."""
-        return self._issued(self.answerer.ask(question, history, fast, max_tokens), history)
+        return self._issued(self.answerer.ask(question, history, fast=fast, max_tokens=max_tokens), history)
 
     def stream(
-        self, question: str, history: Sequence[str] = (), fast: bool = False, max_tokens: int | None = None
+        self, question: str, history: Sequence[str] = (), *, fast: bool = False, max_tokens: int | None = None
     ) -> Iterator[str | Evidence | Answer]:
         """The best supporting quote (`Evidence`) once retrieval is done, answer tokens as they are
         generated, then the verified `Answer` as the last item."""
-        events = self.answerer.stream(question, history, fast, max_tokens)
+        events = self.answerer.stream(question, history, fast=fast, max_tokens=max_tokens)
         try:
             for event in events:
                 yield self._issued(event, history) if isinstance(event, Answer) else event

@@ -127,7 +127,7 @@ class FeedbackStore:
         if not changed:
             raise InputError(f"no answer {row} to rate: rate an answer this server gave")
 
-    def add(self, answer: Mapping[str, Any], history: Sequence[str], rating: str, comment: str, source: str) -> int:
+    def add(self, answer: Mapping[str, Any], history: Sequence[str], *, rating: str, comment: str, source: str) -> int:
         """Record an answer and its rating at once (the page and the API); the row's id."""
         _rating(rating), _comment(comment)  # checked before anything is written
         row = self.record(answer, history, source)

@@ -1,5 +1,5 @@
 """Settings: the one place that reads `ASSISTANT_*` variables; CLI flags override them (secrets for
-Slack are read where the Slack adapter is built, `slack.SlackTokens.from_env`).
+Slack are read where the Slack adapter is built, `slack.serve.SlackTokens.from_env`).
 
 Defaults: the corpus is `./corpus` when it exists (else the project's own `corpus/`), the index
 lives in the user's data directory under a name derived from the corpus path, so switching corpora

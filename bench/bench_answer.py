@@ -186,7 +186,15 @@ def before(assistant: Assistant, llm_name: str) -> Answerer:
         )
     earlier = AnswerSettings(prompt_chars=None, max_tokens=160, translate_questions=True, translate_claims=True)
     embeddings = similarity(assistant.index.embeddings)
-    return Answerer(assistant.retriever, llm, assistant.models, embeddings, earlier, assistant.locate, helper=llm)
+    return Answerer(
+        assistant.retriever,
+        llm,
+        assistant.models,
+        similarity=embeddings,
+        settings=earlier,
+        locate=assistant.locate,
+        helper=llm,
+    )
 
 
 def main_policy(assistant: Assistant, llm_name: str) -> Answerer:
@@ -199,7 +207,9 @@ def main_policy(assistant: Assistant, llm_name: str) -> Answerer:
     llm = LlamaCppChat(timeout=assistant.settings.llm_timeout, instance=4) if llm_name == "llama-cpp" else assistant.llm
     then = replace(assistant.answerer.settings, policy=VerifyPolicy(**PREVIOUS))  # type: ignore[arg-type]
     embeddings = similarity(assistant.index.embeddings)
-    return Answerer(assistant.retriever, llm, assistant.models, embeddings, then, assistant.locate)
+    return Answerer(
+        assistant.retriever, llm, assistant.models, similarity=embeddings, settings=then, locate=assistant.locate
+    )
 
 
 def answer_all(

@@ -71,7 +71,7 @@ def prompt_tokens(records: list[dict[str, Any]], budget: int | None) -> list[int
         if r["set"] not in runners:
             runners[r["set"]] = _runner(r["set"], None)[1]
         chunks = [tune.hit_from_dict(h).chunk for h in r["hits"][:3]]
-        passages = prompt_passages(chunks, r["query"], runners[r["set"]].retriever.weight, budget)
+        passages = prompt_passages(chunks, r["query"], weight=runners[r["set"]].retriever.weight, budget=budget)
         user = prompts.ANSWER_USER.format(passages=passages, question=r["question"])
         text = chat(messages=[{"role": "system", "content": prompts.ANSWER_SYSTEM}, {"role": "user", "content": user}])
         counts.append(len(llama.tokenize(text.prompt.encode(), add_bos=False, special=True)))

@@ -279,7 +279,7 @@ def test_huge_bodies_are_refused_whether_declared_or_streamed(plain):
 
 def test_a_failure_inside_the_assistant_is_a_json_500_and_the_server_lives_on(index_dir, monkeypatch):
     assistant = assistant_with(index_dir, scripted(CTO_REPLY))
-    monkeypatch.setattr(assistant, "ask", lambda *a: 1 / 0)
+    monkeypatch.setattr(assistant, "ask", lambda *a, **k: 1 / 0)
     with serving(assistant) as http:
         response = http.post("/api/ask", json={"question": QUESTION})
         assert response.status_code == 500 and "internal error (ZeroDivisionError)" in response.json()["error"]

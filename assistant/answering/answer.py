@@ -75,13 +75,14 @@ class Answerer:
         retriever: HybridRetriever,
         llm: BaseChatModel,
         models: dict[str, str],
+        *,
         similarity: Similarity | None = None,
         settings: AnswerSettings | None = None,
         locate: Callable[[str], str] = str,
         helper: BaseChatModel | None = None,
     ) -> None:
         """`locate` maps a chunk's corpus-relative source to the file to open (a citation's `path`); `helper` makes
-        the short helper calls (condense, translate), by default the same model on a context of its own."""
+        the side calls (condense, translate, split), by default the same model on a context of its own."""
         self.retriever = retriever
         self.llm = llm
         self.locate = locate
@@ -106,17 +107,17 @@ class Answerer:
         )  # fmt: skip
 
     def ask(
-        self, question: str, history: Sequence[str] = (), fast: bool = False, max_tokens: int | None = None
+        self, question: str, history: Sequence[str] = (), *, fast: bool = False, max_tokens: int | None = None
     ) -> Answer:
         answer = None
-        for event in self.stream(question, history, fast, max_tokens):
+        for event in self.stream(question, history, fast=fast, max_tokens=max_tokens):
             if isinstance(event, Answer):
                 answer = event
         assert answer is not None
         return answer
 
     def stream(
-        self, question: str, history: Sequence[str] = (), fast: bool = False, max_tokens: int | None = None
+        self, question: str, history: Sequence[str] = (), *, fast: bool = False, max_tokens: int | None = None
     ) -> Iterator[str | Evidence | Answer]:
         """Yield the best supporting quote (`Evidence`) as soon as retrieval is done, then answer tokens
         as the model writes them, then the verified `Answer`. `max_tokens` caps the answer's generation
@@ -220,7 +221,9 @@ class Answerer:
 
     def _passages(self, query: str, hits: list[Hit]) -> str:
         chunks = [h.chunk for h in hits[: self.settings.passages]]
-        return prompt_passages(chunks, query, self.retriever.weight, self.settings.prompt_chars, self.similarity)
+        return prompt_passages(
+            chunks, query, weight=self.retriever.weight, budget=self.settings.prompt_chars, similarity=self.similarity
+        )
 
     # -- stages ----------------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ def in_english(question: str, claim: str) -> str:
 
 
 def best_sentences(
-    question: str, hits: Sequence[Hit], weight: Weight, similarity: Similarity | None = None
+    question: str, hits: Sequence[Hit], *, weight: Weight, similarity: Similarity | None = None
 ) -> tuple[Chunk, str | None]:
     """The chunk and its sentence that best answer `question`, or (top chunk, None) if none is close."""
     candidates = [
@@ -67,6 +67,7 @@ def best_sentences(
 def prompt_passages(
     chunks: Sequence[Chunk],
     query: str,
+    *,
     weight: Weight,
     budget: int | None = PROMPT_CHARS,
     similarity: Similarity | None = None,

@@ -72,7 +72,7 @@ class Replies:
         # a translation: by keywords
         probe = query if turn.english and query and not is_english(query) else (turn.standalone or turn.question)
         hits = turn.hits[: self.passages]
-        chunk, quote = best_sentences(probe, hits, self.retriever.weight, self.similarity)
+        chunk, quote = best_sentences(probe, hits, weight=self.retriever.weight, similarity=self.similarity)
         if quote is None:
             return Decision(True, NOT_COVERED, "no quote")
         return chunk, quote
@@ -115,7 +115,7 @@ class Replies:
 
     def _closest(self, n: int, question: str, hit: Hit) -> Citation:
         """A related passage for a refusal, with its sentence closest to the question."""
-        _, quote = best_sentences(question, [hit], self.retriever.weight, self.similarity)
+        _, quote = best_sentences(question, [hit], weight=self.retriever.weight, similarity=self.similarity)
         return self.cite(n, hit.chunk, quote or "")
 
     def cite(self, n: int, chunk: Chunk, quote: str) -> Citation:

@@ -228,7 +228,7 @@ def cmd_search(assistant: Assistant, args: argparse.Namespace) -> int:
 
 
 def cmd_ask(assistant: Assistant, args: argparse.Namespace) -> int:
-    answer = ask_streaming(assistant, args.question, [], args.fast, show_draft=not args.json)
+    answer = ask_streaming(assistant, args.question, [], fast=args.fast, show_draft=not args.json)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -249,7 +249,7 @@ def cmd_chat(assistant: Assistant, args: argparse.Namespace) -> int:
         if question in ("", "exit", "quit"):
             return 0
         try:
-            answer = ask_streaming(assistant, question, history, args.fast, show_draft=True)
+            answer = ask_streaming(assistant, question, history, fast=args.fast, show_draft=True)
         except AssistantError as exc:
             print(f"error: {exc}", file=sys.stderr)
             continue

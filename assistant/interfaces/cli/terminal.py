@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from assistant.core import Assistant
 
 
-def ask_streaming(assistant: Assistant, question: str, history: list[str], fast: bool, show_draft: bool) -> Answer:
+def ask_streaming(assistant: Assistant, question: str, history: list[str], *, fast: bool, show_draft: bool) -> Answer:
     """Ask; when stderr is a terminal, show the best supporting quote as soon as it is found and the
     model's draft as it streams, then erase both: the verified answer replaces them."""
     live = show_draft and sys.stderr.isatty()

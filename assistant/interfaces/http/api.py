@@ -7,6 +7,7 @@ response bodies `models`. Serving (uvicorn), the web page and Slack are left to 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -105,7 +106,7 @@ def _api_routes(answering: Answering, max_chars: int) -> APIRouter:
     @router.post("/ask", response_model=Answer)  # the dataclass itself: the contract is not restated
     async def ask(body: AskRequest) -> dict[str, Any]:
         """A verified, cited answer (or a refusal): the answer contract."""
-        answer = await ask_or_error(answering, *asked(body, max_chars), body.fast)
+        answer = await ask_or_error(answering, *asked(body, max_chars), fast=body.fast)
         return answer.to_dict(paths=False)  # a server path is not the client's business
 
     @router.post("/feedback")
@@ -115,7 +116,8 @@ def _api_routes(answering: Answering, max_chars: int) -> APIRouter:
         whether the answer carries the `answer_id` this server gave it (its content and `history` unchanged), which a
         👍 needs to count as a candidate gold answer."""
         store, answer = answering.assistant.feedback, body.answer.to_dict(paths=False)
-        row = await run_in_threadpool(store.add, answer, body.history, body.rating, body.comment, "api")
+        add = functools.partial(store.add, rating=body.rating, comment=body.comment, source="api")
+        row = await run_in_threadpool(add, answer, body.history)
         return {"id": row, "verified": store.ids.vouches(answer, body.history)}
 
     @router.post(
@@ -129,7 +131,7 @@ def _api_routes(answering: Answering, max_chars: int) -> APIRouter:
         evidence and tokens as provisional and replace them with `answer`."""
         question, history = asked(body, max_chars)
         ticket = answering.queue.join()
-        return QueuedStream(ticket, _draft_events(answering, ticket, question, history, body.fast))
+        return QueuedStream(ticket, _draft_events(answering, ticket, question, history, fast=body.fast))
 
     return router
 
@@ -182,12 +184,12 @@ def _health_routes(answering: Answering) -> APIRouter:
 
 
 async def _draft_events(
-    answering: Answering, ticket: Ticket, question: str, history: list[str], fast: bool
+    answering: Answering, ticket: Ticket, question: str, history: list[str], *, fast: bool
 ) -> AsyncIterator[str]:
     try:
         if ahead := answering.queue.ahead(ticket):
             yield f": waiting for {ahead} earlier request(s)\n\n"
-        async with aclosing(answering.stream(ticket, question, history, fast)) as events:
+        async with aclosing(answering.stream(ticket, question, history, fast=fast)) as events:
             async for item in events:
                 if isinstance(item, str):
                     yield sse("token", {"text": item})

@@ -28,11 +28,11 @@ UNEXPECTED = "internal error ({}): try again; if it keeps happening, ask whoever
 
 
 async def ask_or_error(
-    answering: Answering, question: str, history: list[str], fast: bool, max_tokens: int | None = None
+    answering: Answering, question: str, history: list[str], *, fast: bool, max_tokens: int | None = None
 ) -> Answer:
     """`answering.ask`, with an unexpected failure logged and turned into an `ApiError` (the server stays up)."""
     try:
-        return await answering.ask(question, history, fast, max_tokens=max_tokens)
+        return await answering.ask(question, history, fast=fast, max_tokens=max_tokens)
     except (AssistantError, Busy):
         raise
     except Exception as exc:
@@ -42,7 +42,7 @@ async def ask_or_error(
 
 async def handle(request: Request, exc: Exception) -> JSONResponse:
     status, message, headers, detail = describe(exc)
-    return error_response(request.url.path, status, message, headers, detail)
+    return error_response(request.url.path, status, message, headers=headers, detail=detail)
 
 
 def describe(exc: Exception) -> tuple[int, str, dict[str, str] | None, Any]:
@@ -70,7 +70,7 @@ def describe(exc: Exception) -> tuple[int, str, dict[str, str] | None, Any]:
 
 
 def error_response(
-    path: str, status: int, message: str, headers: dict[str, str] | None = None, detail: Any = None
+    path: str, status: int, message: str, headers: dict[str, str] | None = None, *, detail: Any = None
 ) -> JSONResponse:
     """{"error": message} (with `detail` for invalid fields), or OpenAI's error object under /v1."""
     if path.startswith("/v1/"):

@@ -8,6 +8,7 @@ and `BodyLimit` (ASGI) turn away the rest. Routes, status codes and formats are 
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -40,6 +41,7 @@ class Answering:
         self,
         question: str,
         history: Sequence[str],
+        *,
         fast: bool,
         ticket: Ticket | None = None,
         max_tokens: int | None = None,
@@ -49,21 +51,22 @@ class Answering:
         try:
             await ticket.wait_async()
             started = time.perf_counter()
-            answer = await anyio.to_thread.run_sync(self.assistant.ask, question, history, fast, max_tokens)
+            ask = functools.partial(self.assistant.ask, fast=fast, max_tokens=max_tokens)
+            answer = await anyio.to_thread.run_sync(ask, question, history)
         finally:
             ticket.release()
         log.info("answered %r in %.1f s (refused: %s)", question[:80], time.perf_counter() - started, answer.refused)
         return answer
 
     async def stream(
-        self, ticket: Ticket, question: str, history: Sequence[str], fast: bool
+        self, ticket: Ticket, question: str, history: Sequence[str], *, fast: bool
     ) -> AsyncGenerator[str | Evidence | Answer, None]:
         """The best supporting quote, draft tokens, then the verified `Answer`, once it is `ticket`'s turn;
         releases the ticket at the end (after stopping the model when the consumer gives up early)."""
         events: Iterator[str | Evidence | Answer] | None = None
         try:
             await ticket.wait_async()
-            events = self.assistant.stream(question, history, fast)
+            events = self.assistant.stream(question, history, fast=fast)
             while (item := await anyio.to_thread.run_sync(next, events, None)) is not None:
                 yield item
         finally:
@@ -164,6 +167,7 @@ class BodyLimit:
         app: ASGIApp,
         max_bytes: int,
         reject: Callable[[str], ASGIApp],
+        *,
         page_bytes: int = PAGE_MAX_BYTES,
         exempt: tuple[str, ...] = ("/slack/",),
         upload_bytes: int = 0,

@@ -37,9 +37,11 @@ def openai_routes(answering: Answering, max_chars: int) -> APIRouter:
         if body.stream:
             ticket = answering.queue.join()
             usage = bool((body.stream_options or {}).get("include_usage"))
-            events = _openai_events(answering, ticket, question, history, body.fast, usage, body.limit())
+            events = _openai_events(
+                answering, ticket, question, history, fast=body.fast, usage=usage, max_tokens=body.limit()
+            )
             return QueuedStream(ticket, events)
-        answer = await ask_or_error(answering, question, history, body.fast, body.limit())
+        answer = await ask_or_error(answering, question, history, fast=body.fast, max_tokens=body.limit())
         message = {"role": "assistant", "content": completion_text(answer)}
         choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
         head = _completion_head("chat.completion")
@@ -57,6 +59,7 @@ async def _openai_events(
     ticket: Ticket,
     question: str,
     history: list[str],
+    *,
     fast: bool,
     usage: bool = False,
     max_tokens: int | None = None,
@@ -71,7 +74,7 @@ async def _openai_events(
 
     try:
         yield chunk({"role": "assistant", "content": ""})
-        answer = await answering.ask(question, history, fast, ticket, max_tokens)
+        answer = await answering.ask(question, history, fast=fast, ticket=ticket, max_tokens=max_tokens)
         text = completion_text(answer)
         for i in range(0, len(text), 24):
             yield chunk({"content": text[i : i + 24]})

@@ -83,7 +83,7 @@ def respond(
         while not ticket.wait(timeout=0.5):  # in line behind other pages, API clients or Slack
             messages[-1] = {"role": "assistant", "content": draft_html("", waiting=assistant.queue.ahead(ticket))}
             yield gr.skip(), messages, gr.skip(), gr.skip(), gr.skip()
-        for event in assistant.stream(question, [a.question for a in past], fast):
+        for event in assistant.stream(question, [a.question for a in past], fast=fast):
             if isinstance(event, Answer):
                 answer = event
                 continue
@@ -122,7 +122,7 @@ def rate(assistant: Assistant, data: Any, past: list[Answer]) -> None:
     rating, comment = ("up", "") if data.liked is True else ("down", "" if data.liked is False else str(data.liked))
     history = [a.question for a in past[:turn]]
     try:
-        assistant.feedback.add(past[turn].to_dict(), history, rating, comment, "page")
+        assistant.feedback.add(past[turn].to_dict(), history, rating=rating, comment=comment, source="page")
     except AssistantError as exc:  # the page stays usable; the operator sees why
         log.error("could not keep the page's feedback: %s", exc)
 
