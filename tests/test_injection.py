@@ -17,7 +17,7 @@ import pytest
 from assistant.answering import prompts
 from assistant.checks.claims import split_claims
 from assistant.checks.injection import instructs
-from assistant.checks.verify import numbers_supported
+from assistant.checks.numbers import numbers_supported
 from assistant.core import Assistant
 from assistant.text import squash
 from assistant.types import Answer

@@ -5,7 +5,7 @@ from verdicts import grounded, verify
 
 from assistant.checks.claims import normalize_markers, split_claims
 from assistant.checks.decide import NOT_COVERED, VerifyPolicy, after_model
-from assistant.checks.verify import numbers_supported
+from assistant.checks.numbers import numbers_supported
 from assistant.types import Chunk
 
 TITLE = "阶跃星辰凭什么拿最多的钱"

@@ -2,8 +2,8 @@
 
 Citations are checked, not trusted. The draft's sentences and their markers come from `claims`;
 markers outside the given passages removed. Each answer sentence is scored against every given
-passage (`score_claims`): its numbers must occur there (values compared across units, so 50 亿 =
-5 billion but 2024 ≠ 2025 and 5.21 ≠ 5.12; a hard check), its names, nouns and content words, its
+passage (`score_claims`): its numbers must occur there (`numbers`: values compared across units, so
+50 亿 = 5 billion but 2024 ≠ 2025 and 5.21 ≠ 5.12; a hard check), its names, nouns and content words, its
 closest sentence (which becomes its `quote`), and whether the passage meets the question's own
 constraints (years, ordinals, qualifiers) and the sentence gives the kind of answer asked (`question`).
 `judge` applies a policy's cut-offs to those scores: supported sentences are kept, the others dropped,
@@ -25,6 +25,7 @@ import jieba
 from assistant.checks import premise
 from assistant.checks.claims import split_claims
 from assistant.checks.injection import data_only, instructs
+from assistant.checks.numbers import NUMBER, numbers_supported
 from assistant.checks.question import Asked, answer_kind_ok, unmet_constraints
 from assistant.checks.question import read as read_question
 from assistant.corpus.chunk import split_sentences
@@ -41,26 +42,6 @@ from assistant.types import Chunk
 
 jieba.setLogLevel(logging.WARNING)
 
-_UNITS = {
-    "%": 0.01,
-    "万亿": 1e12,
-    "亿": 1e8,
-    "万": 1e4,
-    "千": 1e3,
-    "百万": 1e6,
-    "thousand": 1e3,
-    "million": 1e6,
-    "billion": 1e9,
-    "trillion": 1e12,
-    "bn": 1e9,
-    "k": 1e3,
-    "m": 1e6,
-    "b": 1e9,
-}
-NUMBER = re.compile(
-    r"(?<![\d.])(\d+(?:,\d{3})*(?:\.\d+)?)\s*(%|万亿|百万|亿|万|千|thousand|million|billion|trillion|bn|[kmb](?![a-z]))?",
-    re.I,
-)
 # Noun-like part-of-speech tags whose words must appear in the supporting passage (weight 2 = names).
 _NOUN_WEIGHT = {"n": 1, "nz": 2, "nr": 2, "ns": 2, "nt": 2, "nrt": 2, "ng": 1, "eng": 2}
 
@@ -250,18 +231,6 @@ def coverage(question: str, passages: Sequence[Chunk]) -> dict[str, float]:
     return {"nouns": noun_support(probe, context), "content": content_support(probe, context)}
 
 
-def numbers_supported(claim: str, context: str) -> bool:
-    """Every number in the claim occurs in the context: as written (same unit, or the claim gives none),
-    or as the same value in another unit (50 亿 = 5 billion). 10% does not match "10 亿"."""
-    have = _numbers(context)
-    for raw, scaled, unit in _numbers(squash(claim)):
-        if not any(
-            (_same(raw, r) and (unit == u or not unit)) or (unit and u and _same(scaled, s)) for r, s, u in have
-        ):
-            return False
-    return True
-
-
 def noun_support(claim: str, context: str) -> float:
     """Weighted share of the claim's nouns and names that occur in the context (1.0 when it has none)."""
     import jieba.posseg as pseg  # here: its tables cost ~0.4 s to import, and `--fast` never needs them
@@ -304,20 +273,6 @@ def content_support(claim: str, context: str) -> float:
 def _content_pairs(text: str) -> set[str]:
     t = squash(text)
     return {t[i : i + 2] for i in range(len(t) - 1) if all(is_han(c) and c not in FUNCTION_CHARS for c in t[i : i + 2])}
-
-
-def _numbers(text: str) -> list[tuple[float, float, str]]:
-    """(value as written, value in base units, unit) for every number in normalised text."""
-    found = []
-    for m in NUMBER.finditer(text):
-        value = float(m.group(1).replace(",", ""))
-        unit = (m.group(2) or "").lower()
-        found.append((value, value * _UNITS.get(unit, 1.0), unit))
-    return found
-
-
-def _same(a: float, b: float) -> bool:
-    return abs(a - b) <= 1e-9 * max(1.0, abs(b))
 
 
 def _overlap(claim: str, sentence: str) -> float:
