@@ -61,6 +61,7 @@ def test_an_invented_answer_becomes_a_refusal_with_related_passages(indexed):
     a = assistant_with(indexed, scripted("阶跃星辰的总部位于北京 [1]。"))
     answer = a.ask("阶跃星辰的总部位于哪个城市？")
     assert answer.refused and answer.answer.startswith("文章没有提到")
+    assert answer.refusal_reason == "unverified" and "北京" in answer.refusal_detail  # the name from nowhere
     assert answer.citations == () and len(answer.related) == 3
 
 
@@ -68,18 +69,25 @@ def test_english_questions_get_english_refusals(indexed):
     a = assistant_with(indexed, scripted("阶跃星辰的研究院", "StepFun is headquartered in Shanghai [1]."))
     answer = a.ask("Where is StepFun headquartered?")
     assert answer.refused and answer.answer == "The article does not say."
+    assert answer.refusal_reason == "unverified"
 
 
 def test_when_the_model_says_it_does_not_know_the_assistant_refuses(indexed):
-    answer = assistant_with(indexed, scripted("资料中没有提到 Step-3 的上下文窗口。")).ask(
-        "Step-3 的上下文窗口有多长？"
-    )
-    assert answer.refused
+    """The passages cover the question, so the model is asked; it says they do not answer it: refused as the
+    model's own refusal (`model_declined`), not as a passage that failed its checks."""
+    answer = assistant_with(indexed, scripted("文章没有提到这一点。")).ask("Step-3 每次推理激活多少参数？")
+    assert answer.refused and answer.refusal_reason == "model_declined"
+    assert "first_token_s" in answer.timings, "the model was asked"
+
+
+def test_a_question_the_passages_barely_touch_is_refused_before_the_model(indexed):
+    answer = assistant_with(indexed, scripted("不应被调用")).ask("Step-3 的上下文窗口有多长？")
+    assert answer.refused and answer.refusal_reason == "not_covered" and "first_token_s" not in answer.timings
 
 
 def test_nothing_relevant_refuses_without_calling_the_model(indexed):
     answer = assistant_with(indexed, scripted("不应被调用")).ask("Python 的 GIL 是什么？")
-    assert answer.refused and "first_token_s" not in answer.timings
+    assert answer.refused and answer.refusal_reason == "no_match" and "first_token_s" not in answer.timings
 
 
 def test_the_prompt_holds_the_numbered_best_passages_and_the_question(indexed):
@@ -107,6 +115,7 @@ def test_tokens_stream_before_the_final_answer(indexed):
 def test_a_refusal_before_the_model_shows_no_quote_first(indexed):
     events = list(assistant_with(indexed, scripted("不应被调用")).stream("Python 的 GIL 是什么？"))
     assert len(events) == 1 and isinstance(events[0], Answer) and events[0].refused
+    assert events[0].refusal_reason == "no_match"
 
 
 def test_a_follow_up_is_condensed_before_retrieval(indexed):
