@@ -2,7 +2,7 @@
 each case is a kind of wrong-but-verified answer seen on unseen questions, made up here."""
 
 import pytest
-from verdicts import verify
+from verdicts import before_model, verify
 
 from assistant.checks.decide import (
     FALSE_PREMISE,
@@ -12,7 +12,6 @@ from assistant.checks.decide import (
     UNVERIFIED,
     VerifyPolicy,
     after_model,
-    before_model,
 )
 from assistant.checks.question import answer_kind_ok, chinese_to_int, read, unmet_constraints
 from assistant.types import Chunk, Hit

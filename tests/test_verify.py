@@ -156,7 +156,9 @@ def test_the_prompt_carries_the_best_sentence_its_neighbours_and_keeps_the_passa
 
 
 def test_an_english_question_over_chinese_passages_is_not_refused_for_sharing_no_keyword():
-    from assistant.checks.decide import VerifyPolicy, before_model
+    from verdicts import before_model
+
+    from assistant.checks.decide import VerifyPolicy
     from assistant.types import Hit
 
     hits = [Hit(chunk(text, n), n, 1.0, dense_score=0.8, dense_rank=n) for n, text in enumerate(PROMPT_SOURCE, start=1)]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from assistant.checks.decide import Verdict, VerifyPolicy, judge, judge_evidence
+from assistant.checks.decide import Case, Decision, Verdict, VerifyPolicy, decide, evidence, judge, judge_evidence
 from assistant.checks.verify import Similarity, Translate, coverage, score_claims
-from assistant.types import Chunk
+from assistant.types import Chunk, Hit
 
 
 def verify(
@@ -31,3 +31,8 @@ def grounded(question: str, passages: Sequence[Chunk], policy: VerifyPolicy | No
     """The passages mention enough of what the question is about (its nouns and content words)."""
     scores = {"keyword_match": 1.0, **coverage(question, passages)}
     return not judge_evidence(scores, policy or VerifyPolicy()).refused
+
+
+def before_model(query: str, hits: Sequence[Hit], policy: VerifyPolicy, *, english: bool, depth: int = 3) -> Decision:
+    """The decision before the model, as the answer flow takes it: `decide` on the evidence alone."""
+    return decide(Case(query, evidence(query, hits, english, depth)), policy).decision

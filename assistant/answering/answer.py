@@ -26,20 +26,11 @@ from assistant.answering.compose import render
 from assistant.answering.extract import PROMPT_CHARS, in_english, prompt_passages
 from assistant.answering.followup import resolve
 from assistant.answering.parts import asks, join, parse_split, split
-from assistant.answering.replies import Replies, asks_beyond
+from assistant.answering.replies import Replies
 from assistant.answering.side_calls import SideCalls, chat_prompt
 from assistant.answering.turn import Turn
 from assistant.answering.whole import WholeDocument
-from assistant.checks.decide import (
-    FALSE_PREMISE,
-    NOT_COVERED,
-    ORDERS_ONLY,
-    Decision,
-    VerifyPolicy,
-    after_model,
-    before_model,
-    judge,
-)
+from assistant.checks.decide import ORDERS_ONLY, Case, VerifyPolicy, decide, evidence
 from assistant.checks.injection import question_part
 from assistant.checks.inputs import check_history, check_question
 from assistant.checks.verify import Similarity, score_claims
@@ -173,20 +164,19 @@ class Answerer:
             return
         self._standalone(turn)
         self._retrieve(turn)
-        decision = before_model(
-            turn.query, turn.hits, self.settings.policy, english=turn.english, depth=self.settings.passages
-        )
-        if decision.refused:
-            yield self.replies.refusal(turn, decision)
+        turn.evidence = evidence(turn.query, turn.hits, turn.english, self.settings.passages)
+        early = decide(Case(turn.query, turn.evidence), self.settings.policy).decision
+        if early.refused:
+            yield self.replies.refusal(turn, early)
             return
         if turn.fast:
             yield self.replies.extractive(turn)
             return
-        quoted = self.replies.quote(turn)
-        if not isinstance(quoted, Decision) and not self.replies.unmet_premise(turn, quoted[0]):
+        chunk, sentence, quoting = self.replies.quote(turn)
+        if not quoting.decision.refused:
             # the quote a `--fast` answer gives, shown while the model writes (unless it contradicts the premise)
             turn.since_start("evidence_s")
-            yield Evidence(quoted_sentence(quoted[1], turn.english), self.replies.cite(1, *quoted))
+            yield Evidence(quoted_sentence(sentence, turn.english), self.replies.cite(1, chunk, sentence))
         raw: list[str] = []
         try:
             yield from self._generate(turn, self._passages(turn.query, turn.hits), raw)
@@ -285,14 +275,13 @@ class Answerer:
             english=turn.english, translate=self.side_calls.to_chinese if across else None,
             leads=[self.retriever.lead_in(c) for c in chunks],
         )  # fmt: skip
-        verdict = judge(scored, self.settings.policy)
-        decision = after_model(raw, verdict)
+        outcome = decide(Case(turn.query, turn.evidence, draft=raw, scored=scored), self.settings.policy)
+        decision, verdict = outcome.decision, outcome.verdict
+        assert verdict is not None  # a draft is always judged
         turn.timings["verify_s"] = time.perf_counter() - t
         log.info("model said %r; kept %d claims, dropped %r; %s", raw, len(verdict.claims), verdict.dropped, decision)
-        if decision.refused and decision.reason == FALSE_PREMISE and verdict.premise is not None:
+        if outcome.missing and verdict.premise is not None:  # the premise corrected with the passage's own words
             p = verdict.premise
-            if not asks_beyond(turn.query, p.missing):
-                return self.replies.refusal(turn, replace(decision, reason=NOT_COVERED))
             return self.replies.correction(turn, (chunks[p.passage - 1], p.quote, p.missing), tuple(verdict.report))
         if decision.refused:
             return self.replies.refusal(turn, decision, verdict)

@@ -20,7 +20,6 @@ from assistant.text import is_english, is_han, squash
 from assistant.types import Chunk, Hit
 
 PROMPT_CHARS = 180  # characters of passage text in the prompt: about 190 prompt tokens in all (p50, article dev)
-MIN_COVERAGE = 0.3  # IDF-weighted share of the question's keywords a quoted sentence must contain
 Weight = Callable[[str], float]
 
 
@@ -42,8 +41,10 @@ def in_english(question: str, claim: str) -> str:
 
 def best_sentences(
     question: str, hits: Sequence[Hit], *, weight: Weight, similarity: Similarity | None = None
-) -> tuple[Chunk, str | None]:
-    """The chunk and its sentence that best answer `question`, or (top chunk, None) if none is close."""
+) -> tuple[Chunk, str | None, float]:
+    """The chunk and its sentence that best answer `question`, and how much of the question it holds (the
+    IDF-weighted share of its keywords; 1.0 where an English question is matched by embedding similarity);
+    (top chunk, None, 0.0) when no sentence can be quoted. Whether the coverage is enough is `decide`'s."""
     candidates = [
         (h.chunk, sentence)
         for h in hits
@@ -51,17 +52,17 @@ def best_sentences(
         if not instructs(sentence := h.chunk.text[s:e])
     ]
     if not candidates:
-        return (hits[0].chunk if hits else None), None  # type: ignore[return-value]
+        return (hits[0].chunk if hits else None), None, 0.0  # type: ignore[return-value]
     if is_english(question) and similarity is not None:
         scores = similarity(question, [s for _, s in candidates])
         best = max(range(len(candidates)), key=scores.__getitem__)
-        return candidates[best][0], candidates[best][1]
+        return candidates[best][0], candidates[best][1], 1.0
     keywords = {t: weight(t) for t in tokenize(question)}
     total = sum(keywords.values())
     scores = [sum(w for t, w in keywords.items() if t in squash(s)) / total if total else 0.0 for _, s in candidates]
     best = max(range(len(candidates)), key=scores.__getitem__)
     chunk, sentence = candidates[best]
-    return chunk, (sentence if scores[best] >= MIN_COVERAGE else None)
+    return chunk, sentence, scores[best]
 
 
 def prompt_passages(

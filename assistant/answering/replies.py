@@ -19,10 +19,10 @@ from assistant.answering.compose import quoted as quoted_sentence
 from assistant.answering.extract import best_sentences
 from assistant.answering.turn import Turn
 from assistant.checks import premise
-from assistant.checks.decide import FALSE_PREMISE, NOT_COVERED, REASONS, Decision, Verdict, VerifyPolicy
+from assistant.checks.decide import FALSE_PREMISE, REASONS, Case, Decision, Outcome, Verdict, VerifyPolicy, decide
 from assistant.checks.question import read as read_question
 from assistant.checks.question import unmet_constraints
-from assistant.checks.verify import Similarity, answer_content, passage_context
+from assistant.checks.verify import Similarity, passage_context
 from assistant.index.retrieve import HybridRetriever
 from assistant.text import is_english, squash
 from assistant.types import Answer, Chunk, Citation, Hit
@@ -52,30 +52,33 @@ class Replies:
 
     def extractive(self, turn: Turn, note: str | None = None) -> Answer:
         """A cited quote of the sentence that best matches the question made standalone."""
-        quoted = self.quote(turn)
-        if isinstance(quoted, Decision):
-            return self.refusal(turn, quoted)
-        if missing := self.unmet_premise(turn, quoted[0]):
-            if not asks_beyond(turn.query, missing):  # the question is nothing but what the passage lacks ("0")
-                return self.refusal(turn, Decision(True, NOT_COVERED, "premise"))
-            return self.correction(turn, (*quoted, missing))
-        text = quoted_sentence(quoted[1], turn.english)
+        chunk, sentence, outcome = self.quote(turn)
+        if outcome.missing:
+            return self.correction(turn, (chunk, sentence, outcome.missing))
+        if outcome.decision.refused:
+            return self.refusal(turn, outcome.decision)
+        text = quoted_sentence(sentence, turn.english)
         if note:
             text += f"\n({'the chat model failed' if turn.english else '生成模型不可用'}: {note})"
         turn.since_start("total_s")
         models = {**self.models, "llm": "extractive (no generation)"}
-        return Answer.answered(turn.question, text, (self.cite(1, *quoted),), timings=turn.timings, models=models)
+        return Answer.answered(
+            turn.question, text, (self.cite(1, chunk, sentence),), timings=turn.timings, models=models
+        )
 
-    def quote(self, turn: Turn) -> tuple[Chunk, str] | Decision:
-        """The passage and sentence that best answer the standalone question, or why there is none to quote."""
+    def quote(self, turn: Turn) -> tuple[Chunk, str, Outcome]:
+        """The passage and sentence that best answer the standalone question, and `decide`'s outcome for
+        quoting it (refused when no sentence holds enough of the question, corrected on a false premise)."""
         query = turn.query
         # a translation: by keywords
         probe = query if turn.english and query and not is_english(query) else (turn.standalone or turn.question)
         hits = turn.hits[: self.passages]
-        chunk, quote = best_sentences(probe, hits, weight=self.retriever.weight, similarity=self.similarity)
-        if quote is None:
-            return Decision(True, NOT_COVERED, "no quote")
-        return chunk, quote
+        chunk, sentence, coverage = best_sentences(
+            probe, hits, weight=self.retriever.weight, similarity=self.similarity
+        )
+        unmet = self.unmet_premise(turn, chunk) if sentence else ()
+        case = Case(query, turn.evidence, quote=sentence or "", quote_coverage=coverage, unmet=unmet)
+        return chunk, sentence or "", decide(case, self.policy)
 
     def unmet_premise(self, turn: Turn, chunk: Chunk) -> tuple[str, ...]:
         """What the question (in the passages' language) takes for granted that the quoted passage lacks,
@@ -115,17 +118,8 @@ class Replies:
 
     def _closest(self, n: int, question: str, hit: Hit) -> Citation:
         """A related passage for a refusal, with its sentence closest to the question."""
-        _, quote = best_sentences(question, [hit], weight=self.retriever.weight, similarity=self.similarity)
-        return self.cite(n, hit.chunk, quote or "")
+        _, quote, coverage = best_sentences(question, [hit], weight=self.retriever.weight, similarity=self.similarity)
+        return self.cite(n, hit.chunk, quote if quote and coverage >= self.policy.min_quote_coverage else "")
 
     def cite(self, n: int, chunk: Chunk, quote: str) -> Citation:
         return Citation.of(n, chunk, quote, self.locate(chunk.source))
-
-
-def asks_beyond(query: str, missing: tuple[str, ...]) -> bool:
-    """The question says something besides what the passage lacks: without that, there is no premise to
-    correct, only a question the text does not answer."""
-    rest = query
-    for name in missing:
-        rest = rest.replace(name, " ")
-    return answer_content(rest, "") > 0

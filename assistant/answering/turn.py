@@ -25,6 +25,7 @@ class Turn:
     standalone: str = ""  # the question made standalone (a follow-up rewritten); "" until then
     query: str = ""  # what was searched: the standalone question, translated where the corpus needs it
     hits: list[Hit] = field(default_factory=list)
+    evidence: dict[str, float] = field(default_factory=dict)  # what the top hits cover (`decide.evidence`)
 
     @property
     def english(self) -> bool:

@@ -1,27 +1,33 @@
-"""Decide: the one place that decides to answer or to refuse, and says why.
+"""Decide: the one place that decides to answer, to correct the question's premise, or to refuse, and says why.
 
-Before the model (`before_model`): no retrieved passage shares a keyword with the question
-(`no_match`), or the passages mention too little of what it is about (`not_covered`). After it
-(`after_model`): the model says the passages do not give the answer (`model_declined`), no sentence
-of its draft is supported by a passage it was given (`unverified`), or sentences are supported but
-none answers *this* question. Supported is not answered: a sentence answers only when it says
-something beyond the question (`answer_content`) and the passage that states it binds the fact to
-what the question names. When that passage names another partner, version, year or category than
-the question (`premise`), the premise is false and the answer says what the passage states instead
-(`false_premise`, rendered by `answer`); otherwise the refusal is `not_covered`. Every cut-off and
-rule is a field of `VerifyPolicy`, chosen on the calibration sets (`assistant calibrate`,
-docs/calibration.md); the scores come from `verify`, and rendering the answer or the refusal is `answer`'s.
+`decide` takes one record of its inputs (`Case`) for every kind of answer: before the model (the evidence
+alone), a quote (the `--fast` answer, the fallback, the evidence shown while the model writes), or a model's
+draft. Serving (`answering/answer`, `answering/replies`) and calibration (`quality/tune`) both call it, so
+the cut-offs chosen on stored drafts are the ones that serve (`tests/test_decision_replay.py`).
+
+Before the model (`judge_evidence`): no retrieved passage shares a keyword with the question
+(`no_match`), or the passages mention too little of what it is about (`not_covered`). A quote must hold
+enough of the question (`min_quote_coverage`). After the model (`after_model`): the model says the
+passages do not give the answer (`model_declined`), no sentence of its draft is supported by a passage it
+was given (`unverified`), or sentences are supported but none answers *this* question. Supported is not
+answered: a sentence answers only when it says something beyond the question (`answer_content`) and the
+passage that states it binds the fact to what the question names. When that passage names another
+partner, version, year or category than the question (`premise`), the premise is false and the answer
+says what the passage states instead (`false_premise`), unless the question says nothing besides what the
+passage lacks (`not_covered`). Every cut-off and rule is a field of `VerifyPolicy`, chosen on the
+calibration sets (`assistant calibrate`, docs/calibration.md); the scores come from `verify`, and
+rendering the answer or the refusal is `answering`'s.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from assistant.checks.premise import Premise
-from assistant.checks.verify import Check, Scored, coverage
+from assistant.checks.verify import Check, Scored, answer_content, coverage
 from assistant.text import is_chinese
 from assistant.types import Hit
 
@@ -82,6 +88,9 @@ class VerifyPolicy:
     premise: bool = True
     constraints: bool = True
     kind: bool = False
+    # a quote (the `--fast` answer, the fallback, the evidence shown while the model writes) holds this
+    # IDF-weighted share of the question's keywords
+    min_quote_coverage: float = 0.3
 
     def support_fails(self, check: Check) -> str | None:
         """Why the passage does not support the sentence (None when it does)."""
@@ -148,6 +157,70 @@ class Decision:
 ANSWER = Decision(False)
 
 
+@dataclass(frozen=True)
+class Case:
+    """Everything the answer decision looks at for one question (or one part of it), as one record: serving
+    builds it as it answers, calibration rebuilds it from a stored draft, and both hand it to `decide`."""
+
+    query: str  # the question in the passages' language
+    evidence: dict[str, float]  # `evidence`: what the top passages share and cover of the question
+    draft: str | None = None  # the model's draft (None: before the model, or a quote)
+    scored: Sequence[Scored] = ()  # the draft's sentences scored against its passages (`verify.score_claims`)
+    quote: str | None = None  # a quote's sentence ("" when no sentence can be quoted; None: not a quote)
+    quote_coverage: float = 0.0  # the share of the question's keywords the quote holds (`extract`)
+    unmet: tuple[str, ...] = ()  # a quote: what the question names that the quoted passage lacks
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """`decide`'s answer: the decision, and the judged draft where there was one (its kept sentences, and
+    for a false premise the passage that states the fact otherwise)."""
+
+    decision: Decision
+    verdict: Verdict | None = None
+    missing: tuple[str, ...] = ()  # a premise correction: what the question names that the passage lacks
+
+
+def decide(case: Case, policy: VerifyPolicy) -> Outcome:
+    """Answer, correct the premise, or refuse, for every kind of answer: before the model (the evidence
+    alone), a quote, or a model's draft. The one decision: serving and calibration (`quality/tune`) call it."""
+    early = judge_evidence(case.evidence, policy)
+    if early.refused:
+        return Outcome(early)
+    if case.quote is not None:
+        if not case.quote or case.quote_coverage < policy.min_quote_coverage:
+            return Outcome(Decision(True, NOT_COVERED, "no quote"))
+        if not case.unmet:
+            return Outcome(ANSWER)
+        if not asks_beyond(case.query, case.unmet):  # the question is nothing but what the passage lacks ("0")
+            return Outcome(Decision(True, NOT_COVERED, "premise"))
+        return Outcome(Decision(True, FALSE_PREMISE, _not_named(case.unmet)), missing=case.unmet)
+    if case.draft is None:  # before the model: the passages may hold the answer
+        return Outcome(ANSWER)
+    verdict = judge(case.scored, policy)
+    decision = after_model(case.draft, verdict)
+    if decision.refused and decision.reason == FALSE_PREMISE and verdict.premise is not None:
+        # a passage states the fact for something other than what the question names: corrected, unless
+        # the question says nothing besides what the passage lacks (then it is not covered)
+        if not asks_beyond(case.query, verdict.premise.missing):
+            return Outcome(replace(decision, reason=NOT_COVERED), verdict)
+        return Outcome(decision, verdict, verdict.premise.missing)
+    return Outcome(decision, verdict)
+
+
+def _not_named(missing: tuple[str, ...]) -> str:
+    return f"the passage does not name {', '.join(missing)}"
+
+
+def asks_beyond(query: str, missing: tuple[str, ...]) -> bool:
+    """The question says something besides what the passage lacks: without that, there is no premise to
+    correct, only a question the text does not answer."""
+    rest = query
+    for name in missing:
+        rest = rest.replace(name, " ")
+    return answer_content(rest, "") > 0
+
+
 def judge(scored: Sequence[Scored], policy: VerifyPolicy) -> Verdict:
     """Keep the sentences a passage supports (a cited one first), under `policy`."""
     claims, dropped, report = [], [], []
@@ -175,11 +248,6 @@ def judge(scored: Sequence[Scored], policy: VerifyPolicy) -> Verdict:
         report.append(_row(sentence.text, True, chosen[0], off[0]))
     verdict_failure = first_failure if not claims else (None if answers else question_failure)
     return Verdict(claims, dropped, answers, verdict_failure, report, premise if not answers else None)
-
-
-def before_model(query: str, hits: Sequence[Hit], policy: VerifyPolicy, *, english: bool, depth: int = 3) -> Decision:
-    """Refuse without a model call when the retrieved passages cannot hold the answer."""
-    return judge_evidence(evidence(query, hits, english, depth), policy)
 
 
 def evidence(query: str, hits: Sequence[Hit], english: bool = False, depth: int = 3) -> dict[str, float]:
@@ -212,7 +280,7 @@ def after_model(draft: str, verdict: Verdict) -> Decision:
     if not verdict.claims:
         return Decision(True, UNVERIFIED, verdict.failed or "")
     if not verdict.answers and verdict.premise is not None:
-        return Decision(True, FALSE_PREMISE, f"the passage does not name {', '.join(verdict.premise.missing)}")
+        return Decision(True, FALSE_PREMISE, _not_named(verdict.premise.missing))
     if not verdict.answers:
         return Decision(True, NOT_COVERED, verdict.failed or "")
     return ANSWER

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from assistant.checks.decide import Decision, VerifyPolicy, after_model, evidence, judge, judge_evidence
+from assistant.checks.decide import Case, Decision, VerifyPolicy, decide, evidence
 from assistant.checks.verify import Scored, score_claims
 from assistant.quality.evaluate import cmrc_f1, normalize
 from assistant.text import QUESTION_WORDS
@@ -88,13 +88,13 @@ def prepare(
 
 
 def outcome(p: Prepared, policy: VerifyPolicy) -> tuple[Decision, str]:
-    """The decision and the kept answer text for one prepared draft under `policy`."""
-    decision = judge_evidence(p.evidence, policy)
-    if decision.refused:
-        return decision, ""
-    verdict = judge(p.scored, policy)
-    decision = after_model(p.record["draft"], verdict)
-    return decision, "" if decision.refused else "".join(c.text for c in verdict.claims)
+    """The decision and the kept answer text for one prepared draft under `policy`: `decide`, as serving
+    calls it."""
+    case = Case(p.record["query"], p.evidence, draft=p.record["draft"], scored=p.scored)
+    result = decide(case, policy)
+    if result.decision.refused or result.verdict is None:
+        return result.decision, ""
+    return result.decision, "".join(c.text for c in result.verdict.claims)
 
 
 RIGHT_F1 = 0.5  # CMRC F1 at which a paraphrase of a long reference span counts as the answer
