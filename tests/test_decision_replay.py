@@ -69,6 +69,7 @@ def _served(record: dict[str, Any], leads: tune.LeadIns, policy: VerifyPolicy) -
     return answerer.ask(record["question"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", [VerifyPolicy(), VerifyPolicy(min_nouns=0.3, min_question_nouns=0.7)])
 def test_serving_and_calibration_decide_every_stored_draft_alike(leads: tune.LeadIns, policy: VerifyPolicy):
     records = _sample()
