@@ -5,6 +5,7 @@ flight (the model is started again; the server, its page and API stay up), and t
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -96,6 +97,23 @@ def test_helper_contexts_share_the_weights_and_keep_their_own_cache(model: Llama
     again = model.invoke(question)
     cached = (again.usage_metadata or {}).get("input_token_details", {}).get("cache_read", 0)
     assert cached >= (again.usage_metadata or {}).get("input_tokens", 0) - 1
+
+
+@pytest.mark.slow
+def test_the_model_s_choice_between_options_is_read_from_its_logits_without_generating(model: LlamaCppChat):
+    """`choose`: the log-probability of each option as the reply's first token (the P(True) signal of a
+    yes/no check), with true statements more likely "是" than false ones, and answers unchanged after it."""
+    question = [HumanMessage("Say hello in one short sentence.")]
+    before = str(model.invoke(question).content)
+
+    def margin(claim: str) -> float:
+        logprobs = model.choose([HumanMessage(f"“{claim}”对吗？只回答“是”或“否”。")], ["是", "否"])
+        assert all(lp <= 0 for lp in logprobs.values()) and sum(math.exp(lp) for lp in logprobs.values()) <= 1.0001
+        return logprobs["是"] - logprobs["否"]
+
+    assert margin("北京是中国的首都") > margin("上海是中国的首都")
+    assert margin("2+3=5") > margin("2+3=6")
+    assert str(model.invoke(question).content) == before
 
 
 @pytest.mark.slow

@@ -131,6 +131,28 @@ class LlamaCppChat(BaseChatModel):
         finally:
             model.lock.release()
 
+    def choose(self, messages: list[BaseMessage], options: list[str]) -> dict[str, float]:
+        """The log-probability of each option as the first token of the model's reply to `messages` (e.g.
+        {"是": -0.1, "否": -2.4} after a yes/no check): the prompt evaluated once, nothing generated. On the
+        same context as this model's answers, a prompt that extends the last one pays only for what it adds."""
+        model = self._model()
+        with _counted(model):
+            model.lock.acquire()
+        try:
+            model.ready()
+            cores = os.cpu_count() or 1
+            request = {
+                "op": "choose",
+                "context": self.instance,
+                "messages": [_as_dict(m) for m in messages],
+                "options": list(options),
+                "threads": (self.n_threads or cores, self.n_threads_batch or cores),
+            }
+            *_, done = model.complete(request, self.timeout)
+            return dict(done["logprobs"])
+        finally:
+            model.lock.release()
+
     def _last_chunk(self, done: dict[str, Any]) -> ChatGenerationChunk:
         prompt_tokens, output_tokens = int(done["prompt_tokens"]), int(done["output_tokens"])
         usage = UsageMetadata(

@@ -2,8 +2,9 @@
 
 `serve` loads the model, says so, then answers the parent's requests over the socket pair in order: text
 pieces as llama.cpp makes them, then one last message with the token counts (a cancel ends a generation
-early). The child keeps one set of weights and a llama.cpp context per `context` number (the answer's, the
-helper calls'), so a helper call does not evict the answer prompt's cached start; see `model_load.twin`.
+early); for a `choose` request, the log-probability of each option as the reply's first token. The child
+keeps one set of weights and a llama.cpp context per `context` number (the answer's, the helper calls'), so
+a helper call does not evict the answer prompt's cached start; see `model_load.twin`.
 """
 
 from __future__ import annotations
@@ -41,13 +42,14 @@ def serve(conn: Connection, path: str, n_ctx: int) -> None:
             request = conn.recv()
         except (EOFError, OSError):
             return  # the parent is gone
-        if request.get("op") != "complete":
+        if request.get("op") not in ("complete", "choose"):
             continue  # a cancel that arrived after its completion ended
         try:
             number = int(request.get("context", 0))
             if number not in contexts:
                 contexts[number] = model_load.twin(first)
-            for reply in generate(contexts[number], request, conn):
+            run = generate if request["op"] == "complete" else choose
+            for reply in run(contexts[number], request, conn):
                 conn.send(reply)
         except (EOFError, OSError):
             return  # the parent went away mid-answer
@@ -67,13 +69,7 @@ def generate(model: Any, request: dict[str, Any], conn: Connection) -> Iterator[
     """Text pieces for `request` on `model` (a `model_load.Loaded`), then the last message with token counts."""
     llama = model.llama
     rendered = model.formatter(messages=request["messages"])
-    prompt = llama.tokenize(rendered.prompt.encode(), add_bos=not rendered.added_special, special=True)
-    n_ctx = llama.n_ctx()
-    if len(prompt) >= n_ctx:
-        raise ConfigurationError(
-            f"the prompt has {len(prompt)} tokens but the chat model's context holds {n_ctx}: "
-            "give it fewer or shorter passages, or a larger n_ctx"
-        )
+    prompt = _tokens(llama, rendered)
     extra = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
     model.use_threads(*request["threads"])
     cached = cached_prefix(llama, prompt)
@@ -107,6 +103,38 @@ def generate(model: Any, request: dict[str, Any], conn: Connection) -> Iterator[
     output = len(llama.tokenize(text.encode(), add_bos=False, special=True)) if text else 0
     yield {"done": True, "prompt_tokens": len(prompt), "cached": cached, "output_tokens": output,
            "finish_reason": finish_reason or "stop"}  # fmt: skip
+
+
+def choose(model: Any, request: dict[str, Any], conn: Connection) -> Iterator[dict[str, Any]]:
+    """The model's log-probability of each of `request["options"]` as the first token of its reply (e.g. 是/否
+    after a yes/no check): one evaluation of the prompt past what the context still holds, no generation."""
+    import numpy as np
+
+    llama = model.llama
+    rendered = model.formatter(messages=request["messages"])
+    prompt = _tokens(llama, rendered)
+    model.use_threads(*request["threads"])
+    keep = min(cached_prefix(llama, prompt), len(prompt) - 1)  # the last token is evaluated for its logits
+    llama.n_tokens = keep
+    llama.eval(prompt[keep:])
+    logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)
+    top = logits.max()
+    log_total = top + np.log(np.exp(logits - top).sum())
+    firsts = {o: llama.tokenize(o.encode(), add_bos=False, special=False)[0] for o in request["options"]}
+    yield {"done": True, "logprobs": {o: float(logits[t] - log_total) for o, t in firsts.items()},
+           "prompt_tokens": len(prompt), "cached": keep, "output_tokens": 0, "finish_reason": "stop"}  # fmt: skip
+
+
+def _tokens(llama: Any, rendered: Any) -> list[int]:
+    """The rendered chat prompt's tokens, refused when the context cannot hold them."""
+    prompt = llama.tokenize(rendered.prompt.encode(), add_bos=not rendered.added_special, special=True)
+    n_ctx = llama.n_ctx()
+    if len(prompt) >= n_ctx:
+        raise ConfigurationError(
+            f"the prompt has {len(prompt)} tokens but the chat model's context holds {n_ctx}: "
+            "give it fewer or shorter passages, or a larger n_ctx"
+        )
+    return list(prompt)
 
 
 def cached_prefix(llama: Any, prompt: list[int]) -> int:
