@@ -50,6 +50,12 @@ HIT_FIELDS = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    from broken_answerer import register
+
+    register(config)  # only with ASSISTANT_BROKEN_ANSWERER set (bench/broken_answerer.py)
+
+
 class NetworkBlocked(RuntimeError):
     pass
 

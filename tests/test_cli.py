@@ -45,6 +45,7 @@ def test_the_answer_json_is_the_same_wherever_the_process_runs(env: dict[str, st
         answers.append(json.loads(out.stdout))
     assert answers[0]["citations"] == answers[1]["citations"]
     c = answers[0]["citations"][0]
+    assert "38B" in answers[0]["answer"] and "每次推理仅激活 38B 参数" in c["quote"], "the fact, quoted"
     assert c["source"] == f"2025/{article.name}" and Path(c["path"]) == moved.resolve()
     assert Path(c["path"]).read_text(encoding="utf-8")[c["start"] : c["end"]] == c["text"]
 

@@ -237,6 +237,7 @@ def test_an_added_pdf_is_saved_beside_its_text_and_cited_at_exact_offsets(assist
     with_llm(assistant, scripted("星河电池2025年的营业收入为八十七亿元 [1]。"))
     answer = assistant.ask("星河电池2025年营业收入多少？")
     assert not answer.refused and answer.citations[0].source == "report.pdf.txt", answer.to_dict()
+    assert "八十七亿元" in answer.answer and "八十七亿元" in answer.citations[0].quote, "the fact, from the PDF"
     assert answer.citations[0].path == str(article_corpus / "report.pdf.txt")
 
 
@@ -492,6 +493,7 @@ def test_the_api_adds_a_pdf_and_the_next_answer_cites_it(article_corpus, tmp_pat
         asked = {"question": "星河电池的首席技术官由谁接任？"}
         answer = httpx.post(f"{url}/api/ask", json=asked, headers=key, timeout=60)
         assert answer.json()["citations"][0]["source"] == "report.pdf.txt", answer.text
+        assert "陈立远" in answer.json()["answer"] and "陈立远" in answer.json()["citations"][0]["quote"], answer.text
 
         wrong = httpx.post(f"{url}/api/documents", files={"files": ("x.pdf", html_bytes())}, headers=key)
         assert wrong.status_code == 422 and "content is a web page" in wrong.json()["error"]

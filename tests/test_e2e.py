@@ -30,6 +30,9 @@ def test_numeric_answer_is_right_cited_and_quoted(e5_article: Assistant):
 def test_question_the_article_does_not_answer_is_refused(e5_article: Assistant):
     answer = e5_article.ask("阶跃星辰现在有多少名员工？")
     assert answer.refused, answer
+    # the passages name 阶跃星辰, so the model is asked; the real model either says the passages do not give the
+    # head count or makes one up, which no passage supports
+    assert answer.refusal_reason in ("model_declined", "unverified") and answer.usage["calls"] == 1, answer
     assert answer.answer.startswith("文章没有提到") and answer.related
 
 

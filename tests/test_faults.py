@@ -312,6 +312,7 @@ def test_under_load_a_replica_backs_off_while_chroma_is_down_and_recovers_by_its
         return real_client(*args, **kwargs)
 
     results: list[tuple[float, int, str | None]] = []
+    answers: list[str] = []  # what each 200 said
     stop = threading.Event()
     with running(create_api(assistant, rate_limit_per_minute=None)) as url:
 
@@ -320,6 +321,8 @@ def test_under_load_a_replica_backs_off_while_chroma_is_down_and_recovers_by_its
                 while not stop.is_set():
                     r = http.post("/api/ask", json={"question": "CTO 是谁？", "fast": True})
                     results.append((time.monotonic(), r.status_code, r.headers.get("retry-after")))
+                    if r.status_code == 200:
+                        answers.append(r.json()["answer"])
                     time.sleep(0.05)
 
         clients = [threading.Thread(target=load) for _ in range(2)]
@@ -357,6 +360,7 @@ def test_under_load_a_replica_backs_off_while_chroma_is_down_and_recovers_by_its
     assert not any(s >= 500 and s != 503 for _, s, _ in results)
     assert len(down_tries) <= 8 < len([r for r in during if r[0] <= down_until]), "backoff, not a try per request"
     assert recovered <= BACKOFF[1] + 2.0
+    assert answers and all("朱亦博" in a for a in answers), "before and after, the answer is the article's"
 
 
 def test_a_request_keeps_its_build_through_two_switches(article_corpus: Path, tmp_path: Path):

@@ -101,7 +101,9 @@ def api(index_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
     db = tmp_path_factory.mktemp("feedback-422") / "feedback.sqlite3"
     assistant = with_llm(make_assistant(ARTICLE_DIR, index_dir, feedback_db=str(db)), scripted(CTO_REPLY))
     with serving(assistant) as http:
-        yield http, assistant, http.post("/api/ask", json={"question": QUESTION}).json()
+        answer = http.post("/api/ask", json={"question": QUESTION}).json()
+        assert answer["answer"] == VERIFIED and answer["citations"], "each case spoils a real, cited answer"
+        yield http, assistant, answer
 
 
 def _quote(a: dict[str, Any], quote: str) -> dict[str, Any]:

@@ -194,9 +194,12 @@ def test_escape_sequences_in_the_corpus_never_reach_the_terminal(tmp_path, capsy
     args = ["--corpus", str(corpus), "--index-dir", str(tmp_path / "i"), "--embeddings", "fake"]
     assert main(["index", *args]) == 0
     assert main(["search", "某公司融资", "-k", "1", *args]) == 0
+    searched = capsys.readouterr().out
     assert main(["ask", "某公司融资了多少？", "--fast", *args]) == 0
-    out = capsys.readouterr().out
-    assert "10 亿元融资" in out and "\x1b" not in out and "\x07" not in out
+    asked = capsys.readouterr().out
+    for out in (searched, asked):
+        assert "10 亿元融资" in out and "\x1b" not in out and "\x07" not in out
+    assert asked.startswith("文章原文") and "10 亿元融资" in asked.split("Sources:")[0], "the answer quotes it"
 
 
 # -- arbitrary text through ingest and chunk -----------------------------------------------------
@@ -345,8 +348,10 @@ def test_a_citation_never_names_a_file_outside_the_corpus(tmp_path: Path):
     planted = [dict(m, source="../secret.txt") for m in stored["metadatas"]]
     records.update(ids=stored["ids"], metadatas=planted)  # every record now claims the file outside
     answer = assistant.ask("Step-3 每次推理激活多少参数？", fast=True)
+    assert "38B" in answer.answer and "38B" in answer.citations[0].quote, "answered from the planted records"
     assert answer.citations and all(c.source == "../secret.txt" and c.path == "" for c in answer.citations)
     assert all(document(c) is None for c in answer.citations)
     asked = {"question": "Step-3 每次推理激活多少参数？", "fast": True}
     api = TestClient(create_api(assistant)).post("/api/ask", json=asked)
     assert api.status_code == 200 and all(c["path"] == "" for c in api.json()["citations"])
+    assert "38B" in api.json()["answer"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from verdicts import verify
 
-from assistant.checks.decide import FALSE_PREMISE, VerifyPolicy, after_model
+from assistant.checks.decide import FALSE_PREMISE, NOT_COVERED, VerifyPolicy, after_model
 from assistant.checks.premise import instead, names, unbound
 from assistant.text import squash
 from assistant.types import Chunk
@@ -62,7 +62,8 @@ def test_a_supported_sentence_about_another_sponsor_is_a_false_premise_not_an_an
 def test_a_sentence_that_restates_the_question_answers_nothing():
     question = "第七届城市马拉松男子组冠军的成绩是多少？"
     empty = verify("第七届城市马拉松男子组冠军的成绩是。[1]", [RACE], question=question)
-    assert after_model("第七届城市马拉松男子组冠军的成绩是。[1]", empty).refused
+    restated = after_model("第七届城市马拉松男子组冠军的成绩是。[1]", empty)
+    assert restated.refused and restated.reason == NOT_COVERED, "supported, but it answers nothing"
     assert empty.report[0]["failed"] == "answer_content"
     right = verify("成绩是 2 小时 10 分 [1]。", [RACE], question=question)
     assert not after_model("成绩是 2 小时 10 分 [1]。", right).refused
@@ -105,6 +106,7 @@ def test_a_name_stated_just_before_the_cited_window_still_binds_the_fact(indexed
     a = with_llm(make_assistant(*indexed), scripted("Step-3 的 INT8 量化版本仅需 5GB 显存 [1]。"))
     answer = a.ask("INT8 量化后的 Step-3 需要几 GB 显存？")
     assert not answer.refused, answer.refusal_detail
+    assert "5GB" in answer.answer and "5GB 显存" in answer.citations[0].quote
     assert "step-3" not in squash(answer.citations[0].text) and "step-3" in squash(
         a.retriever.lead_in(next(c for c in a.retriever.chunks if c.chunk_id == answer.citations[0].chunk_id))
     )

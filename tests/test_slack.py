@@ -202,7 +202,7 @@ class Spy:
     def __call__(self, question: str, history: Any = (), fast: bool = False) -> Iterator[Any]:
         self.asked.append((question, list(history)))
         time.sleep(self.delay)
-        for event in self._stream(question, history, fast):
+        for event in self._stream(question, history, fast=fast):
             if isinstance(event, Answer):
                 self.answers.append(event)
             yield event
@@ -246,13 +246,20 @@ def shown(reply: dict[str, Any]) -> str:
 
 
 def sentinel(bot: Bot, slack: FakeSlack, ts: str) -> None:
-    """A question sent and answered after the request under test: by then, any reply to it would be posted."""
-    bot.post(event("app_mention", f"<@{BOT}> {NOTHING}", ts, channel="CS"))
-    slack.final_reply("CS", ts)
+    """A question sent and answered after the request under test: by then, any reply to it would be posted; and
+    the bot still answers right (every assistant the sentinel is sent to has the model that says STEP3)."""
+    bot.post(event("app_mention", f"<@{BOT}> {SENTINEL}", ts, channel="CS"))
+    assert said(slack.final_reply("CS", ts)) == VERIFIED
+
+
+def said(reply: dict[str, Any]) -> str:
+    """The answer (or refusal) a message shows: its first block, without the sources under it."""
+    return str(reply["blocks"][0]["text"]["text"])
 
 
 STEP3 = "Step-3 每次推理仅激活 38B 参数 [1]。"
-NOTHING = "Python 的 GIL 是什么？"  # refused without a model call: a quick sentinel
+VERIFIED = "Step-3 每次推理仅激活 38B 参数。[1]"  # STEP3 as the verified answer shows it
+SENTINEL = "Step-3 模型每次推理激活多少参数？"
 
 
 def step3_assistant(indexed: tuple[Path, Path], delay: float = 0.0) -> tuple[Assistant, Spy]:
@@ -300,9 +307,9 @@ def test_a_direct_message_is_answered_and_bot_posts_and_edits_are_ignored(indexe
     bot.post(event("message", "Step-3 每次推理激活多少参数？", "1700000001.000100", channel="D1", **im))
     bot.post(event("message", "Step-3 呢？", "1700000001.000200", channel="D1", bot_id="BOTHER", **im))
     bot.post(event("message", "Step-3 呢？", "1700000001.000300", channel="D1", subtype="message_changed", **im))
-    assert "38B" in shown(slack.final_reply("D1", "1700000001.000100"))
+    assert said(slack.final_reply("D1", "1700000001.000100")) == VERIFIED
     sentinel(bot, slack, "1700000001.000900")
-    assert [q for q, _ in spy.asked] == ["Step-3 每次推理激活多少参数？", NOTHING]
+    assert [q for q, _ in spy.asked] == ["Step-3 每次推理激活多少参数？", SENTINEL]
     assert slack.posts_in("D1", "1700000001.000200") == slack.posts_in("D1", "1700000001.000300") == []
 
 
@@ -360,7 +367,7 @@ def test_slash_command_acks_at_once_then_answers_in_a_thread_under_the_question(
     assert "Step-3 每次推理激活多少参数？" in question["blocks"][0]["text"]["text"] and "<@U1>" in question["text"]
     assert question["metadata"]["event_payload"] == {"question": "Step-3 每次推理激活多少参数？"}
     reply = slack.final_reply("C2", question["ts"])
-    assert "38B" in shown(reply) and "[1]" in shown(reply)
+    assert said(reply) == VERIFIED and "每次推理仅激活 38B 参数" in shown(reply).split("*Sources*")[1]
     assert spy.asked == [("Step-3 每次推理激活多少参数？", [])]
 
 
@@ -382,7 +389,7 @@ def test_unverified_requests_get_401_and_no_reply(indexed, slack, start_bot, sec
     status, _ = bot.post(body, secret=secret, timestamp=int(time.time()) - age)
     assert status == 401
     sentinel(bot, slack, "1700000004.000900")
-    assert slack.posts_in("C1", "1700000004.000100") == [] and [q for q, _ in spy.asked] == [NOTHING]
+    assert slack.posts_in("C1", "1700000004.000100") == [] and [q for q, _ in spy.asked] == [SENTINEL]
 
 
 def test_retries_and_duplicate_deliveries_are_acknowledged_without_a_second_answer(indexed, slack, start_bot):
@@ -391,7 +398,7 @@ def test_retries_and_duplicate_deliveries_are_acknowledged_without_a_second_answ
     ts = "1700000005.000100"
     body = event("app_mention", f"<@{BOT}> Step-3 每次推理激活多少参数？", ts, event_id="Ev1")
     assert bot.post(body)[0] == 200
-    slack.final_reply("C1", ts)
+    assert said(slack.final_reply("C1", ts)) == VERIFIED
     assert bot.post(body, X_Slack_Retry_Num="1", X_Slack_Retry_Reason="http_timeout")[0] == 200
     assert bot.post(body)[0] == 200  # the same event_id delivered again
     same_message = event("message", "Step-3 每次推理激活多少参数？", ts, event_id="Ev2", channel_type="channel")
@@ -405,13 +412,16 @@ def test_a_retry_of_an_event_never_seen_is_answered_once(indexed, slack, start_b
     bot = start_bot(step3_assistant(indexed)[0])
     body = event("app_mention", f"<@{BOT}> Step-3 每次推理激活多少参数？", "1700000006.000100")
     bot.post(body, X_Slack_Retry_Num="1")
-    assert "38B" in shown(slack.final_reply("C1", "1700000006.000100"))
+    assert said(slack.final_reply("C1", "1700000006.000100")) == VERIFIED
 
 
 def test_a_refusal_says_the_article_does_not_say_and_lists_related_passages(indexed, slack, start_bot):
-    bot = start_bot(with_llm(make_assistant(*indexed), scripted("阶跃星辰的总部位于北京 [1]。")))
+    assistant = with_llm(make_assistant(*indexed), scripted("阶跃星辰的总部位于北京 [1]。"))
+    spy = Spy(assistant)
+    bot = start_bot(assistant)
     bot.post(event("app_mention", f"<@{BOT}> 阶跃星辰的总部位于哪个城市？", "1700000007.000100"))
     reply = slack.final_reply("C1", "1700000007.000100")
+    assert spy.answers[0].refusal_reason == "unverified", "the model's 北京 has no passage behind it"
     assert reply["blocks"][0]["text"]["text"].startswith("文章没有提到")
     assert "*Related (not cited)*" in shown(reply) and "Sources" not in shown(reply)
     assert reply["text"].startswith("文章没有提到")
@@ -438,7 +448,7 @@ def test_malformed_requests_get_4xx_at_once_and_the_bot_keeps_answering(indexed,
     del no_channel["event"]["channel"]
     assert bot.post(json.dumps(no_channel))[0] == 200
     sentinel(bot, slack, "1700000010.000900")
-    assert [q for q, _ in spy.asked] == [NOTHING] and slack.posts_in("C1") == []
+    assert [q for q, _ in spy.asked] == [SENTINEL] and slack.posts_in("C1") == []
 
 
 @pytest.mark.parametrize(
@@ -475,7 +485,7 @@ def test_a_question_echoed_back_cannot_ping_the_channel(indexed, slack, start_bo
     [question] = slack.posts_in("C2")
     shown_to_people = json.dumps([question["text"], question["blocks"]], ensure_ascii=False)
     assert "&lt;!channel&gt;" in question["text"] and "<!channel>" not in shown_to_people
-    assert "38B" in shown(slack.final_reply("C2", question["ts"]))
+    assert "38B" in said(slack.final_reply("C2", question["ts"]))
 
 
 def test_a_missing_index_becomes_a_polite_reply_in_the_thread(slack, start_bot, tmp_path):

@@ -25,6 +25,7 @@ from pydantic import Field
 from assistant.core import Assistant
 from assistant.errors import StoreUnavailableError
 from assistant.interfaces.web.ui import EXAMPLES
+from assistant.types import Answer
 
 from conftest import ARTICLE_DIR, ROOT, make_assistant, running, scripted, with_llm
 
@@ -180,9 +181,11 @@ def test_a_follow_up_uses_the_conversation_and_old_markers_still_work(page, serv
     assert "INT8" in marked and "万卡集群" not in marked
 
 
-def test_a_refusal_looks_different_and_lists_related_passages(page, served):
+def test_a_refusal_looks_different_and_lists_related_passages(page, served, monkeypatch):
     with_llm(served[0], scripted("阶跃星辰的总部在北京 [1]。"))
+    answers = recorded(served[0], monkeypatch)
     reply = ask(page, "阶跃星辰的办公地点在哪座城市？")
+    assert [a.refusal_reason for a in answers] == ["unverified"], "the model's 北京 has no passage behind it"
     assert "refusal" in (reply.get_attribute("class") or "")
     assert reply.locator(".refusal-text").inner_text().startswith("文章没有提到")
     assert "Related (not cited)" in reply.inner_text() and reply.locator("li").count() == 3
@@ -192,6 +195,21 @@ def test_a_refusal_looks_different_and_lists_related_passages(page, served):
     assert page.locator("#sources-panel .source.related").count() == 3
     reply.locator("a.rel").first.click()
     assert page.locator("#article-panel section.article:visible mark").count() > 0
+
+
+def recorded(assistant: Assistant, monkeypatch: pytest.MonkeyPatch) -> list[Answer]:
+    """The answers `assistant` gives the page from now on (to the end of the test)."""
+    answers: list[Answer] = []
+    stream = assistant.stream
+
+    def recording(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        for event in stream(*args, **kwargs):
+            if isinstance(event, Answer):
+                answers.append(event)
+            yield event
+
+    monkeypatch.setattr(assistant, "stream", recording)
+    return answers
 
 
 def test_a_premise_correction_cites_its_passage_like_an_answer(page, served):
@@ -245,7 +263,9 @@ def test_a_phone_sized_screen_stacks_the_sources_under_the_chat(browser, served,
         page.set_default_timeout(20_000)
         page.goto(served[1])
         page.wait_for_selector("#question textarea")
-        ask(page, INT8).locator("a.cite").click()
+        reply = ask(page, INT8)
+        assert "answer" in (reply.get_attribute("class") or "") and "仅需 5GB 显存" in reply.inner_text()
+        reply.locator("a.cite").click()
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
         chat, side = page.locator("#chat-col").bounding_box(), page.locator("#side-col").bounding_box()
