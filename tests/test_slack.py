@@ -484,7 +484,7 @@ def test_a_question_echoed_back_cannot_ping_the_channel(indexed, slack, start_bo
         time.sleep(0.02)
     [question] = slack.posts_in("C2")
     shown_to_people = json.dumps([question["text"], question["blocks"]], ensure_ascii=False)
-    assert "&lt;!channel&gt;" in question["text"] and "<!channel>" not in shown_to_people
+    assert "<!channel>" not in shown_to_people and "channel" not in question["text"]  # the markup is no question
     assert "38B" in said(slack.final_reply("C2", question["ts"]))
 
 
@@ -532,6 +532,9 @@ def test_blocks_stay_within_slack_limits():
 def test_mentions_are_stripped():
     assert strip_mentions(f"<@{BOT}>  CTO 是谁？ ", BOT) == "CTO 是谁？"
     assert strip_mentions(f"<@{BOT}|assistant> 问 <@U2>", BOT) == "问 <@U2>"
+    asked = strip_mentions(f"<@{BOT}> <!channel> Step-3 每次推理激活多少参数？<!here>", BOT)
+    assert asked == "Step-3 每次推理激活多少参数？"
+    assert strip_mentions("<!subteam^S1|@team> CTO 是谁？") == "CTO 是谁？"
 
 
 def test_missing_tokens_name_the_variables_to_set(indexed, monkeypatch, capsys):

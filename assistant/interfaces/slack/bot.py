@@ -43,6 +43,8 @@ THINKING = "thinking…"
 QUESTION_EVENT = "assistant_question"  # message metadata marking a /ask question the bot quoted
 MAX_HISTORY = 10  # earlier user turns passed to the assistant
 MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
+# Slack's broadcast markup (<!channel>, <!here>, <!everyone>, <!subteam^S1|@team>): addressed to people, never asked
+BROADCAST = re.compile(r"<![^>]*>")
 
 
 class SeenKeys:
@@ -122,7 +124,7 @@ class _Bot:
         self._answer_event(event, client, context.bot_user_id)
 
     def ack_command(self, ack: Callable[..., Any], command: dict[str, Any]) -> None:
-        question = command.get("text", "").strip()
+        question = strip_mentions(command.get("text", ""))
         if not question:
             ack(response_type="ephemeral", text="Usage: `/ask <question>`, e.g. `/ask Step-3 每次推理激活多少参数？`")
             return
@@ -139,7 +141,7 @@ class _Bot:
     def answer_command(self, command: dict[str, Any], client: WebClient, respond: Callable[..., Any]) -> None:
         channel, user = command["channel_id"], command["user_id"]
         try:
-            question = check_question(command.get("text", ""))
+            question = check_question(strip_mentions(command.get("text", "")))
         except InputError:
             return  # the acknowledgement said what is wrong
         try:
@@ -265,9 +267,10 @@ def _plain(text: str) -> tuple[str, list[dict[str, Any]]]:
 
 
 def strip_mentions(text: str, bot_user_id: str | None = None) -> str:
-    """The question without the bot's `<@U…>` mention (any user mention when the bot id is unknown)."""
+    """The question without the bot's `<@U…>` mention (any user mention when the bot id is unknown) and without
+    broadcast markup such as `<!channel>` (read as a name, it turned the question into a false premise)."""
     pattern = re.compile(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>") if bot_user_id else MENTION
-    return " ".join(pattern.sub(" ", text).split())
+    return " ".join(BROADCAST.sub(" ", pattern.sub(" ", text)).split())
 
 
 def _delivery_keys(body: dict[str, Any]) -> list[str]:
