@@ -1,5 +1,5 @@
 """P(True) of the stored calibration drafts: the chat model asked, after its own draft on the answer prompt,
-whether the draft is the passages' answer to this question about this subject (`prompts.ANSWER_CHECK`), and
+whether the draft is the passages' answer to this question about this subject (`ANSWER_CHECK`), and
 the log-probabilities of 是 and 否 read from its logits (`LlamaCppChat.choose`). One line per draft in
 `--out` (resumable: drafts already there are skipped), for the answer decision to be fitted on (issue 30).
 
@@ -32,6 +32,10 @@ from assistant.quality import calibration, tune  # noqa: E402
 from assistant.quality.gate import default_index_root  # noqa: E402
 
 DRAFTS = ROOT / "docs" / "calibration" / "drafts.jsonl"
+# The yes/no check asked after the draft on the same context. Measured, not adopted: its P(True) adds nothing
+# to the lexical scores (docs/calibration.md, "Signals of meaning"), so serving never asks it.
+ANSWER_CHECK = "上面的回答是否正是资料对这个问题的回答，而且说的是问题问的那个对象？只回答“是”或“否”。"
+ANSWER_CHECK_OPTIONS = ("是", "否")
 
 
 def weights(corpus: Path) -> BM25:
@@ -64,12 +68,12 @@ def main() -> None:
                 SystemMessage(prompts.ANSWER_SYSTEM),
                 HumanMessage(prompts.ANSWER_USER.format(passages=passages, question=r["question"])),
                 AIMessage(r["draft"]),
-                HumanMessage(prompts.ANSWER_CHECK),
+                HumanMessage(ANSWER_CHECK),
             ]
             started = time.perf_counter()
-            logprobs = model.choose(messages, list(prompts.ANSWER_CHECK_OPTIONS))
+            logprobs = model.choose(messages, list(ANSWER_CHECK_OPTIONS))
             seconds = time.perf_counter() - started
-            yes, no = (logprobs[o] for o in prompts.ANSWER_CHECK_OPTIONS)
+            yes, no = (logprobs[o] for o in ANSWER_CHECK_OPTIONS)
             row = {"id": r["id"], "yes": round(yes, 4), "no": round(no, 4), "margin": round(yes - no, 4),
                    "seconds": round(seconds, 2)}  # fmt: skip
             f.write(json.dumps(row, ensure_ascii=False) + "\n")

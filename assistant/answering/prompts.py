@@ -46,11 +46,6 @@ TRANSLATE_SYSTEM = "Translate the user's question into Simplified Chinese. Outpu
 CLAIM_TO_CHINESE_SYSTEM = "把用户给出的英文句子翻译成简体中文。人名、机构名和术语使用参考段落里的写法。只输出译文。"
 CLAIM_TO_CHINESE_USER = "参考段落：{passage}\n\n英文句子：{claim}"
 
-# A yes/no check on the model's own draft, asked after it on the same context (the answer prompt and draft are
-# still in llama.cpp's cache): the probability of 是 is the P(True) signal of the answer decision (`choose`).
-ANSWER_CHECK = "上面的回答是否正是资料对这个问题的回答，而且说的是问题问的那个对象？只回答“是”或“否”。"
-ANSWER_CHECK_OPTIONS = ("是", "否")
-
 REFUSAL_ZH = "文章没有提到这一点。"
 REFUSAL_EN = "The article does not say."
 EXTRACTIVE_ZH = "文章原文（摘录，未经生成）："

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from assistant.text import is_english
 from assistant.types import Hit
@@ -27,7 +28,7 @@ class Turn:
     hits: list[Hit] = field(default_factory=list)
     evidence: dict[str, float] = field(default_factory=dict)  # what the top hits cover (`decide.evidence`)
 
-    @property
+    @cached_property
     def english(self) -> bool:
         """The answer is to be in English."""
         return is_english(self.question)
